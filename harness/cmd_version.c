@@ -1,0 +1,27 @@
+#include <stdio.h>
+
+#include "tb_build_config.h"
+#include "harness/cli.h"
+#include "harness/commands.h"
+#include "kernels/backend.h"
+
+static const char usage[] =
+    "usage: trickbench version\n\n"
+    "Prints the trickbench version, the git commit it was built from, the\n"
+    "backends compiled in, and whether a usable GPU is present.\n";
+
+int tb_cmd_version(int argc, char **argv)
+{
+    if (tb_cli_wants_help(argc, argv)) {
+        fputs(usage, stdout);
+        return TB_EXIT_OK;
+    }
+    if (argc > 1)
+        return tb_cli_usage_error("version", "unexpected argument '%s'", argv[1]);
+    char why[256] = "";
+    bool gpu = tb_cuda_available(why, sizeof why);
+    printf("trickbench %s (git %s)\n", TB_VERSION, TB_GIT_COMMIT);
+    printf("backends: cpu%s\n", HAVE_CUDA ? ", cuda" : "");
+    printf("gpu: %s\n", gpu ? "available" : why);
+    return TB_EXIT_OK;
+}

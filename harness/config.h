@@ -1,0 +1,125 @@
+/* The run config: one JSON object with sections task, data, model, optim,
+ * schedule, tricks, seed, device. Parsed with cJSON into this typed struct;
+ * every key has a default (tb_config_defaults) documented in README.md.
+ * A run's identity is the SHA-256 of its canonical JSON (defaults filled,
+ * keys sorted): see tb_config_canonical_json / tb_config_hash.
+ */
+#ifndef TB_CONFIG_H
+#define TB_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TB_NAME_MAX 64
+#define TB_PATH_MAX 1024
+#define TB_MAX_STEP_EPOCHS 16
+
+typedef enum tb_task { TB_TASK_CLASSIFICATION = 0, TB_TASK_DETECTION, TB_TASK_SEGMENTATION } tb_task;
+
+typedef enum tb_schedule_type {
+    TB_SCHED_STEP = 0,
+    TB_SCHED_COSINE,
+    TB_SCHED_POLY,
+    TB_SCHED_LINEAR,
+    TB_SCHED_CONSTANT
+} tb_schedule_type;
+
+typedef enum tb_precision { TB_PREC_FP32 = 0, TB_PREC_FP16, TB_PREC_BF16 } tb_precision;
+
+typedef struct tb_data_config {
+    char dataset[TB_NAME_MAX];  /* fashion-mnist | idx | cifar10 | cifar100 | imagefolder | synthetic */
+    char root[TB_PATH_MAX];     /* "" = the dataset's default (fashion-mnist: /usr/share/datasets/fashion-mnist) */
+    int64_t train_limit;        /* 0 = all; else a deterministic subset of this size */
+    int64_t val_limit;          /* 0 = all */
+    int64_t holdout;            /* > 0: validate on this many images held out of the training split
+                                   (deterministic) instead of the test split, for tuning */
+    char augment[TB_NAME_MAX];  /* auto | none | small | imagenet */
+    int image_size;             /* 0 = the dataset's native size (small) / 224 (imagenet) */
+    float random_erasing;       /* probability, 0 = off (beyond the paper) */
+    int workers;                /* loader threads; 0 = automatic */
+    bool skip_bad;              /* skip undecodable images (counted) instead of failing */
+    /* synthetic dataset */
+    int64_t synthetic_train;    /* default 512 */
+    int64_t synthetic_val;      /* default 128 */
+    int synthetic_classes;      /* default 10 */
+    int synthetic_size;         /* default 28 (height = width) */
+    int synthetic_channels;     /* default 1 */
+} tb_data_config;
+
+typedef struct tb_model_config {
+    char name[TB_NAME_MAX];     /* resnet18|34|50|101|152, mobilenet_v1, inception_v3 */
+    char variant;               /* 'A'..'D' (ResNet); default 'B' */
+    char stem[TB_NAME_MAX];     /* auto | imagenet | small (auto: small when image <= 64 px) */
+    float width;                /* width multiplier, default 1.0 */
+    int classes;                /* 0 = from the dataset */
+    char init[TB_NAME_MAX];     /* kaiming | xavier (the paper) */
+    float dropout;              /* before the classifier; 0 = none */
+    char checkpoint[TB_PATH_MAX]; /* "" or a safetensors file to start from */
+} tb_model_config;
+
+typedef struct tb_optim_config {
+    char optimizer[TB_NAME_MAX]; /* sgd */
+    double lr;                  /* base learning rate, default 0.1 */
+    int batch;                  /* default 256 */
+    int base_batch;             /* default 256 */
+    bool linear_scaling;        /* lr = lr * batch / base_batch */
+    int epochs;                 /* default 1 */
+    double momentum;            /* default 0.9 */
+    bool nesterov;              /* default true */
+    double weight_decay;        /* default 1e-4 */
+    double grad_clip;           /* global-norm clip; 0 = off (beyond the paper) */
+    int eval_every;             /* evaluate every N epochs (and always after the last); default 1 */
+} tb_optim_config;
+
+typedef struct tb_schedule_config {
+    tb_schedule_type type;      /* default step */
+    int step_epochs[TB_MAX_STEP_EPOCHS]; /* default {30, 60, 90} */
+    int n_step_epochs;
+    double step_gamma;          /* default 0.1 */
+    double poly_power;          /* default 0.9 */
+    double warmup_epochs;       /* default 0 (linear from 0, per iteration) */
+    double final_lr;            /* lr the cosine/poly/linear decay ends at; default 0 */
+} tb_schedule_config;
+
+typedef struct tb_distill_config {
+    bool enabled;
+    char teacher[TB_NAME_MAX * 2];   /* run label of the same matrix, or "" */
+    char teacher_checkpoint[TB_PATH_MAX]; /* safetensors file, or "" */
+    tb_model_config teacher_model;  /* architecture of a checkpoint teacher */
+    double temperature;         /* default 20 (the paper) */
+    double hard_weight;         /* weight of the hard-label CE; default 1 */
+} tb_distill_config;
+
+typedef struct tb_tricks_config {
+    bool zero_gamma;
+    bool no_bias_decay;
+    tb_precision precision;     /* default fp32 */
+    bool loss_scale_dynamic;    /* loss_scale: "dynamic" */
+    double loss_scale;          /* static value, or the initial dynamic scale (default 65536 dynamic, 1 static) */
+    double label_smoothing;     /* epsilon; default 0 */
+    double mixup_alpha;         /* default 0 (off) */
+    int mixup_off_epochs;       /* no mixup/cutmix for the last N epochs */
+    double cutmix_alpha;        /* default 0 (off) */
+    tb_distill_config distill;
+    double ema;                 /* weight EMA decay; 0 = off */
+} tb_tricks_config;
+
+typedef struct tb_run_config {
+    tb_task task;
+    tb_data_config data;
+    tb_model_config model;
+    tb_optim_config optim;
+    tb_schedule_config schedule;
+    tb_tricks_config tricks;
+    uint64_t seed;
+    char device[TB_NAME_MAX];   /* auto | cpu | cuda */
+} tb_run_config;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

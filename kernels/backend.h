@@ -1,0 +1,168 @@
+/* A backend is a table of function pointers plus a context (ggml's
+ * {iface, context}), chosen at run time. Every op of kernels/ops.h has a slot
+ * with exactly the front-end's prototype; an op a backend does not implement
+ * has a NULL slot and is reported by the front-end as unsupported, never
+ * skipped. Backends: kernels/cpu (the reference) and kernels/cuda.
+ */
+#ifndef TB_BACKEND_H
+#define TB_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kernels/ops.h"
+#include "kernels/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tb_device_kind { TB_DEVICE_AUTO = 0, TB_DEVICE_CPU, TB_DEVICE_CUDA } tb_device_kind;
+
+typedef enum tb_op_id {
+    TB_OP_CONV2D_FORWARD,
+    TB_OP_CONV2D_BACKWARD_DATA,
+    TB_OP_CONV2D_BACKWARD_FILTER,
+    TB_OP_BATCHNORM_FORWARD_TRAIN,
+    TB_OP_BATCHNORM_FORWARD_EVAL,
+    TB_OP_BATCHNORM_BACKWARD,
+    TB_OP_RELU_FORWARD,
+    TB_OP_RELU_BACKWARD,
+    TB_OP_MAXPOOL_FORWARD,
+    TB_OP_MAXPOOL_BACKWARD,
+    TB_OP_AVGPOOL_FORWARD,
+    TB_OP_AVGPOOL_BACKWARD,
+    TB_OP_GLOBAL_AVGPOOL_FORWARD,
+    TB_OP_GLOBAL_AVGPOOL_BACKWARD,
+    TB_OP_LINEAR_FORWARD,
+    TB_OP_LINEAR_BACKWARD,
+    TB_OP_ADD_FORWARD,
+    TB_OP_ADD_BACKWARD,
+    TB_OP_CONCAT_FORWARD,
+    TB_OP_CONCAT_BACKWARD,
+    TB_OP_DROPOUT_FORWARD,
+    TB_OP_DROPOUT_BACKWARD,
+    TB_OP_SOFTMAX_CE_FORWARD,
+    TB_OP_SOFTMAX_CE_BACKWARD,
+    TB_OP_SOFT_TARGETS,
+    TB_OP_SOFTMAX,
+    TB_OP_MIXUP_BATCH,
+    TB_OP_CUTMIX_BATCH,
+    TB_OP_REVERSE_LABELS,
+    TB_OP_FILL,
+    TB_OP_COPY,
+    TB_OP_CONVERT,
+    TB_OP_AXPBY,
+    TB_OP_NONFINITE_CHECK,
+    TB_OP_SUMSQ,
+    TB_OP_SGD_STEP,
+    TB_OP_COUNT
+} tb_op_id;
+
+const char *tb_op_name(tb_op_id op);
+
+typedef struct tb_backend_iface {
+    /* memory: device buffers (host memory for the CPU backend) */
+    int (*alloc)(tb_backend *be, void **ptr, size_t bytes);
+    void (*free)(tb_backend *be, void *ptr);
+    /* host-visible staging buffers (pinned on CUDA) for the data loader */
+    int (*alloc_host)(tb_backend *be, void **ptr, size_t bytes);
+    void (*free_host)(tb_backend *be, void *ptr);
+    int (*upload)(tb_backend *be, void *dst, const void *src, size_t bytes);   /* host -> device, async on the stream */
+    int (*download)(tb_backend *be, void *dst, const void *src, size_t bytes); /* device -> host, waits */
+    int (*synchronize)(tb_backend *be);
+    void (*destroy)(tb_backend *be);
+    /* whether this backend implements op for activations of dtype dt */
+    bool (*supports_op)(tb_backend *be, tb_op_id op, tb_dtype dt);
+
+    /* ops: prototypes identical to kernels/ops.h */
+    int (*conv2d_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                          const tb_conv2d_params *);
+    int (*conv2d_backward_data)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                const tb_conv2d_params *);
+    int (*conv2d_backward_filter)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                  const tb_conv2d_params *);
+    size_t (*conv2d_workspace_size)(tb_backend *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                    const tb_conv2d_params *);
+    int (*batchnorm_forward_train)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *,
+                                   const tb_tensor *, const tb_tensor *, const tb_tensor *, float, float);
+    int (*batchnorm_forward_eval)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                  const tb_tensor *, const tb_tensor *, const tb_tensor *, float);
+    int (*batchnorm_backward)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
+                              const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *);
+    int (*relu_forward)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*relu_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *);
+    int (*maxpool_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_pool_params *);
+    int (*maxpool_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                            const tb_pool_params *);
+    int (*avgpool_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_pool_params *);
+    int (*avgpool_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_pool_params *);
+    int (*global_avgpool_forward)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*global_avgpool_backward)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*linear_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *);
+    int (*linear_backward)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
+                           const tb_tensor *, const tb_tensor *);
+    int (*add_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *);
+    int (*add_backward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *);
+    int (*concat_forward)(tb_backend *, tb_tensor *, const tb_tensor *const *, int);
+    int (*concat_backward)(tb_backend *, tb_tensor *const *, int, const tb_tensor *);
+    int (*dropout_forward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, float, uint64_t);
+    int (*dropout_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, float);
+    int (*softmax_ce_forward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                              const tb_tensor *, float);
+    int (*softmax_ce_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                               const tb_tensor *, float, float);
+    int (*soft_targets)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, float, float);
+    int (*softmax)(tb_backend *, tb_tensor *, const tb_tensor *, float);
+    int (*mixup_batch)(tb_backend *, tb_tensor *, const tb_tensor *, float);
+    int (*cutmix_batch)(tb_backend *, tb_tensor *, const tb_tensor *, int, int, int, int);
+    int (*reverse_labels)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*fill)(tb_backend *, tb_tensor *, float);
+    int (*copy)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*convert)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*axpby)(tb_backend *, tb_tensor *, float, const tb_tensor *, float);
+    int (*nonfinite_check)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*sumsq)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*sgd_step)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                    const tb_tensor *, const tb_sgd_params *);
+} tb_backend_iface;
+
+struct tb_backend {
+    tb_backend_iface iface;
+    void *ctx;              /* backend-private state */
+    tb_device_kind kind;
+    char name[128];         /* e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H200" */
+    int threads;            /* CPU worker threads (CPU backend) */
+    void *workspace;        /* scratch for ops, reserved at graph build */
+    size_t workspace_size;
+};
+
+/* Creates the backend for `kind`. AUTO picks CUDA when this binary was built
+ * with it and a usable GPU is present, else the CPU; *note (optional) receives
+ * a sentence saying what was picked and why. threads <= 0 means all cores. */
+int tb_backend_create(tb_backend **out, tb_device_kind kind, int threads, char *note, size_t note_size);
+void tb_backend_destroy(tb_backend *be);
+int tb_device_parse(const char *s, tb_device_kind *out);
+const char *tb_device_name(tb_device_kind kind);
+
+/* Grows the workspace to at least `bytes` (only at graph build, never in a step). */
+int tb_backend_reserve_workspace(tb_backend *be, size_t bytes);
+
+/* Convenience wrappers over the iface that add error messages. */
+int tb_alloc(tb_backend *be, void **ptr, size_t bytes);
+void tb_free(tb_backend *be, void *ptr);
+int tb_upload(tb_backend *be, tb_tensor *dst, const void *src);
+int tb_download(tb_backend *be, void *dst, const tb_tensor *src);
+int tb_synchronize(tb_backend *be);
+bool tb_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt);
+
+/* Backend constructors (kernels/cpu/backend_cpu.c, kernels/cuda/backend_cuda.cu). */
+int tb_cpu_backend_create(tb_backend **out, int threads);
+/* Whether a CUDA device is usable; on false, `why` says why (no driver, no device, ...). */
+bool tb_cuda_available(char *why, size_t why_size);
+int tb_cuda_backend_create(tb_backend **out, int device_index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

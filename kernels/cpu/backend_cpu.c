@@ -1,0 +1,124 @@
+/* The CPU backend: host memory, OpenMP threads for our loops and OpenBLAS
+ * threads for GEMMs, both set to the same count so a run is reproducible for
+ * a fixed thread count. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/error.h"
+
+/* Cache-line aligned and a multiple of 64 bytes, so vector loops never straddle buffers. */
+static int cpu_alloc(tb_backend *be, void **ptr, size_t bytes)
+{
+    (void)be;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    *ptr = aligned_alloc(64, rounded ? rounded : 64);
+    if (!*ptr)
+        return tb_fail(TB_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+    return TB_OK;
+}
+
+static void cpu_free(tb_backend *be, void *ptr)
+{
+    (void)be;
+    free(ptr);
+}
+
+static int cpu_copy_bytes(tb_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (dst != src)
+        memcpy(dst, src, bytes);
+    return TB_OK;
+}
+
+static int cpu_synchronize(tb_backend *be)
+{
+    (void)be;
+    return TB_OK;
+}
+
+static void cpu_destroy(tb_backend *be) { free(be); }
+
+static bool cpu_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt)
+{
+    (void)be;
+    (void)op;
+    return dt == TB_F32 || dt == TB_F16 || dt == TB_BF16;
+}
+
+static int cpu_thread_count(int requested)
+{
+    if (requested > 0)
+        return requested;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int tb_cpu_backend_create(tb_backend **out, int threads)
+{
+    tb_backend *be = calloc(1, sizeof *be);
+    if (!be)
+        return tb_fail(TB_ERR_NOMEM, "out of memory creating the CPU backend");
+    be->kind = TB_DEVICE_CPU;
+    be->threads = cpu_thread_count(threads);
+    snprintf(be->name, sizeof be->name, "cpu (%d thread%s)", be->threads, be->threads == 1 ? "" : "s");
+    omp_set_num_threads(be->threads);
+    openblas_set_num_threads(be->threads);
+
+    tb_backend_iface *f = &be->iface;
+    f->alloc = cpu_alloc;
+    f->free = cpu_free;
+    f->alloc_host = cpu_alloc;
+    f->free_host = cpu_free;
+    f->upload = cpu_copy_bytes;
+    f->download = cpu_copy_bytes;
+    f->synchronize = cpu_synchronize;
+    f->destroy = cpu_destroy;
+    f->supports_op = cpu_supports_op;
+
+    f->conv2d_forward = tb_cpu_conv2d_forward;
+    f->conv2d_backward_data = tb_cpu_conv2d_backward_data;
+    f->conv2d_backward_filter = tb_cpu_conv2d_backward_filter;
+    f->conv2d_workspace_size = tb_cpu_conv2d_workspace_size;
+    f->batchnorm_forward_train = tb_cpu_batchnorm_forward_train;
+    f->batchnorm_forward_eval = tb_cpu_batchnorm_forward_eval;
+    f->batchnorm_backward = tb_cpu_batchnorm_backward;
+    f->relu_forward = tb_cpu_relu_forward;
+    f->relu_backward = tb_cpu_relu_backward;
+    f->maxpool_forward = tb_cpu_maxpool_forward;
+    f->maxpool_backward = tb_cpu_maxpool_backward;
+    f->avgpool_forward = tb_cpu_avgpool_forward;
+    f->avgpool_backward = tb_cpu_avgpool_backward;
+    f->global_avgpool_forward = tb_cpu_global_avgpool_forward;
+    f->global_avgpool_backward = tb_cpu_global_avgpool_backward;
+    f->linear_forward = tb_cpu_linear_forward;
+    f->linear_backward = tb_cpu_linear_backward;
+    f->add_forward = tb_cpu_add_forward;
+    f->add_backward = tb_cpu_add_backward;
+    f->concat_forward = tb_cpu_concat_forward;
+    f->concat_backward = tb_cpu_concat_backward;
+    f->dropout_forward = tb_cpu_dropout_forward;
+    f->dropout_backward = tb_cpu_dropout_backward;
+    f->softmax_ce_forward = tb_cpu_softmax_ce_forward;
+    f->softmax_ce_backward = tb_cpu_softmax_ce_backward;
+    f->soft_targets = tb_cpu_soft_targets;
+    f->softmax = tb_cpu_softmax;
+    f->mixup_batch = tb_cpu_mixup_batch;
+    f->cutmix_batch = tb_cpu_cutmix_batch;
+    f->reverse_labels = tb_cpu_reverse_labels;
+    f->fill = tb_cpu_fill;
+    f->copy = tb_cpu_copy;
+    f->convert = tb_cpu_convert;
+    f->axpby = tb_cpu_axpby;
+    f->nonfinite_check = tb_cpu_nonfinite_check;
+    f->sumsq = tb_cpu_sumsq;
+    f->sgd_step = tb_cpu_sgd_step;
+    *out = be;
+    return TB_OK;
+}

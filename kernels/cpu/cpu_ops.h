@@ -1,0 +1,99 @@
+/* The CPU backend's op implementations: the reference for every other
+ * backend. Prototypes are those of kernels/ops.h with a tb_cpu_ prefix; the
+ * front-end has already validated shapes and dtypes. Fast paths keep a naive
+ * twin (the *_naive functions) that the grad suite compares them against.
+ */
+#ifndef TB_CPU_OPS_H
+#define TB_CPU_OPS_H
+
+#include "kernels/backend.h"
+#include "kernels/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* conv2d.c: im2col + OpenBLAS sgemm, and 1x1 convs as direct GEMMs */
+int tb_cpu_conv2d_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                          const tb_tensor *bias, const tb_conv2d_params *p);
+int tb_cpu_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *w,
+                                const tb_conv2d_params *p);
+int tb_cpu_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
+                                  const tb_tensor *x, const tb_conv2d_params *p);
+size_t tb_cpu_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x,
+                                    const tb_tensor *w, const tb_conv2d_params *p);
+/* conv2d_naive.c: direct loops, the reference the fast path is tested against */
+int tb_cpu_conv2d_forward_naive(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                                const tb_tensor *bias, const tb_conv2d_params *p);
+int tb_cpu_conv2d_backward_data_naive(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *w,
+                                      const tb_conv2d_params *p);
+int tb_cpu_conv2d_backward_filter_naive(tb_backend *be, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
+                                        const tb_tensor *x, const tb_conv2d_params *p);
+
+/* batchnorm.c */
+int tb_cpu_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                                   tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x,
+                                   const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps);
+int tb_cpu_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma,
+                                  const tb_tensor *beta, const tb_tensor *running_mean,
+                                  const tb_tensor *running_var, float eps);
+int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                              const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                              const tb_tensor *save_mean, const tb_tensor *save_invstd);
+/* relu.c */
+int tb_cpu_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
+int tb_cpu_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);
+/* maxpool.c, avgpool.c, global_avgpool.c */
+int tb_cpu_maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p);
+int tb_cpu_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y,
+                            const tb_tensor *x, const tb_pool_params *p);
+int tb_cpu_avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p);
+int tb_cpu_avgpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_pool_params *p);
+int tb_cpu_global_avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
+int tb_cpu_global_avgpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy);
+/* linear.c (sgemm) and its naive twin */
+int tb_cpu_linear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                          const tb_tensor *bias);
+int tb_cpu_linear_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
+                           const tb_tensor *x, const tb_tensor *w);
+int tb_cpu_linear_forward_naive(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                                const tb_tensor *bias);
+int tb_cpu_linear_backward_naive(tb_backend *be, tb_tensor *dx, tb_tensor *dw, tb_tensor *dbias,
+                                 const tb_tensor *dy, const tb_tensor *x, const tb_tensor *w);
+/* add.c, concat.c, dropout.c */
+int tb_cpu_add_forward(tb_backend *be, tb_tensor *y, const tb_tensor *a, const tb_tensor *b);
+int tb_cpu_add_backward(tb_backend *be, tb_tensor *da, tb_tensor *db, const tb_tensor *dy);
+int tb_cpu_concat_forward(tb_backend *be, tb_tensor *y, const tb_tensor *const *xs, int count);
+int tb_cpu_concat_backward(tb_backend *be, tb_tensor *const *dxs, int count, const tb_tensor *dy);
+int tb_cpu_dropout_forward(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
+                           uint64_t seed);
+int tb_cpu_dropout_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *mask, float p);
+/* softmax_ce.c (+ soft targets, softmax) */
+int tb_cpu_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
+                              const tb_tensor *labels, const tb_tensor *targets, float temperature);
+int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
+                               const tb_tensor *labels, const tb_tensor *targets, float temperature,
+                               float scale);
+int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a,
+                        const tb_tensor *labels_b, float lam, float eps);
+int tb_cpu_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature);
+/* mix.c */
+int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam);
+int tb_cpu_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1);
+int tb_cpu_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
+/* elementwise.c */
+int tb_cpu_fill(tb_backend *be, tb_tensor *t, float value);
+int tb_cpu_copy(tb_backend *be, tb_tensor *dst, const tb_tensor *src);
+int tb_cpu_convert(tb_backend *be, tb_tensor *dst, const tb_tensor *src);
+int tb_cpu_axpby(tb_backend *be, tb_tensor *y, float alpha, const tb_tensor *x, float beta);
+int tb_cpu_nonfinite_check(tb_backend *be, tb_tensor *flag, const tb_tensor *x);
+int tb_cpu_sumsq(tb_backend *be, tb_tensor *out, const tb_tensor *x);
+/* sgd.c */
+int tb_cpu_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
+                    const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,
+                    const tb_sgd_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

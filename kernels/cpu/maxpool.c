@@ -1,0 +1,23 @@
+/* PENDING: being implemented. */
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/error.h"
+
+int tb_cpu_maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p)
+{
+    (void)be;
+    (void)y;
+    (void)x;
+    (void)p;
+    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu maxpool_forward: not implemented yet");
+}
+
+int tb_cpu_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y, const tb_tensor *x, const tb_pool_params *p)
+{
+    (void)be;
+    (void)dx;
+    (void)dy;
+    (void)y;
+    (void)x;
+    (void)p;
+    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu maxpool_backward: not implemented yet");
+}

@@ -1,0 +1,201 @@
+/* The op set: one explicit forward and backward per op.
+ *
+ * Every function here is a checked front-end: it validates shapes and dtypes
+ * (returning TB_ERR_INVALID with a message naming the op and the shapes) and
+ * then calls the backend's implementation through its function table. Each
+ * backend implements these with exactly the same prototype (kernels/backend.h).
+ *
+ * Conventions for the whole project:
+ *  - Argument order: outputs, saved state, inputs, parameters, then sizes and
+ *    descriptors.
+ *  - Backward functions ACCUMULATE into every gradient they write (dx += ...,
+ *    dw += ...); callers zero gradients before a backward pass. This makes
+ *    residual branches and tensors read by several nodes free of special cases.
+ *  - Activations may be f32, f16 or bf16 (stored low, computed in f32). Unless
+ *    a comment says otherwise all float tensors of one call share one dtype.
+ *    BatchNorm parameters, statistics, the loss, soft targets, probabilities,
+ *    master weights and optimizer state are always f32.
+ *  - Optional tensors are passed as NULL.
+ *  - Ops that need scratch memory take it from the backend's workspace, which
+ *    is reserved once at graph build (tb_backend_reserve_workspace) from the
+ *    *_workspace_size queries; too small a workspace is an error, never a
+ *    reallocation.
+ */
+#ifndef TB_OPS_H
+#define TB_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tb_backend tb_backend;
+
+/* ---------------------------------------------------------------- conv2d */
+typedef struct tb_conv2d_params {
+    int stride_h, stride_w;
+    int pad_h, pad_w;   /* symmetric padding per axis */
+    int dil_h, dil_w;
+    int groups;         /* 1 = dense; c = depthwise */
+} tb_conv2d_params;
+
+/* Output size of one spatial axis; <= 0 means the configuration is invalid. */
+int64_t tb_conv2d_out_size(int64_t in, int kernel, int stride, int pad, int dil);
+
+/* y[n,oh,ow,k] = conv(x[n,h,w,c], w[k,r,s,c/groups]) + bias[k]
+ * bias is optional and shares w's dtype. */
+int tb_conv2d_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                      const tb_tensor *bias, const tb_conv2d_params *p);
+/* dx += conv_transpose(dy, w). dx may be NULL (network input: nothing to do). */
+int tb_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *w,
+                            const tb_conv2d_params *p);
+/* dw += correlation of x and dy; dbias += sum of dy over n,h,w (dbias optional). */
+int tb_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
+                              const tb_tensor *x, const tb_conv2d_params *p);
+/* Bytes of workspace the three calls above need for these shapes. */
+size_t tb_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x,
+                                const tb_tensor *w, const tb_conv2d_params *p);
+
+/* ------------------------------------------------------------- batchnorm */
+/* Per-channel (last axis) batch norm over n,h,w; x may be 4-D or 2-D.
+ * gamma, beta, running_*, save_* are f32 {c}.
+ * Training: normalises with the batch mean and biased variance, saves mean and
+ * 1/sqrt(var+eps), and updates running stats as PyTorch does:
+ * running = (1 - momentum) * running + momentum * batch_stat, using the
+ * unbiased variance for running_var. */
+int tb_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                               tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x,
+                               const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps);
+int tb_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma,
+                              const tb_tensor *beta, const tb_tensor *running_mean,
+                              const tb_tensor *running_var, float eps);
+/* Backward of the training forward. dx, dgamma, dbeta accumulate; dgamma/dbeta may be NULL (frozen). */
+int tb_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                          const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                          const tb_tensor *save_mean, const tb_tensor *save_invstd);
+
+/* ------------------------------------------------------------------ relu */
+int tb_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
+/* dx += dy * (y > 0); uses the output so that y may overwrite x in place. */
+int tb_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);
+
+/* --------------------------------------------------------------- pooling */
+typedef struct tb_pool_params {
+    int kernel_h, kernel_w;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    bool ceil_mode;          /* PyTorch's ceil_mode (ResNet-D's shortcut pool uses it) */
+    bool count_include_pad;  /* average pool only; ResNet-D: false */
+} tb_pool_params;
+
+/* Output size of one axis with PyTorch's rules (ceil mode never starts a
+ * window inside the right padding). */
+int64_t tb_pool_out_size(int64_t in, int kernel, int stride, int pad, bool ceil_mode);
+
+int tb_maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p);
+/* dx += dy routed to the first maximum of each window (recomputed from x). */
+int tb_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y,
+                        const tb_tensor *x, const tb_pool_params *p);
+int tb_avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p);
+int tb_avgpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_pool_params *p);
+
+/* Global average pool: y[n,c] = mean over h,w of x[n,h,w,c]. */
+int tb_global_avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
+int tb_global_avgpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy);
+
+/* ---------------------------------------------------------------- linear */
+/* y[n,k] = x[n,c] * w[k,c]^T + bias[k] (bias optional, w's dtype). */
+int tb_linear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                      const tb_tensor *bias);
+/* dx += dy * w (dx may be NULL); dw += dy^T * x; dbias += sum_n dy (optional). */
+int tb_linear_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
+                       const tb_tensor *x, const tb_tensor *w);
+
+/* ------------------------------------------------------- add and concat */
+/* y = a + b (same shape). */
+int tb_add_forward(tb_backend *be, tb_tensor *y, const tb_tensor *a, const tb_tensor *b);
+/* da += dy, db += dy (either may be NULL). */
+int tb_add_backward(tb_backend *be, tb_tensor *da, tb_tensor *db, const tb_tensor *dy);
+/* Concatenate along the last (channel) axis; all other dims equal. */
+int tb_concat_forward(tb_backend *be, tb_tensor *y, const tb_tensor *const *xs, int count);
+int tb_concat_backward(tb_backend *be, tb_tensor *const *dxs, int count, const tb_tensor *dy);
+
+/* --------------------------------------------------------------- dropout */
+/* Inverted dropout: keep with probability 1-p and scale by 1/(1-p).
+ * mask is u8 (same shape as x, 1 = kept), drawn with tb_hash_uniform(seed, i)
+ * so every backend draws the same mask. */
+int tb_dropout_forward(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
+                       uint64_t seed);
+int tb_dropout_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *mask, float p);
+
+/* ------------------------------------------------- softmax cross-entropy */
+/* loss (f32 {1}) = mean over the batch of -sum_k t[k] * log softmax(logits / T)[k].
+ * Exactly one of labels (i32 {n}, hard targets) and targets (f32 {n,k},
+ * rows summing to 1) is given. probs (f32 {n,k}) saves softmax(logits / T)
+ * for the backward. The log-softmax is computed stably (max subtracted). */
+int tb_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
+                          const tb_tensor *labels, const tb_tensor *targets, float temperature);
+/* dlogits += scale * (probs - t) / (n * T): the gradient of scale * loss. */
+int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
+                           const tb_tensor *labels, const tb_tensor *targets, float temperature,
+                           float scale);
+/* Soft targets (f32 {n,k}) for label smoothing and mixup/cutmix:
+ * t = lam * smooth(labels_a) + (1 - lam) * smooth(labels_b), where smooth(y)
+ * puts 1 - eps on y and eps / (k - 1) on every other class (the paper's
+ * definition). labels_b may be NULL (then lam must be 1). */
+int tb_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
+                    float lam, float eps);
+/* Teacher distribution for distillation: targets = softmax(teacher_logits / T), f32 {n,k}. */
+int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature);
+
+/* --------------------------------------------------------- mixup, cutmix */
+/* Mixup of a batch with its reverse (sample i with sample n-1-i, as GluonCV
+ * and timm pair them): y = lam * x + (1 - lam) * x[reversed]. y must not alias x. */
+int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam);
+/* CutMix: y = x with the box [y0,y1) x [x0,x1) taken from x[reversed]. */
+int tb_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1);
+/* labels_b[i] = labels[n-1-i] (i32), the partner labels of the two ops above. */
+int tb_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
+
+/* ------------------------------------------------------- elementwise util */
+int tb_fill(tb_backend *be, tb_tensor *t, float value);       /* any dtype */
+int tb_copy(tb_backend *be, tb_tensor *dst, const tb_tensor *src); /* same dtype and numel */
+int tb_convert(tb_backend *be, tb_tensor *dst, const tb_tensor *src); /* float dtypes, same numel */
+/* y = alpha * x + beta * y (x may be any float dtype, y f32 or the same dtype). EMA, scaling. */
+int tb_axpby(tb_backend *be, tb_tensor *y, float alpha, const tb_tensor *x, float beta);
+/* flag (i32 {1}) |= 1 when x holds an inf or NaN; never cleared here. */
+int tb_nonfinite_check(tb_backend *be, tb_tensor *flag, const tb_tensor *x);
+/* out (f32 {1}) += sum of x^2 (gradient norms). */
+int tb_sumsq(tb_backend *be, tb_tensor *out, const tb_tensor *x);
+
+/* ------------------------------------------------------------- optimizer */
+typedef struct tb_sgd_params {
+    float lr;
+    float momentum;      /* 0 disables momentum */
+    float weight_decay;  /* applied where decay_mask[i] != 0 */
+    float grad_scale;    /* gradients are divided by this (loss scaling); 1 = none */
+    bool nesterov;
+} tb_sgd_params;
+
+/* One fused SGD step over a flat group of parameters (PyTorch's formulation):
+ *   g = grad / grad_scale + wd * mask * master
+ *   v = momentum * v + g
+ *   g = nesterov ? g + momentum * v : v
+ *   master -= lr * g ; model = (model dtype) master
+ * master and momentum are f32; grad is f32/f16/bf16; model (optional) is the
+ * low-precision copy the network computes with. decay_mask is u8 (optional:
+ * NULL decays nothing). skip (optional i32 {1}) != 0 makes the step a no-op,
+ * decided on the device (overflow under dynamic loss scaling). */
+int tb_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
+                const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,
+                const tb_sgd_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

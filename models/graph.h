@@ -1,0 +1,167 @@
+/* The static network graph: built once per (model, batch shape).
+ *
+ * A builder adds nodes (tb_g_*) that read and write values; each value gets
+ * an activation tensor and a gradient tensor. tb_graph_finalize() plans every
+ * tensor into arenas (parameters, gradients, optimizer state, activations,
+ * activation gradients, saved state, workspace) and allocates them once:
+ * forward and backward never allocate. Builder calls are "sticky": after the
+ * first error every call returns -1 and finalize returns that error, so a
+ * model builder can be written without checking each call.
+ *
+ * Parameters carry names in torchvision/timm style ("layer1.0.bn3.weight")
+ * and roles, so tricks select them by role (no bias decay, zero gamma).
+ * Mixed precision: every parameter has an f32 master copy; in f16/bf16 graphs
+ * conv and linear weights/biases are also kept in the low precision for the
+ * compute (group 1); BatchNorm parameters stay f32 (group 0).
+ */
+#ifndef TB_GRAPH_H
+#define TB_GRAPH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/backend.h"
+#include "kernels/ops.h"
+#include "kernels/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tb_param_role {
+    TB_ROLE_CONV_WEIGHT = 0,
+    TB_ROLE_LINEAR_WEIGHT,
+    TB_ROLE_BIAS,        /* conv or linear bias */
+    TB_ROLE_BN_GAMMA,
+    TB_ROLE_BN_BETA
+} tb_param_role;
+
+/* Flags on a BN node and its gamma/beta parameters. */
+#define TB_BN_LAST_IN_RESIDUAL_BLOCK 1u /* the BN whose output joins the residual sum */
+
+#define TB_NAME_LEN 96
+#define TB_GROUP_F32 0  /* parameters computed with in f32 (BN, and everything in fp32 graphs) */
+#define TB_GROUP_LOWP 1 /* conv/linear parameters of f16/bf16 graphs */
+
+typedef struct tb_param {
+    char name[TB_NAME_LEN];
+    tb_param_role role;
+    unsigned flags;
+    int group;            /* TB_GROUP_F32 or TB_GROUP_LOWP */
+    int64_t offset;       /* element offset inside its group's flat tensors */
+    int64_t fan_in;       /* for initialisation: c/groups * r * s (conv), c (linear) */
+    int64_t fan_out;      /* k * r * s (conv), k (linear) */
+    tb_tensor master;     /* f32, the optimizer's copy */
+    tb_tensor value;      /* what ops read: == master in group 0, the low-precision copy in group 1 */
+    tb_tensor grad;       /* dtype of value */
+} tb_param;
+
+/* Non-trainable state saved in checkpoints (BN running statistics). */
+typedef struct tb_buffer {
+    char name[TB_NAME_LEN];   /* "bn1.running_mean", "bn1.running_var" */
+    tb_tensor t;              /* f32 */
+} tb_buffer;
+
+/* One flat parameter group: what a fused optimizer step runs over. */
+typedef struct tb_param_group {
+    int64_t count;            /* elements */
+    tb_tensor master;         /* f32 {count} */
+    tb_tensor value;          /* == master (group 0) or low precision {count} (group 1) */
+    tb_tensor grad;           /* value's dtype {count} */
+    tb_tensor momentum;       /* f32 {count} */
+    tb_tensor decay_mask;     /* u8 {count}: 1 = weight decay applies */
+} tb_param_group;
+
+typedef struct tb_conv_spec {
+    int k;                    /* output channels */
+    int kh, kw;
+    int stride;
+    int pad_h, pad_w;
+    int dilation;
+    int groups;
+    bool bias;
+} tb_conv_spec;
+
+typedef int tb_value; /* index of a value in the graph; -1 after an error */
+
+typedef struct tb_graph tb_graph;
+
+/* ---- building ---- */
+int tb_graph_create(tb_graph **out, tb_backend *be, tb_dtype dtype, int batch);
+void tb_graph_destroy(tb_graph *g);
+
+tb_value tb_g_input(tb_graph *g, int h, int w, int c);
+tb_value tb_g_conv(tb_graph *g, const char *name, tb_value x, tb_conv_spec spec);
+tb_value tb_g_bn(tb_graph *g, const char *name, tb_value x, float eps, float momentum, unsigned flags);
+tb_value tb_g_relu(tb_graph *g, tb_value x);
+tb_value tb_g_maxpool(tb_graph *g, tb_value x, tb_pool_params p);
+tb_value tb_g_avgpool(tb_graph *g, tb_value x, tb_pool_params p);
+tb_value tb_g_global_avgpool(tb_graph *g, tb_value x);
+tb_value tb_g_linear(tb_graph *g, const char *name, tb_value x, int k, bool bias);
+tb_value tb_g_add(tb_graph *g, tb_value a, tb_value b);
+tb_value tb_g_concat(tb_graph *g, const tb_value *xs, int count);
+tb_value tb_g_dropout(tb_graph *g, tb_value x, float p);
+/* Marks the network output (logits {n, k}). Exactly one output for now. */
+int tb_g_set_output(tb_graph *g, tb_value v);
+
+/* Plans every tensor; with allocate=false only counts (parameters, MACs) are
+ * available, which is what `trickbench model` needs for large inputs. */
+int tb_graph_finalize(tb_graph *g, bool allocate);
+
+/* ---- inspection ---- */
+int tb_graph_status(const tb_graph *g);        /* the sticky builder error, TB_OK if none */
+tb_backend *tb_graph_backend(tb_graph *g);
+tb_dtype tb_graph_dtype(const tb_graph *g);
+int tb_graph_batch(const tb_graph *g);
+int64_t tb_graph_param_elements(const tb_graph *g); /* trainable scalars, as PyTorch's parameters() */
+int64_t tb_graph_macs(const tb_graph *g);     /* multiply-accumulates per image: conv + linear */
+int tb_graph_n_params(const tb_graph *g);
+tb_param *tb_graph_param(tb_graph *g, int i);
+int tb_graph_n_buffers(const tb_graph *g);
+tb_buffer *tb_graph_buffer(tb_graph *g, int i);
+int64_t tb_graph_bn_batches_tracked(const tb_graph *g); /* PyTorch's num_batches_tracked */
+void tb_graph_set_bn_batches_tracked(tb_graph *g, int64_t n);
+tb_param_group *tb_graph_group(tb_graph *g, int group); /* NULL when the group is empty */
+tb_value tb_graph_value_count(const tb_graph *g);
+const tb_tensor *tb_graph_value_tensor(tb_graph *g, tb_value v);
+
+/* Node introspection (tests check model structure, e.g. ResNet-D's pool). */
+typedef enum tb_node_kind {
+    TB_NODE_CONV = 0, TB_NODE_BN, TB_NODE_RELU, TB_NODE_MAXPOOL, TB_NODE_AVGPOOL,
+    TB_NODE_GLOBAL_AVGPOOL, TB_NODE_LINEAR, TB_NODE_ADD, TB_NODE_CONCAT, TB_NODE_DROPOUT
+} tb_node_kind;
+typedef struct tb_node_info {
+    tb_node_kind kind;
+    const char *name;         /* module name for nodes with parameters, "" otherwise */
+    tb_value input;           /* first input */
+    tb_value output;
+    tb_conv_spec conv;        /* for TB_NODE_CONV */
+    tb_pool_params pool;      /* for pools */
+} tb_node_info;
+int tb_graph_n_nodes(const tb_graph *g);
+int tb_graph_node_info(const tb_graph *g, int i, tb_node_info *out);
+
+/* ---- running ---- */
+tb_tensor *tb_graph_input(tb_graph *g);        /* {n,h,w,c} in the graph dtype */
+tb_tensor *tb_graph_output(tb_graph *g);       /* logits {n,k} in the graph dtype */
+tb_tensor *tb_graph_output_grad(tb_graph *g);  /* d loss / d logits, same shape and dtype */
+
+/* train=true: batch statistics, running-stat update, dropout on. */
+int tb_graph_forward(tb_graph *g, bool train);
+/* Zeroes all gradients (activation and parameter). */
+int tb_graph_zero_grads(tb_graph *g);
+/* Runs the nodes in reverse from the output gradient (which the caller has
+ * filled after tb_graph_zero_grads), accumulating parameter gradients. */
+int tb_graph_backward(tb_graph *g);
+/* Copies master weights into the low-precision copies (after init or load). */
+int tb_graph_sync_params(tb_graph *g);
+/* Host <-> device transfers of one parameter's master (f32) or a buffer. */
+int tb_graph_param_upload(tb_graph *g, int i, const float *host);
+int tb_graph_param_download(tb_graph *g, int i, float *host);
+/* Seed for dropout masks; each training forward advances a step counter. */
+void tb_graph_set_seed(tb_graph *g, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
