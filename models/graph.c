@@ -1,9 +1,859 @@
-/* PENDING: the graph implementation lands next. */
+/* The static graph: building, planning into arenas, forward and backward.
+ * See models/graph.h for the model of use. */
 #include "models/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernels/error.h"
+#include "kernels/rng.h"
+
+#define TB_ALIGN 256 /* every tensor starts on a 256-byte boundary (cuDNN/cuBLAS friendly) */
+
+typedef struct node {
+    tb_node_kind kind;
+    char name[TB_NAME_LEN];
+    int *in;          /* input values */
+    int n_in;
+    int out;          /* output value */
+    int p_w, p_b;     /* conv/linear weight and bias, BN gamma and beta; -1 when absent */
+    int buf_mean, buf_var;
+    tb_conv_spec spec;
+    tb_conv2d_params conv;
+    tb_pool_params pool;
+    float eps, momentum, drop_p;
+    unsigned flags;
+    tb_tensor save_mean, save_invstd; /* BN */
+    tb_tensor mask;                   /* dropout */
+} node;
+
+typedef struct value {
+    tb_tensor t;
+    tb_tensor grad;
+    int producer;     /* node index, -1 for the input */
+    int consumers;
+    int alias_of;     /* value whose activation memory this one reuses (in-place ReLU), -1 none */
+} value;
+
+struct tb_graph {
+    tb_backend *be;
+    tb_dtype dtype;
+    int batch;
+    int status;
+    bool finalized, allocated;
+
+    node *nodes;
+    int n_nodes, cap_nodes;
+    value *values;
+    int n_values, cap_values;
+    tb_param *params;
+    int n_params, cap_params;
+    tb_buffer *buffers;
+    int n_buffers, cap_buffers;
+
+    int input, output;
+    int64_t macs;
+    int64_t bn_batches_tracked;
+    uint64_t seed, step;
+
+    tb_param_group groups[2];
+    bool group_used[2];
+    void *mem_params[2][5];   /* master, value, grad, momentum, decay mask per group */
+    void *mem_buffers, *mem_act, *mem_grad, *mem_saved;
+    size_t act_bytes, grad_bytes, saved_bytes, buffer_bytes;
+};
+
+/* ------------------------------------------------------------ utilities */
+
+static size_t align_up(size_t n) { return (n + TB_ALIGN - 1) & ~(size_t)(TB_ALIGN - 1); }
+
+static int grow(void **arr, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return TB_OK;
+    int ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p)
+        return tb_fail(TB_ERR_NOMEM, "graph: out of memory while building");
+    memset((char *)p + (size_t)*cap * elem, 0, (size_t)(ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return TB_OK;
+}
+
+/* Records the first builder error; later calls see it and return -1. */
+static int fail(tb_graph *g, int code)
+{
+    if (g->status == TB_OK)
+        g->status = code;
+    return -1;
+}
+
+static bool bad_value(tb_graph *g, tb_value v)
+{
+    if (g->status != TB_OK)
+        return true;
+    if (g->finalized) {
+        fail(g, tb_fail(TB_ERR_INVALID, "graph: cannot add nodes after tb_graph_finalize"));
+        return true;
+    }
+    if (v < 0 || v >= g->n_values) {
+        fail(g, tb_fail(TB_ERR_INVALID, "graph: value %d does not exist (graph has %d)", v, g->n_values));
+        return true;
+    }
+    return false;
+}
+
+static int new_value(tb_graph *g, int ndim, const int64_t *shape, int producer)
+{
+    if (grow((void **)&g->values, &g->cap_values, g->n_values + 1, sizeof(value)))
+        return fail(g, TB_ERR_NOMEM);
+    value *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    v->t = tb_tensor_make(NULL, g->dtype, ndim, shape);
+    v->grad = v->t;
+    v->producer = producer;
+    v->alias_of = -1;
+    return g->n_values++;
+}
+
+static node *new_node(tb_graph *g, tb_node_kind kind, const char *name, const int *in, int n_in)
+{
+    if (grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof(node))) {
+        fail(g, TB_ERR_NOMEM);
+        return NULL;
+    }
+    node *nd = &g->nodes[g->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->kind = kind;
+    snprintf(nd->name, sizeof nd->name, "%s", name ? name : "");
+    nd->in = malloc(sizeof(int) * (size_t)(n_in > 0 ? n_in : 1));
+    if (!nd->in) {
+        fail(g, tb_fail(TB_ERR_NOMEM, "graph: out of memory while building"));
+        return NULL;
+    }
+    memcpy(nd->in, in, sizeof(int) * (size_t)n_in);
+    nd->n_in = n_in;
+    nd->p_w = nd->p_b = nd->buf_mean = nd->buf_var = -1;
+    g->n_nodes++;
+    for (int i = 0; i < n_in; i++)
+        g->values[in[i]].consumers++;
+    return nd;
+}
+
+/* Adds the node's output value; returns its index (or -1). */
+static int finish_node(tb_graph *g, node *nd, int ndim, const int64_t *shape)
+{
+    /* new_value grows only the value array, so nd stays valid */
+    int v = new_value(g, ndim, shape, (int)(nd - g->nodes));
+    if (v < 0)
+        return -1;
+    nd->out = v;
+    return v;
+}
+
+static int add_param(tb_graph *g, const char *module, const char *suffix, tb_param_role role, int ndim,
+                     const int64_t *shape, int64_t fan_in, int64_t fan_out, unsigned flags)
+{
+    if (grow((void **)&g->params, &g->cap_params, g->n_params + 1, sizeof(tb_param)))
+        return fail(g, TB_ERR_NOMEM);
+    tb_param *p = &g->params[g->n_params];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s%s%s", module, *module ? "." : "", suffix);
+    p->role = role;
+    p->flags = flags;
+    bool bn = role == TB_ROLE_BN_GAMMA || role == TB_ROLE_BN_BETA;
+    p->group = (g->dtype == TB_F32 || bn) ? TB_GROUP_F32 : TB_GROUP_LOWP;
+    p->fan_in = fan_in;
+    p->fan_out = fan_out;
+    p->master = tb_tensor_make(NULL, TB_F32, ndim, shape);
+    p->value = tb_tensor_make(NULL, p->group == TB_GROUP_LOWP ? g->dtype : TB_F32, ndim, shape);
+    p->grad = p->value;
+    return g->n_params++;
+}
+
+static int add_buffer(tb_graph *g, const char *module, const char *suffix, int64_t c)
+{
+    if (grow((void **)&g->buffers, &g->cap_buffers, g->n_buffers + 1, sizeof(tb_buffer)))
+        return fail(g, TB_ERR_NOMEM);
+    tb_buffer *b = &g->buffers[g->n_buffers];
+    snprintf(b->name, sizeof b->name, "%s%s%s", module, *module ? "." : "", suffix);
+    b->t = tb_tensor_1d(NULL, TB_F32, c);
+    return g->n_buffers++;
+}
+
+static int64_t channels_of(const tb_tensor *t) { return t->shape[t->ndim - 1]; }
+
+/* ------------------------------------------------------------- building */
+
 int tb_graph_create(tb_graph **out, tb_backend *be, tb_dtype dtype, int batch)
 {
-    (void)be; (void)dtype; (void)batch;
-    *out = 0;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "graph: not implemented yet");
+    *out = NULL;
+    TB_CHECK(be != NULL, TB_ERR_INVALID, "graph: no backend given");
+    TB_CHECK(tb_dtype_is_float(dtype), TB_ERR_INVALID, "graph: activations must be f32, f16 or bf16, not %s",
+             tb_dtype_name(dtype));
+    TB_CHECK(batch >= 1, TB_ERR_INVALID, "graph: batch must be >= 1 (got %d)", batch);
+    tb_graph *g = calloc(1, sizeof *g);
+    TB_CHECK(g != NULL, TB_ERR_NOMEM, "graph: out of memory");
+    g->be = be;
+    g->dtype = dtype;
+    g->batch = batch;
+    g->input = g->output = -1;
+    g->seed = 0x7b5eedull;
+    *out = g;
+    return TB_OK;
+}
+
+tb_value tb_g_input(tb_graph *g, int h, int w, int c)
+{
+    if (g->status != TB_OK)
+        return -1;
+    if (g->input >= 0)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: the input is already defined"));
+    if (h < 1 || w < 1 || c < 1)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: input size %dx%dx%d is invalid", h, w, c));
+    int64_t shape[4] = {g->batch, h, w, c};
+    g->input = new_value(g, 4, shape, -1);
+    return g->input;
+}
+
+tb_value tb_g_conv(tb_graph *g, const char *name, tb_value x, tb_conv_spec s)
+{
+    if (bad_value(g, x))
+        return -1;
+    const tb_tensor *xt = &g->values[x].t;
+    if (xt->ndim != 4)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: conv %s needs a 4-D input", name));
+    int64_t c = xt->shape[3];
+    if (s.groups < 1)
+        s.groups = 1;
+    if (s.dilation < 1)
+        s.dilation = 1;
+    if (s.stride < 1)
+        s.stride = 1;
+    if (s.k < 1 || s.kh < 1 || s.kw < 1 || c % s.groups || s.k % s.groups)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: conv %s: k=%d kernel %dx%d groups %d invalid for %lld input channels",
+                               name, s.k, s.kh, s.kw, s.groups, (long long)c));
+    tb_conv2d_params p = {s.stride, s.stride, s.pad_h, s.pad_w, s.dilation, s.dilation, s.groups};
+    int64_t oh = tb_conv2d_out_size(xt->shape[1], s.kh, s.stride, s.pad_h, s.dilation);
+    int64_t ow = tb_conv2d_out_size(xt->shape[2], s.kw, s.stride, s.pad_w, s.dilation);
+    if (oh < 1 || ow < 1)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: conv %s: kernel %dx%d does not fit input %lldx%lld",
+                               name, s.kh, s.kw, (long long)xt->shape[1], (long long)xt->shape[2]));
+    int in[1] = {x};
+    node *nd = new_node(g, TB_NODE_CONV, name, in, 1);
+    if (!nd)
+        return -1;
+    int ni = (int)(nd - g->nodes);
+    nd->spec = s;
+    nd->conv = p;
+    int64_t cg = c / s.groups;
+    int64_t wshape[4] = {s.k, s.kh, s.kw, cg};
+    int pw = add_param(g, name, "weight", TB_ROLE_CONV_WEIGHT, 4, wshape, cg * s.kh * s.kw,
+                       (int64_t)s.k / s.groups * s.kh * s.kw, 0);
+    int pb = -1;
+    if (s.bias) {
+        int64_t bshape[1] = {s.k};
+        pb = add_param(g, name, "bias", TB_ROLE_BIAS, 1, bshape, cg * s.kh * s.kw, s.k, 0);
+    }
+    g->nodes[ni].p_w = pw;
+    g->nodes[ni].p_b = pb;
+    g->macs += oh * ow * s.k * s.kh * s.kw * cg;
+    int64_t yshape[4] = {g->batch, oh, ow, s.k};
+    return finish_node(g, &g->nodes[ni], 4, yshape);
+}
+
+tb_value tb_g_bn(tb_graph *g, const char *name, tb_value x, float eps, float momentum, unsigned flags)
+{
+    if (bad_value(g, x))
+        return -1;
+    tb_tensor xt = g->values[x].t;
+    int64_t c = channels_of(&xt);
+    int in[1] = {x};
+    node *nd = new_node(g, TB_NODE_BN, name, in, 1);
+    if (!nd)
+        return -1;
+    int ni = (int)(nd - g->nodes);
+    nd->eps = eps;
+    nd->momentum = momentum;
+    nd->flags = flags;
+    nd->save_mean = tb_tensor_1d(NULL, TB_F32, c);
+    nd->save_invstd = tb_tensor_1d(NULL, TB_F32, c);
+    int64_t shape[1] = {c};
+    int pg = add_param(g, name, "weight", TB_ROLE_BN_GAMMA, 1, shape, c, c, flags);
+    int pb = add_param(g, name, "bias", TB_ROLE_BN_BETA, 1, shape, c, c, flags);
+    int bm = add_buffer(g, name, "running_mean", c);
+    int bv = add_buffer(g, name, "running_var", c);
+    nd = &g->nodes[ni];
+    nd->p_w = pg;
+    nd->p_b = pb;
+    nd->buf_mean = bm;
+    nd->buf_var = bv;
+    return finish_node(g, nd, xt.ndim, xt.shape);
+}
+
+static tb_value unary(tb_graph *g, tb_node_kind kind, tb_value x, int ndim, const int64_t *shape, node **out_nd)
+{
+    int in[1] = {x};
+    node *nd = new_node(g, kind, "", in, 1);
+    if (!nd)
+        return -1;
+    int ni = (int)(nd - g->nodes);
+    int v = finish_node(g, nd, ndim, shape);
+    if (out_nd)
+        *out_nd = v >= 0 ? &g->nodes[ni] : NULL;
+    return v;
+}
+
+tb_value tb_g_relu(tb_graph *g, tb_value x)
+{
+    if (bad_value(g, x))
+        return -1;
+    tb_tensor xt = g->values[x].t;
+    return unary(g, TB_NODE_RELU, x, xt.ndim, xt.shape, NULL);
+}
+
+static tb_value pool(tb_graph *g, tb_node_kind kind, tb_value x, tb_pool_params p)
+{
+    if (bad_value(g, x))
+        return -1;
+    tb_tensor xt = g->values[x].t;
+    if (xt.ndim != 4)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: pooling needs a 4-D input"));
+    int64_t oh = tb_pool_out_size(xt.shape[1], p.kernel_h, p.stride_h, p.pad_h, p.ceil_mode);
+    int64_t ow = tb_pool_out_size(xt.shape[2], p.kernel_w, p.stride_w, p.pad_w, p.ceil_mode);
+    if (oh < 1 || ow < 1)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: pool %dx%d stride %d does not fit input %lldx%lld",
+                               p.kernel_h, p.kernel_w, p.stride_h, (long long)xt.shape[1],
+                               (long long)xt.shape[2]));
+    int64_t shape[4] = {g->batch, oh, ow, xt.shape[3]};
+    node *nd = NULL;
+    int v = unary(g, kind, x, 4, shape, &nd);
+    if (nd)
+        nd->pool = p;
+    return v;
+}
+
+tb_value tb_g_maxpool(tb_graph *g, tb_value x, tb_pool_params p) { return pool(g, TB_NODE_MAXPOOL, x, p); }
+
+tb_value tb_g_avgpool(tb_graph *g, tb_value x, tb_pool_params p) { return pool(g, TB_NODE_AVGPOOL, x, p); }
+
+tb_value tb_g_global_avgpool(tb_graph *g, tb_value x)
+{
+    if (bad_value(g, x))
+        return -1;
+    tb_tensor xt = g->values[x].t;
+    if (xt.ndim != 4)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: global average pool needs a 4-D input"));
+    int64_t shape[2] = {g->batch, xt.shape[3]};
+    return unary(g, TB_NODE_GLOBAL_AVGPOOL, x, 2, shape, NULL);
+}
+
+tb_value tb_g_linear(tb_graph *g, const char *name, tb_value x, int k, bool bias)
+{
+    if (bad_value(g, x))
+        return -1;
+    tb_tensor xt = g->values[x].t;
+    if (xt.ndim != 2 || k < 1)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: linear %s needs a 2-D input and k >= 1", name));
+    int64_t c = xt.shape[1];
+    int in[1] = {x};
+    node *nd = new_node(g, TB_NODE_LINEAR, name, in, 1);
+    if (!nd)
+        return -1;
+    int ni = (int)(nd - g->nodes);
+    int64_t wshape[2] = {k, c}, bshape[1] = {k};
+    int pw = add_param(g, name, "weight", TB_ROLE_LINEAR_WEIGHT, 2, wshape, c, k, 0);
+    int pb = bias ? add_param(g, name, "bias", TB_ROLE_BIAS, 1, bshape, c, k, 0) : -1;
+    g->nodes[ni].p_w = pw;
+    g->nodes[ni].p_b = pb;
+    g->macs += c * k;
+    int64_t yshape[2] = {g->batch, k};
+    return finish_node(g, &g->nodes[ni], 2, yshape);
+}
+
+tb_value tb_g_add(tb_graph *g, tb_value a, tb_value b)
+{
+    if (bad_value(g, a) || bad_value(g, b))
+        return -1;
+    tb_tensor at = g->values[a].t, bt = g->values[b].t;
+    if (!tb_same_shape(&at, &bt)) {
+        char sa[64], sb[64];
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: add of %s and %s: shapes differ",
+                               tb_shape_str(&at, sa, sizeof sa), tb_shape_str(&bt, sb, sizeof sb)));
+    }
+    int in[2] = {a, b};
+    node *nd = new_node(g, TB_NODE_ADD, "", in, 2);
+    if (!nd)
+        return -1;
+    return finish_node(g, nd, at.ndim, at.shape);
+}
+
+tb_value tb_g_concat(tb_graph *g, const tb_value *xs, int count)
+{
+    if (count < 1)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: concat of no inputs"));
+    for (int i = 0; i < count; i++)
+        if (bad_value(g, xs[i]))
+            return -1;
+    tb_tensor t0 = g->values[xs[0]].t;
+    int64_t c = 0;
+    for (int i = 0; i < count; i++) {
+        tb_tensor ti = g->values[xs[i]].t;
+        bool ok = ti.ndim == t0.ndim;
+        for (int d = 0; ok && d < t0.ndim - 1; d++)
+            ok = ti.shape[d] == t0.shape[d];
+        if (!ok)
+            return fail(g, tb_fail(TB_ERR_INVALID, "graph: concat input %d differs from input 0 outside channels", i));
+        c += channels_of(&ti);
+    }
+    node *nd = new_node(g, TB_NODE_CONCAT, "", xs, count);
+    if (!nd)
+        return -1;
+    int64_t shape[4];
+    memcpy(shape, t0.shape, sizeof shape);
+    shape[t0.ndim - 1] = c;
+    return finish_node(g, nd, t0.ndim, shape);
+}
+
+tb_value tb_g_dropout(tb_graph *g, tb_value x, float p)
+{
+    if (bad_value(g, x))
+        return -1;
+    if (!(p >= 0.0f && p < 1.0f))
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: dropout probability %g not in [0, 1)", (double)p));
+    tb_tensor xt = g->values[x].t;
+    node *nd = NULL;
+    int v = unary(g, TB_NODE_DROPOUT, x, xt.ndim, xt.shape, &nd);
+    if (nd) {
+        nd->drop_p = p;
+        nd->mask = tb_tensor_make(NULL, TB_U8, xt.ndim, xt.shape);
+    }
+    return v;
+}
+
+int tb_g_set_output(tb_graph *g, tb_value v)
+{
+    if (bad_value(g, v))
+        return g->status ? g->status : TB_ERR_INVALID;
+    if (g->values[v].t.ndim != 2)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: the output must be 2-D logits {n, k}")), g->status;
+    g->output = v;
+    return TB_OK;
+}
+
+/* ------------------------------------------------------------- planning */
+
+/* In-place ReLU: its input may be overwritten when nothing else reads it and
+ * its producer's backward does not need its own output (ReLU and max pool do). */
+static void plan_inplace_relus(tb_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *nd = &g->nodes[i];
+        if (nd->kind != TB_NODE_RELU)
+            continue;
+        value *in = &g->values[nd->in[0]];
+        if (in->consumers != 1 || in->producer < 0 || nd->in[0] == g->output)
+            continue;
+        tb_node_kind pk = g->nodes[in->producer].kind;
+        if (pk == TB_NODE_RELU || pk == TB_NODE_MAXPOOL)
+            continue;
+        g->values[nd->out].alias_of = in->alias_of >= 0 ? in->alias_of : nd->in[0];
+    }
+}
+
+static size_t workspace_needed(tb_graph *g)
+{
+    size_t ws = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *nd = &g->nodes[i];
+        if (nd->kind == TB_NODE_CONV) {
+            size_t s = tb_conv2d_workspace_size(g->be, &g->values[nd->out].t, &g->values[nd->in[0]].t,
+                                                &g->params[nd->p_w].value, &nd->conv);
+            if (s > ws)
+                ws = s;
+        } else if (nd->kind == TB_NODE_LINEAR && g->dtype != TB_F32) {
+            /* low-precision GEMMs stage x, w and y (or their gradients) in f32 */
+            const tb_tensor *x = &g->values[nd->in[0]].t, *y = &g->values[nd->out].t;
+            size_t s = 4 * (size_t)(tb_numel(x) + tb_numel(&g->params[nd->p_w].value) + tb_numel(y));
+            if (s > ws)
+                ws = s;
+        }
+    }
+    return ws;
+}
+
+static int alloc_group(tb_graph *g, int gi, int64_t count)
+{
+    tb_param_group *grp = &g->groups[gi];
+    tb_dtype vdt = gi == TB_GROUP_LOWP ? g->dtype : TB_F32;
+    size_t bytes[5] = {(size_t)count * 4, gi == TB_GROUP_LOWP ? (size_t)count * tb_dtype_size(vdt) : 0,
+                       (size_t)count * tb_dtype_size(vdt), (size_t)count * 4, (size_t)count};
+    for (int k = 0; k < 5; k++)
+        if (bytes[k])
+            TB_TRY(tb_alloc(g->be, &g->mem_params[gi][k], bytes[k]));
+    grp->count = count;
+    grp->master = tb_tensor_1d(g->mem_params[gi][0], TB_F32, count);
+    grp->value = gi == TB_GROUP_LOWP ? tb_tensor_1d(g->mem_params[gi][1], vdt, count) : grp->master;
+    grp->grad = tb_tensor_1d(g->mem_params[gi][2], vdt, count);
+    grp->momentum = tb_tensor_1d(g->mem_params[gi][3], TB_F32, count);
+    grp->decay_mask = tb_tensor_1d(g->mem_params[gi][4], TB_U8, count);
+    TB_TRY(tb_fill(g->be, &grp->momentum, 0.0f));
+    TB_TRY(tb_fill(g->be, &grp->decay_mask, 1.0f));
+    TB_TRY(tb_fill(g->be, &grp->grad, 0.0f));
+    return TB_OK;
+}
+
+static int allocate_params(tb_graph *g)
+{
+    int64_t count[2] = {0, 0};
+    for (int i = 0; i < g->n_params; i++) {
+        tb_param *p = &g->params[i];
+        p->offset = count[p->group];
+        /* keep each parameter 64-element aligned inside its group */
+        count[p->group] += (tb_numel(&p->master) + 63) & ~(int64_t)63;
+    }
+    for (int gi = 0; gi < 2; gi++) {
+        g->group_used[gi] = count[gi] > 0;
+        if (count[gi])
+            TB_TRY(alloc_group(g, gi, count[gi]));
+    }
+    for (int i = 0; i < g->n_params; i++) {
+        tb_param *p = &g->params[i];
+        tb_param_group *grp = &g->groups[p->group];
+        size_t vsz = tb_dtype_size(p->value.dtype);
+        p->master.data = (char *)grp->master.data + (size_t)p->offset * 4;
+        p->value.data = (char *)grp->value.data + (size_t)p->offset * vsz;
+        p->grad.data = (char *)grp->grad.data + (size_t)p->offset * vsz;
+    }
+    /* padding elements between parameters must not be decayed or moved */
+    for (int gi = 0; gi < 2; gi++)
+        if (g->group_used[gi])
+            TB_TRY(tb_fill(g->be, &g->groups[gi].master, 0.0f));
+    return TB_OK;
+}
+
+static int allocate_buffers(tb_graph *g)
+{
+    size_t off = 0;
+    for (int i = 0; i < g->n_buffers; i++)
+        off += align_up(tb_nbytes(&g->buffers[i].t));
+    g->buffer_bytes = off;
+    if (!off)
+        return TB_OK;
+    TB_TRY(tb_alloc(g->be, &g->mem_buffers, off));
+    off = 0;
+    for (int i = 0; i < g->n_buffers; i++) {
+        tb_buffer *b = &g->buffers[i];
+        b->t.data = (char *)g->mem_buffers + off;
+        off += align_up(tb_nbytes(&b->t));
+        /* running_var starts at 1, running_mean at 0 (PyTorch) */
+        bool is_var = strstr(b->name, "running_var") != NULL;
+        TB_TRY(tb_fill(g->be, &b->t, is_var ? 1.0f : 0.0f));
+    }
+    return TB_OK;
+}
+
+static int allocate_activations(tb_graph *g)
+{
+    size_t act = 0, grad = 0, saved = 0;
+    for (int i = 0; i < g->n_values; i++) {
+        value *v = &g->values[i];
+        if (v->alias_of < 0)
+            act += align_up(tb_nbytes(&v->t));
+        grad += align_up(tb_nbytes(&v->grad));
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *nd = &g->nodes[i];
+        if (nd->kind == TB_NODE_BN)
+            saved += 2 * align_up(tb_nbytes(&nd->save_mean));
+        if (nd->kind == TB_NODE_DROPOUT)
+            saved += align_up(tb_nbytes(&nd->mask));
+    }
+    g->act_bytes = act;
+    g->grad_bytes = grad;
+    g->saved_bytes = saved;
+    TB_TRY(tb_alloc(g->be, &g->mem_act, act));
+    TB_TRY(tb_alloc(g->be, &g->mem_grad, grad));
+    TB_TRY(tb_alloc(g->be, &g->mem_saved, saved ? saved : 1));
+    size_t ao = 0, go = 0, so = 0;
+    for (int i = 0; i < g->n_values; i++) {
+        value *v = &g->values[i];
+        if (v->alias_of < 0) {
+            v->t.data = (char *)g->mem_act + ao;
+            ao += align_up(tb_nbytes(&v->t));
+        }
+        v->grad.data = (char *)g->mem_grad + go;
+        go += align_up(tb_nbytes(&v->grad));
+    }
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i].alias_of >= 0)
+            g->values[i].t.data = g->values[g->values[i].alias_of].t.data;
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *nd = &g->nodes[i];
+        if (nd->kind == TB_NODE_BN) {
+            nd->save_mean.data = (char *)g->mem_saved + so;
+            so += align_up(tb_nbytes(&nd->save_mean));
+            nd->save_invstd.data = (char *)g->mem_saved + so;
+            so += align_up(tb_nbytes(&nd->save_invstd));
+        }
+        if (nd->kind == TB_NODE_DROPOUT) {
+            nd->mask.data = (char *)g->mem_saved + so;
+            so += align_up(tb_nbytes(&nd->mask));
+        }
+    }
+    return TB_OK;
+}
+
+int tb_graph_finalize(tb_graph *g, bool allocate)
+{
+    TB_TRY(g->status);
+    TB_CHECK(!g->finalized, TB_ERR_INVALID, "graph: finalized twice");
+    TB_CHECK(g->input >= 0, TB_ERR_INVALID, "graph: no input defined (tb_g_input)");
+    TB_CHECK(g->output >= 0, TB_ERR_INVALID, "graph: no output defined (tb_g_set_output)");
+    g->finalized = true;
+    if (!allocate)
+        return TB_OK;
+    plan_inplace_relus(g);
+    int rc = allocate_params(g);
+    if (rc == TB_OK)
+        rc = allocate_buffers(g);
+    if (rc == TB_OK)
+        rc = allocate_activations(g);
+    if (rc == TB_OK)
+        rc = tb_backend_reserve_workspace(g->be, workspace_needed(g));
+    if (rc != TB_OK)
+        return g->status = rc;
+    g->allocated = true;
+    return TB_OK;
+}
+
+/* ------------------------------------------------------------ inspection */
+
+int tb_graph_status(const tb_graph *g) { return g->status; }
+tb_backend *tb_graph_backend(tb_graph *g) { return g->be; }
+tb_dtype tb_graph_dtype(const tb_graph *g) { return g->dtype; }
+int tb_graph_batch(const tb_graph *g) { return g->batch; }
+int64_t tb_graph_macs(const tb_graph *g) { return g->macs; }
+int tb_graph_n_params(const tb_graph *g) { return g->n_params; }
+tb_param *tb_graph_param(tb_graph *g, int i) { return (i >= 0 && i < g->n_params) ? &g->params[i] : NULL; }
+int tb_graph_n_buffers(const tb_graph *g) { return g->n_buffers; }
+tb_buffer *tb_graph_buffer(tb_graph *g, int i) { return (i >= 0 && i < g->n_buffers) ? &g->buffers[i] : NULL; }
+int64_t tb_graph_bn_batches_tracked(const tb_graph *g) { return g->bn_batches_tracked; }
+void tb_graph_set_bn_batches_tracked(tb_graph *g, int64_t n) { g->bn_batches_tracked = n; }
+tb_value tb_graph_value_count(const tb_graph *g) { return g->n_values; }
+int tb_graph_n_nodes(const tb_graph *g) { return g->n_nodes; }
+void tb_graph_set_seed(tb_graph *g, uint64_t seed) { g->seed = seed; }
+
+int64_t tb_graph_param_elements(const tb_graph *g)
+{
+    int64_t n = 0;
+    for (int i = 0; i < g->n_params; i++)
+        n += tb_numel(&g->params[i].master);
+    return n;
+}
+
+tb_param_group *tb_graph_group(tb_graph *g, int group)
+{
+    if (group < 0 || group > 1 || !g->allocated || !g->group_used[group])
+        return NULL;
+    return &g->groups[group];
+}
+
+const tb_tensor *tb_graph_value_tensor(tb_graph *g, tb_value v)
+{
+    return (v >= 0 && v < g->n_values) ? &g->values[v].t : NULL;
+}
+
+int tb_graph_node_info(const tb_graph *g, int i, tb_node_info *out)
+{
+    TB_CHECK(i >= 0 && i < g->n_nodes, TB_ERR_INVALID, "graph: node %d does not exist", i);
+    const node *nd = &g->nodes[i];
+    memset(out, 0, sizeof *out);
+    out->kind = nd->kind;
+    out->name = nd->name;
+    out->input = nd->in[0];
+    out->output = nd->out;
+    out->conv = nd->spec;
+    out->pool = nd->pool;
+    return TB_OK;
+}
+
+tb_tensor *tb_graph_input(tb_graph *g) { return &g->values[g->input].t; }
+tb_tensor *tb_graph_output(tb_graph *g) { return &g->values[g->output].t; }
+tb_tensor *tb_graph_output_grad(tb_graph *g) { return &g->values[g->output].grad; }
+
+/* --------------------------------------------------------------- running */
+
+static const tb_tensor *bias_of(tb_graph *g, const node *nd)
+{
+    return nd->p_b >= 0 ? &g->params[nd->p_b].value : NULL;
+}
+
+static int forward_node(tb_graph *g, int i, bool train)
+{
+    tb_backend *be = g->be;
+    node *nd = &g->nodes[i];
+    tb_tensor *y = &g->values[nd->out].t;
+    const tb_tensor *x = &g->values[nd->in[0]].t;
+    switch (nd->kind) {
+    case TB_NODE_CONV:
+        return tb_conv2d_forward(be, y, x, &g->params[nd->p_w].value, bias_of(g, nd), &nd->conv);
+    case TB_NODE_BN:
+        if (train)
+            return tb_batchnorm_forward_train(be, y, &nd->save_mean, &nd->save_invstd,
+                                              &g->buffers[nd->buf_mean].t, &g->buffers[nd->buf_var].t, x,
+                                              &g->params[nd->p_w].value, &g->params[nd->p_b].value,
+                                              nd->momentum, nd->eps);
+        return tb_batchnorm_forward_eval(be, y, x, &g->params[nd->p_w].value, &g->params[nd->p_b].value,
+                                         &g->buffers[nd->buf_mean].t, &g->buffers[nd->buf_var].t, nd->eps);
+    case TB_NODE_RELU: return tb_relu_forward(be, y, x);
+    case TB_NODE_MAXPOOL: return tb_maxpool_forward(be, y, x, &nd->pool);
+    case TB_NODE_AVGPOOL: return tb_avgpool_forward(be, y, x, &nd->pool);
+    case TB_NODE_GLOBAL_AVGPOOL: return tb_global_avgpool_forward(be, y, x);
+    case TB_NODE_LINEAR: return tb_linear_forward(be, y, x, &g->params[nd->p_w].value, bias_of(g, nd));
+    case TB_NODE_ADD: return tb_add_forward(be, y, x, &g->values[nd->in[1]].t);
+    case TB_NODE_CONCAT: {
+        const tb_tensor *xs[64];
+        TB_CHECK(nd->n_in <= 64, TB_ERR_INVALID, "graph: concat of more than 64 inputs");
+        for (int k = 0; k < nd->n_in; k++)
+            xs[k] = &g->values[nd->in[k]].t;
+        return tb_concat_forward(be, y, xs, nd->n_in);
+    }
+    case TB_NODE_DROPOUT:
+        if (!train || nd->drop_p == 0.0f)
+            return tb_copy(be, y, x);
+        return tb_dropout_forward(be, y, &nd->mask, x, nd->drop_p,
+                                  tb_splitmix64(g->seed ^ tb_splitmix64(g->step * 4099u + (uint64_t)i)));
+    }
+    return tb_fail(TB_ERR_INTERNAL, "graph: unknown node kind %d", (int)nd->kind);
+}
+
+int tb_graph_forward(tb_graph *g, bool train)
+{
+    TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: forward before tb_graph_finalize(g, true)");
+    for (int i = 0; i < g->n_nodes; i++) {
+        int rc = forward_node(g, i, train);
+        if (rc != TB_OK)
+            return tb_err_context(rc, "forward node %d (%s)", i, g->nodes[i].name);
+    }
+    if (train) {
+        g->step++;
+        g->bn_batches_tracked++;
+        /* a dropout node in training reads its own mask in backward: nothing else to record */
+    }
+    return TB_OK;
+}
+
+static tb_tensor *param_grad(tb_graph *g, int p) { return p >= 0 ? &g->params[p].grad : NULL; }
+
+static int backward_node(tb_graph *g, int i)
+{
+    tb_backend *be = g->be;
+    node *nd = &g->nodes[i];
+    const tb_tensor *dy = &g->values[nd->out].grad;
+    const tb_tensor *y = &g->values[nd->out].t;
+    int in0 = nd->in[0];
+    const tb_tensor *x = &g->values[in0].t;
+    /* the network input needs no gradient */
+    tb_tensor *dx = in0 == g->input ? NULL : &g->values[in0].grad;
+    switch (nd->kind) {
+    case TB_NODE_CONV:
+        if (dx)
+            TB_TRY(tb_conv2d_backward_data(be, dx, dy, &g->params[nd->p_w].value, &nd->conv));
+        return tb_conv2d_backward_filter(be, param_grad(g, nd->p_w), param_grad(g, nd->p_b), dy, x, &nd->conv);
+    case TB_NODE_BN:
+        return tb_batchnorm_backward(be, dx ? dx : &g->values[in0].grad, param_grad(g, nd->p_w),
+                                     param_grad(g, nd->p_b), dy, x, &g->params[nd->p_w].value,
+                                     &nd->save_mean, &nd->save_invstd);
+    case TB_NODE_RELU: return dx ? tb_relu_backward(be, dx, dy, y) : TB_OK;
+    case TB_NODE_MAXPOOL: return dx ? tb_maxpool_backward(be, dx, dy, y, x, &nd->pool) : TB_OK;
+    case TB_NODE_AVGPOOL: return dx ? tb_avgpool_backward(be, dx, dy, &nd->pool) : TB_OK;
+    case TB_NODE_GLOBAL_AVGPOOL: return dx ? tb_global_avgpool_backward(be, dx, dy) : TB_OK;
+    case TB_NODE_LINEAR:
+        return tb_linear_backward(be, dx, param_grad(g, nd->p_w), param_grad(g, nd->p_b), dy, x,
+                                  &g->params[nd->p_w].value);
+    case TB_NODE_ADD: {
+        tb_tensor *db = nd->in[1] == g->input ? NULL : &g->values[nd->in[1]].grad;
+        return tb_add_backward(be, dx, db, dy);
+    }
+    case TB_NODE_CONCAT: {
+        tb_tensor *dxs[64];
+        for (int k = 0; k < nd->n_in; k++)
+            dxs[k] = &g->values[nd->in[k]].grad;
+        return tb_concat_backward(be, dxs, nd->n_in, dy);
+    }
+    case TB_NODE_DROPOUT:
+        if (!dx)
+            return TB_OK;
+        if (nd->drop_p == 0.0f)
+            return tb_add_backward(be, dx, NULL, dy);
+        return tb_dropout_backward(be, dx, dy, &nd->mask, nd->drop_p);
+    }
+    return tb_fail(TB_ERR_INTERNAL, "graph: unknown node kind %d", (int)nd->kind);
+}
+
+int tb_graph_zero_grads(tb_graph *g)
+{
+    TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: zero_grads before tb_graph_finalize(g, true)");
+    tb_tensor all = tb_tensor_1d(g->mem_grad, TB_U8, (int64_t)g->grad_bytes);
+    TB_TRY(tb_fill(g->be, &all, 0.0f));
+    for (int gi = 0; gi < 2; gi++)
+        if (g->group_used[gi])
+            TB_TRY(tb_fill(g->be, &g->groups[gi].grad, 0.0f));
+    return TB_OK;
+}
+
+int tb_graph_backward(tb_graph *g)
+{
+    TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: backward before tb_graph_finalize(g, true)");
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        int rc = backward_node(g, i);
+        if (rc != TB_OK)
+            return tb_err_context(rc, "backward node %d (%s)", i, g->nodes[i].name);
+    }
+    return TB_OK;
+}
+
+int tb_graph_sync_params(tb_graph *g)
+{
+    TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: sync_params before allocation");
+    if (g->group_used[TB_GROUP_LOWP])
+        TB_TRY(tb_convert(g->be, &g->groups[TB_GROUP_LOWP].value, &g->groups[TB_GROUP_LOWP].master));
+    return TB_OK;
+}
+
+int tb_graph_param_upload(tb_graph *g, int i, const float *host)
+{
+    TB_CHECK(g->allocated && i >= 0 && i < g->n_params, TB_ERR_INVALID, "graph: cannot upload parameter %d", i);
+    return tb_upload(g->be, &g->params[i].master, host);
+}
+
+int tb_graph_param_download(tb_graph *g, int i, float *host)
+{
+    TB_CHECK(g->allocated && i >= 0 && i < g->n_params, TB_ERR_INVALID, "graph: cannot download parameter %d", i);
+    return tb_download(g->be, host, &g->params[i].master);
+}
+
+void tb_graph_destroy(tb_graph *g)
+{
+    if (!g)
+        return;
+    for (int gi = 0; gi < 2; gi++)
+        for (int k = 0; k < 5; k++)
+            tb_free(g->be, g->mem_params[gi][k]);
+    tb_free(g->be, g->mem_buffers);
+    tb_free(g->be, g->mem_act);
+    tb_free(g->be, g->mem_grad);
+    tb_free(g->be, g->mem_saved);
+    for (int i = 0; i < g->n_nodes; i++)
+        free(g->nodes[i].in);
+    free(g->nodes);
+    free(g->values);
+    free(g->params);
+    free(g->buffers);
+    free(g);
 }

@@ -1,46 +1,169 @@
-/* PENDING: being implemented. */
+/* Batch normalisation over the last (channel) axis of an NHWC or {n,c} tensor.
+ *
+ * x is viewed as rows x c (rows = n*h*w). Channels are processed in blocks of
+ * BN_CB so that per-channel state lives on the stack (ops never allocate).
+ * Per-channel sums are reduced in double over a fixed number of row chunks
+ * (tb_cpu_chunk) combined in chunk order: accurate for large n*h*w and
+ * bitwise reproducible for any thread count.
+ *
+ * Forward (training), with m = rows:
+ *   mean = sum x / m, var = sum x^2 / m - mean^2 (biased), invstd = 1/sqrt(var+eps)
+ *   y = (x - mean) * (gamma * invstd) + beta
+ *   running_mean = (1-momentum) running_mean + momentum mean
+ *   running_var  = (1-momentum) running_var  + momentum var * m/(m-1)
+ * Backward, with xc = x - mean, sdy = sum dy, sdyx = sum dy*xc:
+ *   dbeta += sdy, dgamma += sdyx * invstd
+ *   dx += gamma*invstd * (dy - sdy/m - xc * invstd^2 * sdyx/m)
+ */
+#include <math.h>
+
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_util.h"
 #include "kernels/error.h"
 
-int tb_cpu_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd, tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps)
+#define BN_CB 128
+
+/* s1[j] = sum_r a[r,j0+j]; s2[j] = sum_r a^2 (b == NULL) or sum_r a*(b - mean[j]).
+ * Partial sums per fixed row chunk, combined in chunk order. */
+static void bn_sums(const tb_backend *be, const tb_tensor *a, const tb_tensor *b, const float *mean, int64_t rows,
+                    int64_t c, int64_t j0, int64_t cb, double *s1, double *s2)
 {
-    (void)be;
-    (void)y;
-    (void)save_mean;
-    (void)save_invstd;
-    (void)running_mean;
-    (void)running_var;
-    (void)x;
-    (void)gamma;
-    (void)beta;
-    (void)momentum;
-    (void)eps;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu batchnorm_forward_train: not implemented yet");
+    double p1[TB_CPU_CHUNKS][BN_CB], p2[TB_CPU_CHUNKS][BN_CB];
+    int64_t chunks = tb_cpu_chunk_count(rows);
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+    for (int64_t k = 0; k < chunks; k++) {
+        float ta[BN_CB], tbuf[BN_CB];
+        double *q1 = p1[k], *q2 = p2[k];
+        int64_t lo, hi;
+        tb_cpu_chunk(rows, chunks, k, &lo, &hi);
+        for (int64_t j = 0; j < cb; j++)
+            q1[j] = q2[j] = 0.0;
+        for (int64_t r = lo; r < hi; r++) {
+            const float *ra = tb_cpu_load_row(ta, a, r * c + j0, cb);
+            if (!b) {
+                for (int64_t j = 0; j < cb; j++) {
+                    q1[j] += ra[j];
+                    q2[j] += (double)ra[j] * ra[j];
+                }
+            } else {
+                const float *rb = tb_cpu_load_row(tbuf, b, r * c + j0, cb);
+                for (int64_t j = 0; j < cb; j++) {
+                    q1[j] += ra[j];
+                    q2[j] += (double)ra[j] * (rb[j] - mean[j]);
+                }
+            }
+        }
+    }
+    for (int64_t j = 0; j < cb; j++)
+        s1[j] = s2[j] = 0.0;
+    for (int64_t k = 0; k < chunks; k++)
+        for (int64_t j = 0; j < cb; j++) {
+            s1[j] += p1[k][j];
+            s2[j] += p2[k][j];
+        }
 }
 
-int tb_cpu_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *running_mean, const tb_tensor *running_var, float eps)
+/* y[r, j0+j] = (x - mean[j]) * scale[j] + shift[j] for every row. */
+static void bn_apply(const tb_backend *be, const tb_tensor *y, const tb_tensor *x, const float *mean,
+                     const float *scale, const float *shift, int64_t rows, int64_t c, int64_t j0, int64_t cb)
 {
-    (void)be;
-    (void)y;
-    (void)x;
-    (void)gamma;
-    (void)beta;
-    (void)running_mean;
-    (void)running_var;
-    (void)eps;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu batchnorm_forward_eval: not implemented yet");
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+    for (int64_t r = 0; r < rows; r++) {
+        float tx[BN_CB], out[BN_CB];
+        const float *rx = tb_cpu_load_row(tx, x, r * c + j0, cb);
+        for (int64_t j = 0; j < cb; j++)
+            out[j] = (rx[j] - mean[j]) * scale[j] + shift[j];
+        tb_cpu_store_row(y, r * c + j0, out, cb);
+    }
 }
 
-int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *save_mean, const tb_tensor *save_invstd)
+int tb_cpu_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                                   tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x,
+                                   const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps)
 {
-    (void)be;
-    (void)dx;
-    (void)dgamma;
-    (void)dbeta;
-    (void)dy;
-    (void)x;
-    (void)gamma;
-    (void)save_mean;
-    (void)save_invstd;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu batchnorm_backward: not implemented yet");
+    int64_t c = x->shape[x->ndim - 1];
+    int64_t rows = tb_numel(x) / c;
+    const float *g = gamma->data, *bt = beta->data;
+    float *sm = save_mean->data, *si = save_invstd->data;
+    float *rm = running_mean ? running_mean->data : NULL;
+    float *rv = running_var ? running_var->data : NULL;
+    for (int64_t j0 = 0; j0 < c; j0 += BN_CB) {
+        int64_t cb = tb_cpu_min64(BN_CB, c - j0);
+        double s1[BN_CB], s2[BN_CB];
+        float mean[BN_CB], scale[BN_CB];
+        bn_sums(be, x, NULL, NULL, rows, c, j0, cb, s1, s2);
+        for (int64_t j = 0; j < cb; j++) {
+            double mu = s1[j] / (double)rows;
+            double var = s2[j] / (double)rows - mu * mu;
+            if (var < 0.0) /* rounding when var << mean^2 */
+                var = 0.0;
+            double invstd = 1.0 / sqrt(var + (double)eps);
+            mean[j] = (float)mu;
+            scale[j] = (float)(g[j0 + j] * invstd);
+            sm[j0 + j] = (float)mu;
+            si[j0 + j] = (float)invstd;
+            if (rm) {
+                double unbiased = var * (double)rows / (double)(rows - 1);
+                rm[j0 + j] = (float)((1.0 - momentum) * rm[j0 + j] + momentum * mu);
+                rv[j0 + j] = (float)((1.0 - momentum) * rv[j0 + j] + momentum * unbiased);
+            }
+        }
+        bn_apply(be, y, x, mean, scale, bt + j0, rows, c, j0, cb);
+    }
+    return TB_OK;
+}
+
+int tb_cpu_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma,
+                                  const tb_tensor *beta, const tb_tensor *running_mean,
+                                  const tb_tensor *running_var, float eps)
+{
+    int64_t c = x->shape[x->ndim - 1];
+    int64_t rows = tb_numel(x) / c;
+    const float *g = gamma->data, *bt = beta->data, *rm = running_mean->data, *rv = running_var->data;
+    for (int64_t j0 = 0; j0 < c; j0 += BN_CB) {
+        int64_t cb = tb_cpu_min64(BN_CB, c - j0);
+        float scale[BN_CB];
+        for (int64_t j = 0; j < cb; j++)
+            scale[j] = (float)(g[j0 + j] / sqrt((double)rv[j0 + j] + (double)eps));
+        bn_apply(be, y, x, rm + j0, scale, bt + j0, rows, c, j0, cb);
+    }
+    return TB_OK;
+}
+
+int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                              const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                              const tb_tensor *save_mean, const tb_tensor *save_invstd)
+{
+    int64_t c = x->shape[x->ndim - 1];
+    int64_t rows = tb_numel(x) / c;
+    const float *g = gamma->data, *sm = save_mean->data, *si = save_invstd->data;
+    float *dg = dgamma ? dgamma->data : NULL, *db = dbeta ? dbeta->data : NULL;
+    for (int64_t j0 = 0; j0 < c; j0 += BN_CB) {
+        int64_t cb = tb_cpu_min64(BN_CB, c - j0);
+        double sdy[BN_CB], sdyx[BN_CB];
+        float k1[BN_CB], k2[BN_CB], k3[BN_CB];
+        const float *mean = sm + j0;
+        bn_sums(be, dy, x, mean, rows, c, j0, cb, sdy, sdyx);
+        for (int64_t j = 0; j < cb; j++) {
+            double invstd = si[j0 + j];
+            double gi = g[j0 + j] * invstd;
+            k1[j] = (float)gi;
+            k2[j] = (float)(gi * sdy[j] / (double)rows);
+            k3[j] = (float)(gi * invstd * invstd * sdyx[j] / (double)rows);
+            if (db)
+                db[j0 + j] += (float)sdy[j];
+            if (dg)
+                dg[j0 + j] += (float)(sdyx[j] * invstd);
+        }
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+        for (int64_t r = 0; r < rows; r++) {
+            float tx[BN_CB], tdy[BN_CB], add[BN_CB];
+            const float *rx = tb_cpu_load_row(tx, x, r * c + j0, cb);
+            const float *rdy = tb_cpu_load_row(tdy, dy, r * c + j0, cb);
+            for (int64_t j = 0; j < cb; j++)
+                add[j] = k1[j] * rdy[j] - k2[j] - k3[j] * (rx[j] - mean[j]);
+            tb_cpu_accum_row(dx, r * c + j0, add, cb);
+        }
+    }
+    return TB_OK;
 }
