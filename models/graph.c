@@ -648,6 +648,19 @@ tb_value tb_graph_value_count(const tb_graph *g) { return g->n_values; }
 int tb_graph_n_nodes(const tb_graph *g) { return g->n_nodes; }
 void tb_graph_set_seed(tb_graph *g, uint64_t seed) { g->seed = seed; }
 
+size_t tb_graph_memory_bytes(const tb_graph *g)
+{
+    size_t params = 0;
+    for (int gi = 0; gi < 2; gi++) {
+        if (!g->group_used[gi])
+            continue;
+        const tb_param_group *grp = &g->groups[gi];
+        params += (size_t)grp->count * (4 + 4 + 1 + tb_dtype_size(grp->grad.dtype) +
+                                        (gi == TB_GROUP_LOWP ? tb_dtype_size(grp->value.dtype) : 0));
+    }
+    return params + g->buffer_bytes + g->act_bytes + g->grad_bytes + g->saved_bytes;
+}
+
 int64_t tb_graph_param_elements(const tb_graph *g)
 {
     int64_t n = 0;

@@ -115,6 +115,9 @@ tb_dtype tb_graph_dtype(const tb_graph *g);
 int tb_graph_batch(const tb_graph *g);
 int64_t tb_graph_param_elements(const tb_graph *g); /* trainable scalars, as PyTorch's parameters() */
 int64_t tb_graph_macs(const tb_graph *g);     /* multiply-accumulates per image: conv + linear */
+/* Bytes of device memory the graph's arenas hold (parameters, optimizer state,
+ * activations, gradients, saved state; the backend's workspace excluded). */
+size_t tb_graph_memory_bytes(const tb_graph *g);
 int tb_graph_n_params(const tb_graph *g);
 tb_param *tb_graph_param(tb_graph *g, int i);
 int tb_graph_n_buffers(const tb_graph *g);

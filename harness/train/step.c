@@ -1,0 +1,217 @@
+#include "harness/train/step.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/error.h"
+
+static size_t align_up(size_t n) { return (n + 255) & ~(size_t)255; }
+
+int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
+{
+    memset(s, 0, sizeof *s);
+    s->be = tb_graph_backend(g);
+    s->g = g;
+    s->opt = *opt;
+    const tb_tensor *in = tb_graph_input(g), *out = tb_graph_output(g);
+    s->n = (int)in->shape[0];
+    s->h = (int)in->shape[1];
+    s->w = (int)in->shape[2];
+    s->c = (int)in->shape[3];
+    s->k = (int)out->shape[1];
+    s->images = tb_tensor_4d(NULL, TB_F32, s->n, s->h, s->w, s->c);
+    s->mixed = s->images;
+    s->labels = tb_tensor_1d(NULL, TB_I32, s->n);
+    s->labels_b = s->labels;
+    s->targets = tb_tensor_2d(NULL, TB_F32, s->n, s->k);
+    s->probs = s->targets;
+    s->loss = tb_tensor_1d(NULL, TB_F32, 1);
+    s->flag = tb_tensor_1d(NULL, TB_I32, 1);
+    s->sumsq = tb_tensor_1d(NULL, TB_F32, 1);
+    tb_tensor *parts[] = {&s->images, &s->mixed, &s->labels, &s->labels_b, &s->targets,
+                          &s->probs, &s->loss, &s->flag, &s->sumsq};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        total += align_up(tb_nbytes(parts[i]));
+    TB_TRY(tb_alloc(s->be, &s->mem, total));
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        parts[i]->data = (char *)s->mem + off;
+        off += align_up(tb_nbytes(parts[i]));
+    }
+    if (opt->teacher) {
+        TB_TRY(tb_distill_buffers_alloc(&s->distill, s->be, s->n, s->k));
+        s->have_distill = true;
+    }
+    TB_TRY(tb_loss_scaler_init(&s->scaler, opt->dynamic_scale, opt->fp16_scaling ? opt->loss_scale : 1.0));
+    if (opt->ema_decay > 0) {
+        TB_TRY(tb_ema_init(&s->ema, g, opt->ema_decay, true));
+        s->have_ema = true;
+    }
+    return TB_OK;
+}
+
+void tb_step_destroy(tb_step *s)
+{
+    if (!s->be)
+        return;
+    if (s->have_distill)
+        tb_distill_buffers_free(&s->distill, s->be);
+    if (s->have_ema)
+        tb_ema_destroy(&s->ema);
+    tb_free(s->be, s->mem);
+    memset(s, 0, sizeof *s);
+}
+
+/* images (f32, device) -> the graph input in its dtype */
+static int feed_graph(tb_step *s, const tb_tensor *src)
+{
+    tb_tensor *in = tb_graph_input(s->g);
+    if (in->dtype == TB_F32)
+        return tb_copy(s->be, in, src);
+    return tb_convert(s->be, in, src);
+}
+
+int tb_step_set_input(tb_step *s, const float *images)
+{
+    TB_TRY(tb_upload(s->be, &s->images, images));
+    return feed_graph(s, &s->images);
+}
+
+/* Uploads the batch, applies mixup/cutmix and builds the loss targets.
+ * Sets *soft to the soft-target tensor or NULL for hard labels. */
+static int prepare_batch(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix,
+                         const tb_tensor **soft)
+{
+    TB_TRY(tb_upload(s->be, &s->images, images));
+    TB_TRY(tb_upload(s->be, &s->labels, labels));
+    bool mixing = mix && mix->kind != TB_MIX_NONE;
+    TB_CHECK(!mixing || s->opt.mixing, TB_ERR_INTERNAL, "step: a mix was drawn but mixing was not enabled");
+    const tb_tensor *batch = &s->images;
+    if (mixing) {
+        if (mix->kind == TB_MIX_MIXUP)
+            TB_TRY(tb_mixup_batch(s->be, &s->mixed, &s->images, mix->lam));
+        else
+            TB_TRY(tb_cutmix_batch(s->be, &s->mixed, &s->images, mix->y0, mix->y1, mix->x0, mix->x1));
+        TB_TRY(tb_reverse_labels(s->be, &s->labels_b, &s->labels));
+        batch = &s->mixed;
+    }
+    TB_TRY(feed_graph(s, batch));
+    *soft = NULL;
+    if (mixing || s->opt.label_smoothing > 0.0f) {
+        TB_TRY(tb_soft_targets(s->be, &s->targets, &s->labels, mixing ? &s->labels_b : NULL,
+                               mixing ? mix->lam : 1.0f, s->opt.label_smoothing));
+        *soft = &s->targets;
+    }
+    return TB_OK;
+}
+
+/* Loss forward and its gradient into the output gradient (already zeroed). */
+static int loss_and_gradient(tb_step *s, const tb_tensor *soft, float scale, const tb_tensor **loss)
+{
+    tb_tensor *logits = tb_graph_output(s->g), *dlogits = tb_graph_output_grad(s->g);
+    const tb_tensor *hard = soft ? NULL : &s->labels;
+    if (s->have_distill) {
+        TB_TRY(tb_graph_forward(s->opt.teacher, false));
+        TB_TRY(tb_distill_loss(s->be, dlogits, &s->distill, logits, tb_graph_output(s->opt.teacher), hard, soft,
+                               s->opt.temperature, s->opt.hard_weight, scale));
+        *loss = &s->distill.loss;
+        return TB_OK;
+    }
+    TB_TRY(tb_softmax_ce_forward(s->be, &s->loss, &s->probs, logits, hard, soft, 1.0f));
+    TB_TRY(tb_softmax_ce_backward(s->be, dlogits, &s->probs, hard, soft, 1.0f, scale));
+    *loss = &s->loss;
+    return TB_OK;
+}
+
+/* The divisor applied to gradients: the loss scale, times the clipping factor. */
+static int gradient_divisor(tb_step *s, float scale, float *divisor)
+{
+    *divisor = scale;
+    if (s->opt.grad_clip <= 0.0)
+        return TB_OK;
+    TB_TRY(tb_fill(s->be, &s->sumsq, 0.0f));
+    for (int gi = 0; gi < 2; gi++) {
+        tb_param_group *grp = tb_graph_group(s->g, gi);
+        if (grp)
+            TB_TRY(tb_sumsq(s->be, &s->sumsq, &grp->grad));
+    }
+    float sq = 0.0f;
+    /* clipping needs the norm on the host: the one extra read this option costs */
+    TB_TRY(tb_download(s->be, &sq, &s->sumsq));
+    double norm = sqrt((double)sq) / scale;
+    if (isfinite(norm) && norm > s->opt.grad_clip)
+        *divisor = (float)(scale * norm / s->opt.grad_clip);
+    return TB_OK;
+}
+
+static int optimizer_step(tb_step *s, double lr, float divisor)
+{
+    tb_sgd_params sp = {.lr = (float)lr,
+                        .momentum = (float)s->opt.momentum,
+                        .weight_decay = (float)s->opt.weight_decay,
+                        .grad_scale = divisor,
+                        .nesterov = s->opt.nesterov};
+    const tb_tensor *skip = s->opt.fp16_scaling ? &s->flag : NULL;
+    for (int gi = 0; gi < 2; gi++) {
+        tb_param_group *grp = tb_graph_group(s->g, gi);
+        if (!grp)
+            continue;
+        tb_tensor *model = gi == TB_GROUP_LOWP ? &grp->value : NULL;
+        TB_TRY(tb_sgd_step(s->be, &grp->master, model, &grp->momentum, &grp->grad, &grp->decay_mask, skip, &sp));
+    }
+    return TB_OK;
+}
+
+static int count_correct(tb_step *s, const int32_t *labels, int *correct)
+{
+    /* the probabilities are a metric download of n x k floats, not a sync of their own */
+    float *p = s->be->kind == TB_DEVICE_CPU ? (float *)s->probs.data : NULL;
+    *correct = 0;
+    if (!p)
+        return TB_OK;
+    for (int i = 0; i < s->n; i++) {
+        int best = 0;
+        for (int j = 1; j < s->k; j++)
+            if (p[(size_t)i * s->k + j] > p[(size_t)i * s->k + best])
+                best = j;
+        *correct += best == labels[i];
+    }
+    return TB_OK;
+}
+
+int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix, double lr,
+                tb_step_result *out)
+{
+    const tb_tensor *soft = NULL, *loss = NULL;
+    float scale = tb_loss_scaler_scale(&s->scaler);
+    TB_TRY(prepare_batch(s, images, labels, mix, &soft));
+    TB_TRY(tb_graph_forward(s->g, true));
+    TB_TRY(tb_graph_zero_grads(s->g));
+    TB_TRY(loss_and_gradient(s, soft, scale, &loss));
+    TB_TRY(tb_graph_backward(s->g));
+    if (s->opt.fp16_scaling) {
+        TB_TRY(tb_fill(s->be, &s->flag, 0.0f));
+        for (int gi = 0; gi < 2; gi++) {
+            tb_param_group *grp = tb_graph_group(s->g, gi);
+            if (grp)
+                TB_TRY(tb_nonfinite_check(s->be, &s->flag, &grp->grad));
+        }
+    }
+    float divisor;
+    TB_TRY(gradient_divisor(s, scale, &divisor));
+    TB_TRY(optimizer_step(s, lr, divisor));
+    int32_t overflow = 0;
+    if (s->opt.fp16_scaling)
+        TB_TRY(tb_download(s->be, &overflow, &s->flag));
+    bool applied = tb_loss_scaler_update(&s->scaler, overflow != 0);
+    if (s->have_ema && applied)
+        TB_TRY(tb_ema_update(&s->ema));
+    TB_TRY(tb_download(s->be, &out->loss, loss));
+    out->skipped = !applied;
+    out->correct = -1;
+    if (!soft && !s->have_distill)
+        TB_TRY(count_correct(s, labels, &out->correct));
+    return TB_OK;
+}

@@ -1,0 +1,72 @@
+/* One training step of a classification network, shared by the trainer and
+ * `trickbench bench`: upload -> mix -> forward -> loss (CE, label smoothing,
+ * distillation) -> backward -> overflow check -> SGD -> EMA, with one host
+ * read at the end (the loss, and the overflow flag under fp16 loss scaling).
+ * Every buffer is allocated once in tb_step_init.
+ */
+#ifndef TB_TRAIN_STEP_H
+#define TB_TRAIN_STEP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/backend.h"
+#include "models/graph.h"
+#include "tricks/distill.h"
+#include "tricks/ema.h"
+#include "tricks/loss_scale.h"
+#include "tricks/mix.h"
+
+typedef struct tb_step_options {
+    float label_smoothing;    /* eps; 0 = hard labels */
+    bool mixing;              /* mixup or cutmix may be drawn: allocate the mix buffers */
+    tb_graph *teacher;        /* distillation teacher (eval mode), NULL = none */
+    float temperature;        /* distillation */
+    float hard_weight;
+    bool fp16_scaling;        /* check gradients for overflow and skip such steps */
+    bool dynamic_scale;
+    double loss_scale;        /* initial (dynamic) or fixed (static) scale */
+    double momentum, weight_decay;
+    bool nesterov;
+    double grad_clip;         /* global norm; 0 = off (costs one host read per step) */
+    double ema_decay;         /* 0 = off */
+} tb_step_options;
+
+typedef struct tb_step {
+    tb_backend *be;
+    tb_graph *g;
+    tb_step_options opt;
+    int n, h, w, c, k;
+    tb_tensor images;         /* f32 {n,h,w,c}: the uploaded batch */
+    tb_tensor mixed;          /* f32 {n,h,w,c}: the mixed batch (when mixing) */
+    tb_tensor labels, labels_b; /* i32 {n} */
+    tb_tensor targets;        /* f32 {n,k}: soft targets (smoothing or mixing) */
+    tb_tensor probs;          /* f32 {n,k} */
+    tb_tensor loss;           /* f32 {1} */
+    tb_tensor flag;           /* i32 {1}: gradient overflow */
+    tb_tensor sumsq;          /* f32 {1}: gradient norm for clipping */
+    void *mem;
+    tb_distill_buffers distill;
+    bool have_distill;
+    tb_loss_scaler scaler;
+    tb_ema ema;
+    bool have_ema;
+} tb_step;
+
+int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt);
+void tb_step_destroy(tb_step *s);
+
+typedef struct tb_step_result {
+    float loss;
+    bool skipped;             /* overflow: the optimizer step was dropped */
+    int correct;              /* training top-1 hits (only without mixing; -1 otherwise) */
+} tb_step_result;
+
+/* One step on a host batch (f32 NHWC normalised images, i32 labels). */
+int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix, double lr,
+                tb_step_result *out);
+
+/* Copies a host f32 batch into the graph's input (converting to its dtype). */
+int tb_step_set_input(tb_step *s, const float *images);
+
+#endif
