@@ -8,8 +8,9 @@
  * BN running statistics are averaged like weights, as ModelEmaV2 does with
  * all buffers. Decay: constant d = tricks.ema, or with warmup (timm's
  * ModelEmaV3 use_warmup, gamma 1, power 2/3): the k-th update (1-based) uses
- *     d_k = 0 for k = 1,  else min(d, 1 - k'^(-2/3)) with k' = k  (= 1 + (k - 1))
- * so early averages are not dominated by the random initialisation.
+ *     d_1 = 0,  d_k = min(d, 1 - k^(-2/3)) for k >= 2
+ * (timm's 1 - (1 + step / gamma)^-power with step = k - 1), so the early
+ * averages are not dominated by the random initialisation.
  * For evaluation tb_ema_swap_in() copies the shadow into the live tensors
  * (saving them) and tb_ema_swap_out() restores them; nothing is allocated.
  */

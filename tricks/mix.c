@@ -27,19 +27,19 @@ int tb_mix_validate(const tb_mix_config *c)
 
 static int64_t clip(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* timm's rand_bbox with margin 0 and correct_lam. */
-static void cutmix_box(tb_mix *m, tb_rng *r, double lam, int h, int w)
+/* timm's rand_bbox (margin 0) with correct_lam. */
+tb_mix tb_mix_cutmix_box(double lam, int cy, int cx, int h, int w)
 {
+    tb_mix m = {.kind = TB_MIX_CUTMIX};
     double ratio = sqrt(1.0 - lam);
     int64_t cut_h = (int64_t)(h * ratio), cut_w = (int64_t)(w * ratio);
-    int64_t cy = (int64_t)tb_rng_below(r, (uint64_t)h);
-    int64_t cx = (int64_t)tb_rng_below(r, (uint64_t)w);
-    m->y0 = (int)clip(cy - cut_h / 2, 0, h);
-    m->y1 = (int)clip(cy + cut_h / 2, 0, h);
-    m->x0 = (int)clip(cx - cut_w / 2, 0, w);
-    m->x1 = (int)clip(cx + cut_w / 2, 0, w);
-    double area = (double)(m->y1 - m->y0) * (double)(m->x1 - m->x0);
-    m->lam = (float)(1.0 - area / ((double)h * (double)w));
+    m.y0 = (int)clip(cy - cut_h / 2, 0, h);
+    m.y1 = (int)clip(cy + cut_h / 2, 0, h);
+    m.x0 = (int)clip(cx - cut_w / 2, 0, w);
+    m.x1 = (int)clip(cx + cut_w / 2, 0, w);
+    double area = (double)(m.y1 - m.y0) * (double)(m.x1 - m.x0);
+    m.lam = (float)(1.0 - area / ((double)h * (double)w));
+    return m;
 }
 
 tb_mix tb_mix_draw(const tb_mix_config *c, uint64_t seed, int epoch, int64_t step, int h, int w)
@@ -55,11 +55,11 @@ tb_mix tb_mix_draw(const tb_mix_config *c, uint64_t seed, int epoch, int64_t ste
     double alpha = cutmix ? c->cutmix_alpha : c->mixup_alpha;
     double lam = tb_rng_beta(&r, alpha, alpha);
     if (cutmix) {
-        m.kind = TB_MIX_CUTMIX;
-        cutmix_box(&m, &r, lam, h, w);
-    } else {
-        m.kind = TB_MIX_MIXUP;
-        m.lam = (float)lam;
+        int cy = (int)tb_rng_below(&r, (uint64_t)h);
+        int cx = (int)tb_rng_below(&r, (uint64_t)w);
+        return tb_mix_cutmix_box(lam, cy, cx, h, w);
     }
+    m.kind = TB_MIX_MIXUP;
+    m.lam = (float)lam;
     return m;
 }

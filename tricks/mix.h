@@ -46,6 +46,9 @@ typedef struct tb_mix_config {
 bool tb_mix_active(int epoch, int epochs, int off_epochs);
 /* Validates alphas (>= 0, finite) and off_epochs (>= 0); names tricks.* keys. */
 int tb_mix_validate(const tb_mix_config *c);
+/* timm's box for a drawn lam and a box centre (cy, cx): kind TB_MIX_CUTMIX
+ * with the clipped box and the area-corrected lam. */
+tb_mix tb_mix_cutmix_box(double lam, int cy, int cx, int h, int w);
 /* The draw for batch `step` of `epoch` for images of h x w pixels. */
 tb_mix tb_mix_draw(const tb_mix_config *c, uint64_t seed, int epoch, int64_t step, int h, int w);
 

@@ -28,9 +28,8 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     s->probs = s->targets;
     s->loss = tb_tensor_1d(NULL, TB_F32, 1);
     s->flag = tb_tensor_1d(NULL, TB_I32, 1);
-    s->sumsq = tb_tensor_1d(NULL, TB_F32, 1);
     tb_tensor *parts[] = {&s->images, &s->mixed, &s->labels, &s->labels_b, &s->targets,
-                          &s->probs, &s->loss, &s->flag, &s->sumsq};
+                          &s->probs, &s->loss, &s->flag};
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         total += align_up(tb_nbytes(parts[i]));
@@ -45,6 +44,10 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
         s->have_distill = true;
     }
     TB_TRY(tb_loss_scaler_init(&s->scaler, opt->dynamic_scale, opt->fp16_scaling ? opt->loss_scale : 1.0));
+    if (opt->grad_clip > 0) {
+        TB_TRY(tb_grad_clip_init(&s->clip, s->be, opt->grad_clip));
+        s->have_clip = true;
+    }
     if (opt->ema_decay > 0) {
         TB_TRY(tb_ema_init(&s->ema, g, opt->ema_decay, true));
         s->have_ema = true;
@@ -60,6 +63,8 @@ void tb_step_destroy(tb_step *s)
         tb_distill_buffers_free(&s->distill, s->be);
     if (s->have_ema)
         tb_ema_destroy(&s->ema);
+    if (s->have_clip)
+        tb_grad_clip_destroy(&s->clip, s->be);
     tb_free(s->be, s->mem);
     memset(s, 0, sizeof *s);
 }
@@ -125,24 +130,15 @@ static int loss_and_gradient(tb_step *s, const tb_tensor *soft, float scale, con
     return TB_OK;
 }
 
-/* The divisor applied to gradients: the loss scale, times the clipping factor. */
+/* The divisor applied to gradients: the loss scale, over the clipping factor. */
 static int gradient_divisor(tb_step *s, float scale, float *divisor)
 {
     *divisor = scale;
-    if (s->opt.grad_clip <= 0.0)
+    if (!s->have_clip)
         return TB_OK;
-    TB_TRY(tb_fill(s->be, &s->sumsq, 0.0f));
-    for (int gi = 0; gi < 2; gi++) {
-        tb_param_group *grp = tb_graph_group(s->g, gi);
-        if (grp)
-            TB_TRY(tb_sumsq(s->be, &s->sumsq, &grp->grad));
-    }
-    float sq = 0.0f;
-    /* clipping needs the norm on the host: the one extra read this option costs */
-    TB_TRY(tb_download(s->be, &sq, &s->sumsq));
-    double norm = sqrt((double)sq) / scale;
-    if (isfinite(norm) && norm > s->opt.grad_clip)
-        *divisor = (float)(scale * norm / s->opt.grad_clip);
+    double norm, factor;
+    TB_TRY(tb_grad_clip_compute(&s->clip, s->g, scale, &norm, &factor));
+    *divisor = (float)(scale / factor);
     return TB_OK;
 }
 

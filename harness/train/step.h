@@ -14,6 +14,7 @@
 #include "models/graph.h"
 #include "tricks/distill.h"
 #include "tricks/ema.h"
+#include "tricks/grad_clip.h"
 #include "tricks/loss_scale.h"
 #include "tricks/mix.h"
 
@@ -44,13 +45,14 @@ typedef struct tb_step {
     tb_tensor probs;          /* f32 {n,k} */
     tb_tensor loss;           /* f32 {1} */
     tb_tensor flag;           /* i32 {1}: gradient overflow */
-    tb_tensor sumsq;          /* f32 {1}: gradient norm for clipping */
     void *mem;
     tb_distill_buffers distill;
     bool have_distill;
     tb_loss_scaler scaler;
     tb_ema ema;
     bool have_ema;
+    tb_grad_clip clip;
+    bool have_clip;
 } tb_step;
 
 int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt);
