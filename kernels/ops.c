@@ -1,241 +1,828 @@
-/* PENDING: op front-ends without validation yet. */
+/* Checked front-ends of every op except conv2d (kernels/ops_conv2d.c).
+ *
+ * Each front-end validates ranks, shapes, dtypes and scalar arguments, then
+ * dispatches through the backend's function table. An error is
+ * TB_ERR_INVALID with a message "op: problem (every tensor of the call with
+ * its shape and dtype)"; a NULL slot or a dtype the backend declines is
+ * TB_ERR_UNSUPPORTED naming the op and the backend.
+ *
+ * Optional tensors are absent when the pointer is NULL or its data is NULL
+ * (tensor.h); absent ones reach the backend as NULL pointers. Beyond what
+ * ops.h lists as optional, these are also accepted as absent (a frozen or
+ * input-side gradient): batchnorm's dx, linear's dw, and the running stats of
+ * batchnorm_forward_train (both or neither; absent = not tracked).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "kernels/backend.h"
 #include "kernels/error.h"
 #include "kernels/ops.h"
 
-int tb_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd, tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps)
+/* ------------------------------------------------------------ validation */
+
+#define VC_MAX 20
+
+/* The tensors of one call, remembered for the error message. */
+typedef struct vcall {
+    const char *op;
+    int n;
+    int more; /* tensors beyond VC_MAX (concat) */
+    const char *names[VC_MAX];
+    int index[VC_MAX]; /* >= 0: element of an array argument (concat's xs[i]) */
+    const tb_tensor *ts[VC_MAX];
+} vcall;
+
+static vcall vc_make(const char *op)
 {
-    if (!be->iface.batchnorm_forward_train)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_BATCHNORM_FORWARD_TRAIN), be->name);
-    return be->iface.batchnorm_forward_train(be, y, save_mean, save_invstd, running_mean, running_var, x, gamma, beta, momentum, eps);
+    vcall v;
+    v.op = op;
+    v.n = v.more = 0;
+    return v;
 }
 
-int tb_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *running_mean, const tb_tensor *running_var, float eps)
+static void vc_add_at(vcall *v, const char *name, int index, const tb_tensor *t)
 {
-    if (!be->iface.batchnorm_forward_eval)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_BATCHNORM_FORWARD_EVAL), be->name);
-    return be->iface.batchnorm_forward_eval(be, y, x, gamma, beta, running_mean, running_var, eps);
+    if (v->n == VC_MAX) {
+        v->more++;
+        return;
+    }
+    v->names[v->n] = name;
+    v->index[v->n] = index;
+    v->ts[v->n++] = t;
 }
 
-int tb_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *save_mean, const tb_tensor *save_invstd)
+static void vc_add(vcall *v, const char *name, const tb_tensor *t) { vc_add_at(v, name, -1, t); }
+
+static int present(const tb_tensor *t) { return t && t->data; }
+
+/* Shape string in a temporary that lives until the end of the enclosing block. */
+#define SHP(t) tb_shape_str((t), (char[64]){0}, 64)
+
+static int vc_fail(const vcall *v, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int vc_fail(const vcall *v, const char *fmt, ...)
 {
-    if (!be->iface.batchnorm_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_BATCHNORM_BACKWARD), be->name);
-    return be->iface.batchnorm_backward(be, dx, dgamma, dbeta, dy, x, gamma, save_mean, save_invstd);
+    char problem[512], all[1024];
+    size_t off = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    all[0] = '\0';
+    for (int i = 0; i < v->n && off < sizeof all; i++) {
+        char idx[16] = "";
+        if (v->index[i] >= 0)
+            snprintf(idx, sizeof idx, "[%d]", v->index[i]);
+        off += (size_t)snprintf(all + off, sizeof all - off, "%s%s%s %s", i ? ", " : "", v->names[i], idx,
+                                present(v->ts[i]) ? SHP(v->ts[i]) : "(none)");
+    }
+    if (v->more && off < sizeof all)
+        snprintf(all + off, sizeof all - off, ", and %d more", v->more);
+    return tb_fail(TB_ERR_INVALID, "%s: %s (%s)", v->op, problem, all);
 }
+
+/* t is given, has 1..4 dims and every dim is positive. */
+static int need(const vcall *v, const char *name, const tb_tensor *t)
+{
+    if (!present(t))
+        return vc_fail(v, "%s is missing", name);
+    if (t->ndim < 1 || t->ndim > TB_MAX_DIMS)
+        return vc_fail(v, "%s has %d dims (1 to %d allowed)", name, t->ndim, TB_MAX_DIMS);
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] <= 0)
+            return vc_fail(v, "%s %s has a non-positive dim", name, SHP(t));
+    if ((int)t->dtype < 0 || t->dtype >= TB_DTYPE_COUNT)
+        return vc_fail(v, "%s has an unknown dtype %d", name, (int)t->dtype);
+    return TB_OK;
+}
+
+static int need_float(const vcall *v, const char *name, const tb_tensor *t)
+{
+    TB_TRY(need(v, name, t));
+    if (!tb_dtype_is_float(t->dtype))
+        return vc_fail(v, "%s %s must be f32, f16 or bf16", name, SHP(t));
+    return TB_OK;
+}
+
+static int need_dtype(const vcall *v, const char *name, const tb_tensor *t, tb_dtype dt)
+{
+    TB_TRY(need(v, name, t));
+    if (t->dtype != dt)
+        return vc_fail(v, "%s %s must be %s", name, SHP(t), tb_dtype_name(dt));
+    return TB_OK;
+}
+
+static int need_ndim(const vcall *v, const char *name, const tb_tensor *t, int ndim, const char *layout)
+{
+    if (t->ndim != ndim)
+        return vc_fail(v, "%s %s must be %d-D %s", name, SHP(t), ndim, layout);
+    return TB_OK;
+}
+
+/* b is given and has a's shape and dtype. */
+static int need_like(const vcall *v, const char *bn, const tb_tensor *b, const char *an, const tb_tensor *a)
+{
+    TB_TRY(need(v, bn, b));
+    if (!tb_same_shape(a, b))
+        return vc_fail(v, "%s %s and %s %s differ in shape", an, SHP(a), bn, SHP(b));
+    if (a->dtype != b->dtype)
+        return vc_fail(v, "%s %s and %s %s differ in dtype", an, SHP(a), bn, SHP(b));
+    return TB_OK;
+}
+
+/* b is given and has a's shape, with dtype dt. */
+static int need_shape_dtype(const vcall *v, const char *bn, const tb_tensor *b, const char *an,
+                            const tb_tensor *a, tb_dtype dt)
+{
+    TB_TRY(need_dtype(v, bn, b, dt));
+    if (!tb_same_shape(a, b))
+        return vc_fail(v, "%s %s and %s %s differ in shape", an, SHP(a), bn, SHP(b));
+    return TB_OK;
+}
+
+/* t is a vector {len} of dtype dt. */
+static int need_vec(const vcall *v, const char *name, const tb_tensor *t, tb_dtype dt, int64_t len,
+                    const char *len_of)
+{
+    TB_TRY(need_dtype(v, name, t, dt));
+    if (t->ndim != 1 || t->shape[0] != len)
+        return vc_fail(v, "%s %s must be %s {%lld} (%s)", name, SHP(t), tb_dtype_name(dt), (long long)len, len_of);
+    return TB_OK;
+}
+
+/* t is 2-D {rows, cols} of dtype dt (dt < 0: any float dtype). */
+static int need_mat(const vcall *v, const char *name, const tb_tensor *t, int dt, int64_t rows, int64_t cols)
+{
+    TB_TRY(dt < 0 ? need_float(v, name, t) : need_dtype(v, name, t, (tb_dtype)dt));
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return vc_fail(v, "%s %s must be {%lld,%lld}", name, SHP(t), (long long)rows, (long long)cols);
+    return TB_OK;
+}
+
+static int need_same_numel(const vcall *v, const char *bn, const tb_tensor *b, const char *an, const tb_tensor *a)
+{
+    TB_TRY(need(v, bn, b));
+    if (tb_numel(a) != tb_numel(b))
+        return vc_fail(v, "%s %s and %s %s differ in element count", an, SHP(a), bn, SHP(b));
+    return TB_OK;
+}
+
+static int no_overlap(const vcall *v, const char *an, const tb_tensor *a, const char *bn, const tb_tensor *b)
+{
+    const char *pa = a->data, *pb = b->data;
+    if (pa < pb + tb_nbytes(b) && pb < pa + tb_nbytes(a))
+        return vc_fail(v, "%s and %s must not overlap in memory", an, bn);
+    return TB_OK;
+}
+
+/* The backend has the op (and the activation dtype dt, unless dt is TB_DTYPE_COUNT). */
+static int need_backend(tb_backend *be, tb_op_id op, bool has_slot, tb_dtype dt)
+{
+    if (!be)
+        return tb_fail(TB_ERR_INVALID, "%s: no backend given", tb_op_name(op));
+    if (!has_slot)
+        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(op), be->name);
+    if (dt != TB_DTYPE_COUNT && be->iface.supports_op && !be->iface.supports_op(be, op, dt))
+        return tb_fail(TB_ERR_UNSUPPORTED, "%s: %s tensors not supported by backend %s", tb_op_name(op),
+                       tb_dtype_name(dt), be->name);
+    return TB_OK;
+}
+
+/* Validates the backend and calls its slot with the remaining arguments. */
+#define DISPATCH(op, slot, dt, ...)                                               \
+    do {                                                                          \
+        TB_TRY(need_backend(be, (op), be && be->iface.slot != NULL, (dt)));       \
+        return be->iface.slot(be, __VA_ARGS__);                                   \
+    } while (0)
+
+static tb_tensor *opt(tb_tensor *t) { return present(t) ? t : NULL; }
+static const tb_tensor *copt(const tb_tensor *t) { return present(t) ? t : NULL; }
+
+static int64_t channels(const tb_tensor *t) { return t->shape[t->ndim - 1]; }
+
+/* ------------------------------------------------------------- batchnorm */
+
+static int bn_input(const vcall *v, const char *name, const tb_tensor *x)
+{
+    TB_TRY(need_float(v, name, x));
+    if (x->ndim != 2 && x->ndim != 4)
+        return vc_fail(v, "%s %s must be 4-D NHWC or 2-D {n,c}", name, SHP(x));
+    return TB_OK;
+}
+
+static int bn_eps(const vcall *v, float eps)
+{
+    if (!(eps > 0.0f) || !isfinite(eps))
+        return vc_fail(v, "eps %g must be positive and finite", (double)eps);
+    return TB_OK;
+}
+
+int tb_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                               tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x,
+                               const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_FORWARD_TRAIN));
+    vc_add(&v, "y", y), vc_add(&v, "save_mean", save_mean), vc_add(&v, "save_invstd", save_invstd);
+    vc_add(&v, "running_mean", running_mean), vc_add(&v, "running_var", running_var), vc_add(&v, "x", x);
+    vc_add(&v, "gamma", gamma), vc_add(&v, "beta", beta);
+    TB_TRY(bn_input(&v, "x", x));
+    TB_TRY(need_like(&v, "y", y, "x", x));
+    int64_t c = channels(x);
+    const char *why = "channels of x";
+    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "beta", beta, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "save_mean", save_mean, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "save_invstd", save_invstd, TB_F32, c, why));
+    if (present(running_mean) != present(running_var))
+        return vc_fail(&v, "running_mean and running_var must be given together");
+    if (present(running_mean)) {
+        TB_TRY(need_vec(&v, "running_mean", running_mean, TB_F32, c, why));
+        TB_TRY(need_vec(&v, "running_var", running_var, TB_F32, c, why));
+    }
+    if (tb_numel(x) / c < 2)
+        return vc_fail(&v, "training needs more than one value per channel (x %s)", SHP(x));
+    if (!(momentum >= 0.0f && momentum <= 1.0f))
+        return vc_fail(&v, "momentum %g is outside [0, 1]", (double)momentum);
+    TB_TRY(bn_eps(&v, eps));
+    DISPATCH(TB_OP_BATCHNORM_FORWARD_TRAIN, batchnorm_forward_train, x->dtype, y, save_mean, save_invstd,
+             opt(running_mean), opt(running_var), x, gamma, beta, momentum, eps);
+}
+
+int tb_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma,
+                              const tb_tensor *beta, const tb_tensor *running_mean,
+                              const tb_tensor *running_var, float eps)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_FORWARD_EVAL));
+    vc_add(&v, "y", y), vc_add(&v, "x", x), vc_add(&v, "gamma", gamma), vc_add(&v, "beta", beta);
+    vc_add(&v, "running_mean", running_mean), vc_add(&v, "running_var", running_var);
+    TB_TRY(bn_input(&v, "x", x));
+    TB_TRY(need_like(&v, "y", y, "x", x));
+    int64_t c = channels(x);
+    const char *why = "channels of x";
+    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "beta", beta, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "running_mean", running_mean, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "running_var", running_var, TB_F32, c, why));
+    TB_TRY(bn_eps(&v, eps));
+    DISPATCH(TB_OP_BATCHNORM_FORWARD_EVAL, batchnorm_forward_eval, x->dtype, y, x, gamma, beta, running_mean,
+             running_var, eps);
+}
+
+int tb_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                          const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                          const tb_tensor *save_mean, const tb_tensor *save_invstd)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dgamma", dgamma), vc_add(&v, "dbeta", dbeta), vc_add(&v, "dy", dy);
+    vc_add(&v, "x", x), vc_add(&v, "gamma", gamma), vc_add(&v, "save_mean", save_mean);
+    vc_add(&v, "save_invstd", save_invstd);
+    TB_TRY(bn_input(&v, "x", x));
+    TB_TRY(need_like(&v, "dy", dy, "x", x));
+    if (present(dx))
+        TB_TRY(need_like(&v, "dx", dx, "x", x));
+    int64_t c = channels(x);
+    const char *why = "channels of x";
+    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "save_mean", save_mean, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "save_invstd", save_invstd, TB_F32, c, why));
+    if (present(dgamma))
+        TB_TRY(need_vec(&v, "dgamma", dgamma, TB_F32, c, why));
+    if (present(dbeta))
+        TB_TRY(need_vec(&v, "dbeta", dbeta, TB_F32, c, why));
+    DISPATCH(TB_OP_BATCHNORM_BACKWARD, batchnorm_backward, x->dtype, opt(dx), opt(dgamma), opt(dbeta), dy, x,
+             gamma, save_mean, save_invstd);
+}
+
+/* ------------------------------------------------------------------ relu */
 
 int tb_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x)
 {
-    if (!be->iface.relu_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_RELU_FORWARD), be->name);
-    return be->iface.relu_forward(be, y, x);
+    vcall v = vc_make(tb_op_name(TB_OP_RELU_FORWARD));
+    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    TB_TRY(need_like(&v, "y", y, "x", x));
+    DISPATCH(TB_OP_RELU_FORWARD, relu_forward, x->dtype, y, x);
 }
 
 int tb_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y)
 {
-    if (!be->iface.relu_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_RELU_BACKWARD), be->name);
-    return be->iface.relu_backward(be, dx, dy, y);
+    vcall v = vc_make(tb_op_name(TB_OP_RELU_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dy", dy), vc_add(&v, "y", y);
+    TB_TRY(need_float(&v, "y", y));
+    TB_TRY(need_like(&v, "dy", dy, "y", y));
+    TB_TRY(need_like(&v, "dx", dx, "y", y));
+    DISPATCH(TB_OP_RELU_BACKWARD, relu_backward, y->dtype, dx, dy, y);
+}
+
+/* --------------------------------------------------------------- pooling */
+
+int64_t tb_pool_out_size(int64_t in, int kernel, int stride, int pad, bool ceil_mode)
+{
+    if (in <= 0 || kernel <= 0 || stride <= 0 || pad < 0)
+        return 0;
+    int64_t span = in + 2 * (int64_t)pad - kernel + (ceil_mode ? stride - 1 : 0);
+    if (span < 0) /* the window does not fit even once */
+        return 0;
+    int64_t out = span / stride + 1;
+    /* PyTorch: the last window must start inside the input or the left padding */
+    if (ceil_mode && (out - 1) * stride >= in + pad)
+        out--;
+    return out;
+}
+
+static int pool_fail_params(const vcall *v, const tb_pool_params *p, const char *problem)
+{
+    return vc_fail(v, "%s: kernel %dx%d, stride %dx%d, pad %dx%d, ceil_mode %d", problem, p->kernel_h, p->kernel_w,
+                   p->stride_h, p->stride_w, p->pad_h, p->pad_w, (int)p->ceil_mode);
+}
+
+/* Checks p and x (4-D float) and the output shape y must have. */
+static int pool_shapes(const vcall *v, const char *x_name, const tb_tensor *x, const char *y_name,
+                       const tb_tensor *y, const tb_pool_params *p)
+{
+    if (!p)
+        return vc_fail(v, "pooling parameters are missing");
+    if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 1 || p->stride_w < 1)
+        return pool_fail_params(v, p, "kernel and stride must be positive");
+    if (p->pad_h < 0 || p->pad_w < 0 || 2 * p->pad_h > p->kernel_h || 2 * p->pad_w > p->kernel_w)
+        return pool_fail_params(v, p, "padding must be between 0 and half the kernel");
+    TB_TRY(need_float(v, x_name, x));
+    TB_TRY(need_ndim(v, x_name, x, 4, "NHWC"));
+    int64_t oh = tb_pool_out_size(x->shape[1], p->kernel_h, p->stride_h, p->pad_h, p->ceil_mode);
+    int64_t ow = tb_pool_out_size(x->shape[2], p->kernel_w, p->stride_w, p->pad_w, p->ceil_mode);
+    if (oh <= 0 || ow <= 0)
+        return pool_fail_params(v, p, "the window does not fit the input");
+    TB_TRY(need(v, y_name, y));
+    if (y->ndim != 4 || y->shape[0] != x->shape[0] || y->shape[1] != oh || y->shape[2] != ow ||
+        y->shape[3] != x->shape[3])
+        return vc_fail(v, "%s %s must be {%lld,%lld,%lld,%lld} for %s %s with kernel %dx%d, stride %dx%d, pad %dx%d, "
+                       "ceil_mode %d", y_name, SHP(y), (long long)x->shape[0], (long long)oh, (long long)ow,
+                       (long long)x->shape[3], x_name, SHP(x), p->kernel_h, p->kernel_w, p->stride_h, p->stride_w, p->pad_h,
+                       p->pad_w, (int)p->ceil_mode);
+    if (y->dtype != x->dtype)
+        return vc_fail(v, "%s %s and %s %s differ in dtype", x_name, SHP(x), y_name, SHP(y));
+    return TB_OK;
 }
 
 int tb_maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p)
 {
-    if (!be->iface.maxpool_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_MAXPOOL_FORWARD), be->name);
-    return be->iface.maxpool_forward(be, y, x, p);
+    vcall v = vc_make(tb_op_name(TB_OP_MAXPOOL_FORWARD));
+    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(pool_shapes(&v, "x", x, "y", y, p));
+    DISPATCH(TB_OP_MAXPOOL_FORWARD, maxpool_forward, x->dtype, y, x, p);
 }
 
-int tb_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y, const tb_tensor *x, const tb_pool_params *p)
+int tb_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y,
+                        const tb_tensor *x, const tb_pool_params *p)
 {
-    if (!be->iface.maxpool_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_MAXPOOL_BACKWARD), be->name);
-    return be->iface.maxpool_backward(be, dx, dy, y, x, p);
+    vcall v = vc_make(tb_op_name(TB_OP_MAXPOOL_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dy", dy), vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(pool_shapes(&v, "x", x, "dy", dy, p));
+    TB_TRY(need_like(&v, "y", y, "dy", dy));
+    TB_TRY(need_like(&v, "dx", dx, "x", x));
+    DISPATCH(TB_OP_MAXPOOL_BACKWARD, maxpool_backward, x->dtype, dx, dy, y, x, p);
 }
 
 int tb_avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p)
 {
-    if (!be->iface.avgpool_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_AVGPOOL_FORWARD), be->name);
-    return be->iface.avgpool_forward(be, y, x, p);
+    vcall v = vc_make(tb_op_name(TB_OP_AVGPOOL_FORWARD));
+    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(pool_shapes(&v, "x", x, "y", y, p));
+    DISPATCH(TB_OP_AVGPOOL_FORWARD, avgpool_forward, x->dtype, y, x, p);
 }
 
 int tb_avgpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_pool_params *p)
 {
-    if (!be->iface.avgpool_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_AVGPOOL_BACKWARD), be->name);
-    return be->iface.avgpool_backward(be, dx, dy, p);
+    vcall v = vc_make(tb_op_name(TB_OP_AVGPOOL_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dy", dy);
+    /* dx plays the input: its shape fixes dy's */
+    TB_TRY(pool_shapes(&v, "dx", dx, "dy", dy, p));
+    DISPATCH(TB_OP_AVGPOOL_BACKWARD, avgpool_backward, dx->dtype, dx, dy, p);
+}
+
+static int global_pool_shapes(const vcall *v, const char *xn, const tb_tensor *x, const char *yn,
+                              const tb_tensor *y)
+{
+    TB_TRY(need_float(v, xn, x));
+    TB_TRY(need_ndim(v, xn, x, 4, "NHWC"));
+    TB_TRY(need(v, yn, y));
+    if (y->ndim != 2 || y->shape[0] != x->shape[0] || y->shape[1] != x->shape[3])
+        return vc_fail(v, "%s %s must be {%lld,%lld} for %s %s", yn, SHP(y), (long long)x->shape[0],
+                       (long long)x->shape[3], xn, SHP(x));
+    if (y->dtype != x->dtype)
+        return vc_fail(v, "%s %s and %s %s differ in dtype", xn, SHP(x), yn, SHP(y));
+    return TB_OK;
 }
 
 int tb_global_avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x)
 {
-    if (!be->iface.global_avgpool_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_GLOBAL_AVGPOOL_FORWARD), be->name);
-    return be->iface.global_avgpool_forward(be, y, x);
+    vcall v = vc_make(tb_op_name(TB_OP_GLOBAL_AVGPOOL_FORWARD));
+    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(global_pool_shapes(&v, "x", x, "y", y));
+    DISPATCH(TB_OP_GLOBAL_AVGPOOL_FORWARD, global_avgpool_forward, x->dtype, y, x);
 }
 
 int tb_global_avgpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy)
 {
-    if (!be->iface.global_avgpool_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_GLOBAL_AVGPOOL_BACKWARD), be->name);
-    return be->iface.global_avgpool_backward(be, dx, dy);
+    vcall v = vc_make(tb_op_name(TB_OP_GLOBAL_AVGPOOL_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dy", dy);
+    TB_TRY(global_pool_shapes(&v, "dx", dx, "dy", dy));
+    DISPATCH(TB_OP_GLOBAL_AVGPOOL_BACKWARD, global_avgpool_backward, dx->dtype, dx, dy);
 }
 
-int tb_linear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w, const tb_tensor *bias)
+/* ---------------------------------------------------------------- linear */
+
+/* x {n,c} float, w {k,c} of x's dtype, both small enough for BLAS's int sizes. */
+static int linear_shapes(const vcall *v, const tb_tensor *x, const tb_tensor *w)
 {
-    if (!be->iface.linear_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_LINEAR_FORWARD), be->name);
-    return be->iface.linear_forward(be, y, x, w, bias);
+    TB_TRY(need_float(v, "x", x));
+    TB_TRY(need_ndim(v, "x", x, 2, "{n,c}"));
+    TB_TRY(need(v, "w", w));
+    if (w->ndim != 2 || w->shape[1] != x->shape[1])
+        return vc_fail(v, "w %s must be {k,%lld} for x %s", SHP(w), (long long)x->shape[1], SHP(x));
+    if (w->dtype != x->dtype)
+        return vc_fail(v, "x %s and w %s differ in dtype", SHP(x), SHP(w));
+    if (x->shape[0] > INT32_MAX || x->shape[1] > INT32_MAX || w->shape[0] > INT32_MAX)
+        return vc_fail(v, "dims exceed the BLAS int range");
+    return TB_OK;
 }
 
-int tb_linear_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *w)
+int tb_linear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                      const tb_tensor *bias)
 {
-    if (!be->iface.linear_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_LINEAR_BACKWARD), be->name);
-    return be->iface.linear_backward(be, dx, dw, dbias, dy, x, w);
+    vcall v = vc_make(tb_op_name(TB_OP_LINEAR_FORWARD));
+    vc_add(&v, "y", y), vc_add(&v, "x", x), vc_add(&v, "w", w), vc_add(&v, "bias", bias);
+    TB_TRY(linear_shapes(&v, x, w));
+    int64_t n = x->shape[0], k = w->shape[0];
+    TB_TRY(need_mat(&v, "y", y, x->dtype, n, k));
+    if (present(bias))
+        TB_TRY(need_vec(&v, "bias", bias, w->dtype, k, "rows of w"));
+    DISPATCH(TB_OP_LINEAR_FORWARD, linear_forward, x->dtype, y, x, w, copt(bias));
 }
+
+int tb_linear_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
+                       const tb_tensor *x, const tb_tensor *w)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_LINEAR_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dw", dw), vc_add(&v, "dbias", dbias), vc_add(&v, "dy", dy);
+    vc_add(&v, "x", x), vc_add(&v, "w", w);
+    TB_TRY(linear_shapes(&v, x, w));
+    int64_t n = x->shape[0], k = w->shape[0];
+    TB_TRY(need_mat(&v, "dy", dy, x->dtype, n, k));
+    if (present(dx))
+        TB_TRY(need_like(&v, "dx", dx, "x", x));
+    if (present(dw))
+        TB_TRY(need_like(&v, "dw", dw, "w", w));
+    if (present(dbias))
+        TB_TRY(need_vec(&v, "dbias", dbias, w->dtype, k, "rows of w"));
+    DISPATCH(TB_OP_LINEAR_BACKWARD, linear_backward, x->dtype, opt(dx), opt(dw), opt(dbias), dy, x, w);
+}
+
+/* ------------------------------------------------------- add and concat */
 
 int tb_add_forward(tb_backend *be, tb_tensor *y, const tb_tensor *a, const tb_tensor *b)
 {
-    if (!be->iface.add_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_ADD_FORWARD), be->name);
-    return be->iface.add_forward(be, y, a, b);
+    vcall v = vc_make(tb_op_name(TB_OP_ADD_FORWARD));
+    vc_add(&v, "y", y), vc_add(&v, "a", a), vc_add(&v, "b", b);
+    TB_TRY(need_float(&v, "a", a));
+    TB_TRY(need_like(&v, "b", b, "a", a));
+    TB_TRY(need_like(&v, "y", y, "a", a));
+    DISPATCH(TB_OP_ADD_FORWARD, add_forward, a->dtype, y, a, b);
 }
 
 int tb_add_backward(tb_backend *be, tb_tensor *da, tb_tensor *db, const tb_tensor *dy)
 {
-    if (!be->iface.add_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_ADD_BACKWARD), be->name);
-    return be->iface.add_backward(be, da, db, dy);
+    vcall v = vc_make(tb_op_name(TB_OP_ADD_BACKWARD));
+    vc_add(&v, "da", da), vc_add(&v, "db", db), vc_add(&v, "dy", dy);
+    TB_TRY(need_float(&v, "dy", dy));
+    if (present(da))
+        TB_TRY(need_like(&v, "da", da, "dy", dy));
+    if (present(db))
+        TB_TRY(need_like(&v, "db", db, "dy", dy));
+    DISPATCH(TB_OP_ADD_BACKWARD, add_backward, dy->dtype, opt(da), opt(db), dy);
+}
+
+/* The parts (xs or dxs) against the whole (y or dy): same dtype and rank,
+ * equal leading dims, channel counts summing to the whole's. */
+static int concat_shapes(vcall *v, const char *part, const tb_tensor *const *xs, int count, const char *whole,
+                         const tb_tensor *y)
+{
+    for (int i = 0; xs && i < count; i++)
+        vc_add_at(v, part, i, xs[i]);
+    TB_TRY(need_float(v, whole, y));
+    if (!xs || count < 1)
+        return vc_fail(v, "needs at least one %s tensor (count %d)", part, count);
+    int64_t sum = 0;
+    for (int i = 0; i < count; i++) {
+        const tb_tensor *x = xs[i];
+        if (!present(x))
+            return vc_fail(v, "%s[%d] is missing", part, i);
+        TB_TRY(need(v, part, x));
+        if (x->dtype != y->dtype)
+            return vc_fail(v, "%s[%d] %s and %s %s differ in dtype", part, i, SHP(x), whole, SHP(y));
+        bool same_lead = x->ndim == y->ndim;
+        for (int d = 0; same_lead && d < y->ndim - 1; d++)
+            same_lead = x->shape[d] == y->shape[d];
+        if (!same_lead)
+            return vc_fail(v, "%s[%d] %s and %s %s differ in a dim other than the last", part, i, SHP(x), whole,
+                           SHP(y));
+        sum += channels(x);
+    }
+    if (sum != channels(y))
+        return vc_fail(v, "the parts have %lld channels in all, %s %s has %lld", (long long)sum, whole, SHP(y),
+                       (long long)channels(y));
+    return TB_OK;
 }
 
 int tb_concat_forward(tb_backend *be, tb_tensor *y, const tb_tensor *const *xs, int count)
 {
-    if (!be->iface.concat_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_CONCAT_FORWARD), be->name);
-    return be->iface.concat_forward(be, y, xs, count);
+    vcall v = vc_make(tb_op_name(TB_OP_CONCAT_FORWARD));
+    vc_add(&v, "y", y);
+    TB_TRY(concat_shapes(&v, "xs", xs, count, "y", y));
+    DISPATCH(TB_OP_CONCAT_FORWARD, concat_forward, y->dtype, y, xs, count);
 }
 
 int tb_concat_backward(tb_backend *be, tb_tensor *const *dxs, int count, const tb_tensor *dy)
 {
-    if (!be->iface.concat_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_CONCAT_BACKWARD), be->name);
-    return be->iface.concat_backward(be, dxs, count, dy);
+    vcall v = vc_make(tb_op_name(TB_OP_CONCAT_BACKWARD));
+    vc_add(&v, "dy", dy);
+    TB_TRY(concat_shapes(&v, "dxs", (const tb_tensor *const *)dxs, count, "dy", dy));
+    DISPATCH(TB_OP_CONCAT_BACKWARD, concat_backward, dy->dtype, dxs, count, dy);
 }
 
-int tb_dropout_forward(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p, uint64_t seed)
+/* --------------------------------------------------------------- dropout */
+
+static int dropout_p(const vcall *v, float p)
 {
-    if (!be->iface.dropout_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_DROPOUT_FORWARD), be->name);
-    return be->iface.dropout_forward(be, y, mask, x, p, seed);
+    if (!(p >= 0.0f && p < 1.0f))
+        return vc_fail(v, "p %g is outside [0, 1)", (double)p);
+    return TB_OK;
+}
+
+int tb_dropout_forward(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
+                       uint64_t seed)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_DROPOUT_FORWARD));
+    vc_add(&v, "y", y), vc_add(&v, "mask", mask), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    TB_TRY(need_like(&v, "y", y, "x", x));
+    TB_TRY(need_shape_dtype(&v, "mask", mask, "x", x, TB_U8));
+    TB_TRY(dropout_p(&v, p));
+    DISPATCH(TB_OP_DROPOUT_FORWARD, dropout_forward, x->dtype, y, mask, x, p, seed);
 }
 
 int tb_dropout_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *mask, float p)
 {
-    if (!be->iface.dropout_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_DROPOUT_BACKWARD), be->name);
-    return be->iface.dropout_backward(be, dx, dy, mask, p);
+    vcall v = vc_make(tb_op_name(TB_OP_DROPOUT_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dy", dy), vc_add(&v, "mask", mask);
+    TB_TRY(need_float(&v, "dy", dy));
+    TB_TRY(need_like(&v, "dx", dx, "dy", dy));
+    TB_TRY(need_shape_dtype(&v, "mask", mask, "dy", dy, TB_U8));
+    TB_TRY(dropout_p(&v, p));
+    DISPATCH(TB_OP_DROPOUT_BACKWARD, dropout_backward, dy->dtype, dx, dy, mask, p);
 }
 
-int tb_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits, const tb_tensor *labels, const tb_tensor *targets, float temperature)
+/* ------------------------------------------------- softmax cross-entropy */
+
+static int temperature_ok(const vcall *v, float t)
 {
-    if (!be->iface.softmax_ce_forward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_SOFTMAX_CE_FORWARD), be->name);
-    return be->iface.softmax_ce_forward(be, loss, probs, logits, labels, targets, temperature);
+    if (!(t > 0.0f) || !isfinite(t))
+        return vc_fail(v, "temperature %g must be positive and finite", (double)t);
+    return TB_OK;
 }
 
-int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs, const tb_tensor *labels, const tb_tensor *targets, float temperature, float scale)
+/* logits {n,k} (dt < 0: any float dtype), and exactly one of labels / targets. */
+static int ce_targets(const vcall *v, const char *ln, const tb_tensor *logits, int dt, const tb_tensor *labels,
+                      const tb_tensor *targets)
 {
-    if (!be->iface.softmax_ce_backward)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_SOFTMAX_CE_BACKWARD), be->name);
-    return be->iface.softmax_ce_backward(be, dlogits, probs, labels, targets, temperature, scale);
+    TB_TRY(dt < 0 ? need_float(v, ln, logits) : need_dtype(v, ln, logits, (tb_dtype)dt));
+    TB_TRY(need_ndim(v, ln, logits, 2, "{n,k}"));
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    if (present(labels) == present(targets))
+        return vc_fail(v, "exactly one of labels and targets must be given");
+    if (present(labels))
+        return need_vec(v, "labels", labels, TB_I32, n, "rows of the logits");
+    return need_mat(v, "targets", targets, TB_F32, n, k);
 }
 
-int tb_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b, float lam, float eps)
+int tb_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
+                          const tb_tensor *labels, const tb_tensor *targets, float temperature)
 {
-    if (!be->iface.soft_targets)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_SOFT_TARGETS), be->name);
-    return be->iface.soft_targets(be, targets, labels_a, labels_b, lam, eps);
+    vcall v = vc_make(tb_op_name(TB_OP_SOFTMAX_CE_FORWARD));
+    vc_add(&v, "loss", loss), vc_add(&v, "probs", probs), vc_add(&v, "logits", logits);
+    vc_add(&v, "labels", labels), vc_add(&v, "targets", targets);
+    TB_TRY(ce_targets(&v, "logits", logits, -1, labels, targets));
+    TB_TRY(need_mat(&v, "probs", probs, TB_F32, logits->shape[0], logits->shape[1]));
+    TB_TRY(need_vec(&v, "loss", loss, TB_F32, 1, "a scalar"));
+    TB_TRY(temperature_ok(&v, temperature));
+    DISPATCH(TB_OP_SOFTMAX_CE_FORWARD, softmax_ce_forward, logits->dtype, loss, probs, logits, copt(labels),
+             copt(targets), temperature);
+}
+
+int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
+                           const tb_tensor *labels, const tb_tensor *targets, float temperature,
+                           float scale)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_SOFTMAX_CE_BACKWARD));
+    vc_add(&v, "dlogits", dlogits), vc_add(&v, "probs", probs), vc_add(&v, "labels", labels);
+    vc_add(&v, "targets", targets);
+    TB_TRY(ce_targets(&v, "probs", probs, TB_F32, labels, targets));
+    TB_TRY(need_mat(&v, "dlogits", dlogits, -1, probs->shape[0], probs->shape[1]));
+    TB_TRY(temperature_ok(&v, temperature));
+    if (!isfinite(scale))
+        return vc_fail(&v, "scale %g must be finite", (double)scale);
+    DISPATCH(TB_OP_SOFTMAX_CE_BACKWARD, softmax_ce_backward, dlogits->dtype, dlogits, probs, copt(labels),
+             copt(targets), temperature, scale);
+}
+
+int tb_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
+                    float lam, float eps)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_SOFT_TARGETS));
+    vc_add(&v, "targets", targets), vc_add(&v, "labels_a", labels_a), vc_add(&v, "labels_b", labels_b);
+    TB_TRY(need_dtype(&v, "targets", targets, TB_F32));
+    TB_TRY(need_ndim(&v, "targets", targets, 2, "{n,k}"));
+    int64_t n = targets->shape[0], k = targets->shape[1];
+    TB_TRY(need_vec(&v, "labels_a", labels_a, TB_I32, n, "rows of targets"));
+    if (present(labels_b))
+        TB_TRY(need_vec(&v, "labels_b", labels_b, TB_I32, n, "rows of targets"));
+    if (!(lam >= 0.0f && lam <= 1.0f))
+        return vc_fail(&v, "lam %g is outside [0, 1]", (double)lam);
+    if (!present(labels_b) && lam != 1.0f)
+        return vc_fail(&v, "lam %g needs labels_b (lam must be 1 without them)", (double)lam);
+    if (!(eps >= 0.0f && eps < 1.0f))
+        return vc_fail(&v, "eps %g is outside [0, 1)", (double)eps);
+    if (eps > 0.0f && k < 2)
+        return vc_fail(&v, "label smoothing needs at least 2 classes, targets have %lld", (long long)k);
+    DISPATCH(TB_OP_SOFT_TARGETS, soft_targets, TB_F32, targets, labels_a, copt(labels_b), lam, eps);
 }
 
 int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature)
 {
-    if (!be->iface.softmax)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_SOFTMAX), be->name);
-    return be->iface.softmax(be, probs, logits, temperature);
+    vcall v = vc_make(tb_op_name(TB_OP_SOFTMAX));
+    vc_add(&v, "probs", probs), vc_add(&v, "logits", logits);
+    TB_TRY(need_float(&v, "logits", logits));
+    TB_TRY(need_ndim(&v, "logits", logits, 2, "{n,k}"));
+    TB_TRY(need_mat(&v, "probs", probs, TB_F32, logits->shape[0], logits->shape[1]));
+    TB_TRY(temperature_ok(&v, temperature));
+    DISPATCH(TB_OP_SOFTMAX, softmax, logits->dtype, probs, logits, temperature);
 }
+
+/* --------------------------------------------------------- mixup, cutmix */
 
 int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam)
 {
-    if (!be->iface.mixup_batch)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_MIXUP_BATCH), be->name);
-    return be->iface.mixup_batch(be, y, x, lam);
+    vcall v = vc_make(tb_op_name(TB_OP_MIXUP_BATCH));
+    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    TB_TRY(need_like(&v, "y", y, "x", x));
+    TB_TRY(no_overlap(&v, "y", y, "x", x));
+    if (!(lam >= 0.0f && lam <= 1.0f))
+        return vc_fail(&v, "lam %g is outside [0, 1]", (double)lam);
+    DISPATCH(TB_OP_MIXUP_BATCH, mixup_batch, x->dtype, y, x, lam);
 }
 
 int tb_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1)
 {
-    if (!be->iface.cutmix_batch)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_CUTMIX_BATCH), be->name);
-    return be->iface.cutmix_batch(be, y, x, y0, y1, x0, x1);
+    vcall v = vc_make(tb_op_name(TB_OP_CUTMIX_BATCH));
+    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    TB_TRY(need_ndim(&v, "x", x, 4, "NHWC"));
+    TB_TRY(need_like(&v, "y", y, "x", x));
+    TB_TRY(no_overlap(&v, "y", y, "x", x));
+    if (y0 < 0 || y0 > y1 || y1 > x->shape[1] || x0 < 0 || x0 > x1 || x1 > x->shape[2])
+        return vc_fail(&v, "box rows [%d,%d) x cols [%d,%d) is not inside the %lldx%lld image", y0, y1, x0, x1,
+                       (long long)x->shape[1], (long long)x->shape[2]);
+    DISPATCH(TB_OP_CUTMIX_BATCH, cutmix_batch, x->dtype, y, x, y0, y1, x0, x1);
 }
 
 int tb_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels)
 {
-    if (!be->iface.reverse_labels)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_REVERSE_LABELS), be->name);
-    return be->iface.reverse_labels(be, labels_b, labels);
+    vcall v = vc_make(tb_op_name(TB_OP_REVERSE_LABELS));
+    vc_add(&v, "labels_b", labels_b), vc_add(&v, "labels", labels);
+    TB_TRY(need_dtype(&v, "labels", labels, TB_I32));
+    TB_TRY(need_ndim(&v, "labels", labels, 1, "{n}"));
+    TB_TRY(need_vec(&v, "labels_b", labels_b, TB_I32, labels->shape[0], "length of labels"));
+    TB_TRY(no_overlap(&v, "labels_b", labels_b, "labels", labels));
+    DISPATCH(TB_OP_REVERSE_LABELS, reverse_labels, TB_DTYPE_COUNT, labels_b, labels);
 }
+
+/* ------------------------------------------------------- elementwise util */
+
+static tb_dtype float_or_none(tb_dtype dt) { return tb_dtype_is_float(dt) ? dt : TB_DTYPE_COUNT; }
 
 int tb_fill(tb_backend *be, tb_tensor *t, float value)
 {
-    if (!be->iface.fill)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_FILL), be->name);
-    return be->iface.fill(be, t, value);
+    vcall v = vc_make(tb_op_name(TB_OP_FILL));
+    vc_add(&v, "t", t);
+    TB_TRY(need(&v, "t", t));
+    if (t->dtype == TB_U8 && !(value >= 0.0f && value <= 255.0f && value == floorf(value)))
+        return vc_fail(&v, "value %g is not a u8", (double)value);
+    if (t->dtype == TB_I32 && !(value >= -2147483648.0f && value < 2147483648.0f && value == floorf(value)))
+        return vc_fail(&v, "value %g is not an i32", (double)value);
+    DISPATCH(TB_OP_FILL, fill, float_or_none(t->dtype), t, value);
 }
 
 int tb_copy(tb_backend *be, tb_tensor *dst, const tb_tensor *src)
 {
-    if (!be->iface.copy)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_COPY), be->name);
-    return be->iface.copy(be, dst, src);
+    vcall v = vc_make(tb_op_name(TB_OP_COPY));
+    vc_add(&v, "dst", dst), vc_add(&v, "src", src);
+    TB_TRY(need(&v, "src", src));
+    TB_TRY(need_same_numel(&v, "dst", dst, "src", src));
+    if (dst->dtype != src->dtype)
+        return vc_fail(&v, "src %s and dst %s differ in dtype (tb_convert converts)", SHP(src), SHP(dst));
+    DISPATCH(TB_OP_COPY, copy, float_or_none(src->dtype), dst, src);
 }
 
 int tb_convert(tb_backend *be, tb_tensor *dst, const tb_tensor *src)
 {
-    if (!be->iface.convert)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_CONVERT), be->name);
-    return be->iface.convert(be, dst, src);
+    vcall v = vc_make(tb_op_name(TB_OP_CONVERT));
+    vc_add(&v, "dst", dst), vc_add(&v, "src", src);
+    TB_TRY(need_float(&v, "src", src));
+    TB_TRY(need_float(&v, "dst", dst));
+    TB_TRY(need_same_numel(&v, "dst", dst, "src", src));
+    DISPATCH(TB_OP_CONVERT, convert, src->dtype, dst, src);
 }
 
 int tb_axpby(tb_backend *be, tb_tensor *y, float alpha, const tb_tensor *x, float beta)
 {
-    if (!be->iface.axpby)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_AXPBY), be->name);
-    return be->iface.axpby(be, y, alpha, x, beta);
+    vcall v = vc_make(tb_op_name(TB_OP_AXPBY));
+    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    TB_TRY(need_same_numel(&v, "y", y, "x", x));
+    if (y->dtype != TB_F32 && y->dtype != x->dtype)
+        return vc_fail(&v, "y %s must be f32 or x's dtype %s", SHP(y), tb_dtype_name(x->dtype));
+    DISPATCH(TB_OP_AXPBY, axpby, x->dtype, y, alpha, x, beta);
 }
 
 int tb_nonfinite_check(tb_backend *be, tb_tensor *flag, const tb_tensor *x)
 {
-    if (!be->iface.nonfinite_check)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_NONFINITE_CHECK), be->name);
-    return be->iface.nonfinite_check(be, flag, x);
+    vcall v = vc_make(tb_op_name(TB_OP_NONFINITE_CHECK));
+    vc_add(&v, "flag", flag), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    TB_TRY(need_vec(&v, "flag", flag, TB_I32, 1, "a scalar"));
+    DISPATCH(TB_OP_NONFINITE_CHECK, nonfinite_check, x->dtype, flag, x);
 }
 
 int tb_sumsq(tb_backend *be, tb_tensor *out, const tb_tensor *x)
 {
-    if (!be->iface.sumsq)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_SUMSQ), be->name);
-    return be->iface.sumsq(be, out, x);
+    vcall v = vc_make(tb_op_name(TB_OP_SUMSQ));
+    vc_add(&v, "out", out), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    TB_TRY(need_vec(&v, "out", out, TB_F32, 1, "a scalar"));
+    DISPATCH(TB_OP_SUMSQ, sumsq, x->dtype, out, x);
 }
 
-int tb_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf, const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip, const tb_sgd_params *p)
+/* ------------------------------------------------------------- optimizer */
+
+static int sgd_scalars(const vcall *v, const tb_sgd_params *p)
 {
-    if (!be->iface.sgd_step)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(TB_OP_SGD_STEP), be->name);
-    return be->iface.sgd_step(be, master, model, momentum_buf, grad, decay_mask, skip, p);
+    if (!p)
+        return vc_fail(v, "SGD parameters are missing");
+    if (!isfinite(p->lr))
+        return vc_fail(v, "lr %g must be finite", (double)p->lr);
+    if (!(p->momentum >= 0.0f) || !isfinite(p->momentum))
+        return vc_fail(v, "momentum %g must be finite and >= 0", (double)p->momentum);
+    if (!(p->weight_decay >= 0.0f) || !isfinite(p->weight_decay))
+        return vc_fail(v, "weight_decay %g must be finite and >= 0", (double)p->weight_decay);
+    if (!(p->grad_scale > 0.0f) || !isfinite(p->grad_scale))
+        return vc_fail(v, "grad_scale %g must be positive and finite", (double)p->grad_scale);
+    if (p->nesterov && p->momentum == 0.0f)
+        return vc_fail(v, "nesterov needs a non-zero momentum (as in PyTorch)");
+    return TB_OK;
 }
 
-int64_t tb_pool_out_size(int64_t in, int kernel, int stride, int pad, bool ceil_mode)
+int tb_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
+                const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,
+                const tb_sgd_params *p)
 {
-    (void)in; (void)kernel; (void)stride; (void)pad; (void)ceil_mode;
-    return 0;
+    vcall v = vc_make(tb_op_name(TB_OP_SGD_STEP));
+    vc_add(&v, "master", master), vc_add(&v, "model", model), vc_add(&v, "momentum_buf", momentum_buf);
+    vc_add(&v, "grad", grad), vc_add(&v, "decay_mask", decay_mask), vc_add(&v, "skip", skip);
+    TB_TRY(sgd_scalars(&v, p));
+    TB_TRY(need_dtype(&v, "master", master, TB_F32));
+    TB_TRY(need_float(&v, "grad", grad));
+    TB_TRY(need_same_numel(&v, "grad", grad, "master", master));
+    if (p->momentum != 0.0f || present(momentum_buf)) {
+        TB_TRY(need_dtype(&v, "momentum_buf", momentum_buf, TB_F32));
+        TB_TRY(need_same_numel(&v, "momentum_buf", momentum_buf, "master", master));
+    }
+    if (present(model)) {
+        TB_TRY(need_float(&v, "model", model));
+        TB_TRY(need_same_numel(&v, "model", model, "master", master));
+    }
+    if (present(decay_mask)) {
+        TB_TRY(need_dtype(&v, "decay_mask", decay_mask, TB_U8));
+        TB_TRY(need_same_numel(&v, "decay_mask", decay_mask, "master", master));
+    }
+    if (present(skip))
+        TB_TRY(need_vec(&v, "skip", skip, TB_I32, 1, "a scalar flag"));
+    DISPATCH(TB_OP_SGD_STEP, sgd_step, grad->dtype, master, opt(model), opt(momentum_buf), grad,
+             copt(decay_mask), copt(skip), p);
 }

@@ -13,7 +13,7 @@
  *   running_var  = (1-momentum) running_var  + momentum var * m/(m-1)
  * Backward, with xc = x - mean, sdy = sum dy, sdyx = sum dy*xc:
  *   dbeta += sdy, dgamma += sdyx * invstd
- *   dx += gamma*invstd * (dy - sdy/m - xc * invstd^2 * sdyx/m)
+ *   dx += gamma*invstd * (dy - sdy/m - xc * invstd^2 * sdyx/m)   (dx may be NULL)
  */
 #include <math.h>
 
@@ -155,6 +155,8 @@ int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, 
             if (dg)
                 dg[j0 + j] += (float)(sdyx[j] * invstd);
         }
+        if (!dx) /* input-side BN: only the parameter gradients are wanted */
+            continue;
 #pragma omp parallel for schedule(static) num_threads(be->threads)
         for (int64_t r = 0; r < rows; r++) {
             float tx[BN_CB], tdy[BN_CB], add[BN_CB];

@@ -1,47 +1,132 @@
-/* PENDING: being implemented. */
+/* Softmax cross-entropy with temperature, on hard labels or soft targets,
+ * plus the soft-target builder (label smoothing, mixup/cutmix mixing) and a
+ * plain softmax (distillation teachers).
+ *
+ * Per row, with z = logits / T: lse = max z + log sum exp(z - max z) (stable,
+ * summed in double), log p = z - lse, probs = exp(log p),
+ * loss_row = -sum_k t[k] log p[k]. loss = mean over rows, the row losses
+ * summed per fixed row chunk and combined in chunk order (bitwise
+ * reproducible for any thread count).
+ * Labels are checked on the host before any output is written: one out of
+ * [0,k) is TB_ERR_INVALID naming the row. */
+#include <math.h>
+
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_util.h"
 #include "kernels/error.h"
 
-int tb_cpu_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits, const tb_tensor *labels, const tb_tensor *targets, float temperature)
+static int check_labels(const char *op, const tb_tensor *labels, int64_t k)
 {
-    (void)be;
-    (void)loss;
-    (void)probs;
-    (void)logits;
-    (void)labels;
-    (void)targets;
-    (void)temperature;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu softmax_ce_forward: not implemented yet");
+    const int32_t *lab = labels->data;
+    for (int64_t i = 0; i < labels->shape[0]; i++)
+        if (lab[i] < 0 || lab[i] >= k)
+            return tb_fail(TB_ERR_INVALID, "%s: label %d of row %lld is outside [0, %lld)", op, (int)lab[i],
+                           (long long)i, (long long)k);
+    return TB_OK;
 }
 
-int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs, const tb_tensor *labels, const tb_tensor *targets, float temperature, float scale)
+/* log-sum-exp of row i of logits / T. */
+static double row_lse(const tb_tensor *logits, int64_t i, int64_t k, float t)
 {
-    (void)be;
-    (void)dlogits;
-    (void)probs;
-    (void)labels;
-    (void)targets;
-    (void)temperature;
-    (void)scale;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu softmax_ce_backward: not implemented yet");
+    double m = -INFINITY, s = 0.0;
+    for (int64_t j = 0; j < k; j++) {
+        double z = tb_load_f32(logits->data, logits->dtype, i * k + j) / t;
+        m = z > m ? z : m;
+    }
+    for (int64_t j = 0; j < k; j++)
+        s += exp(tb_load_f32(logits->data, logits->dtype, i * k + j) / t - m);
+    return m + log(s);
 }
 
-int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b, float lam, float eps)
+/* probs[i,:] = softmax(logits[i,:] / T); returns -sum t log p for the row
+ * (hard label, soft target row, or neither: 0). */
+static double row_softmax(float *probs, const tb_tensor *logits, const int32_t *labels, const float *targets,
+                          int64_t i, int64_t k, float t)
 {
-    (void)be;
-    (void)targets;
-    (void)labels_a;
-    (void)labels_b;
-    (void)lam;
-    (void)eps;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu soft_targets: not implemented yet");
+    double lse = row_lse(logits, i, k, t), loss = 0.0;
+    for (int64_t j = 0; j < k; j++) {
+        double logp = tb_load_f32(logits->data, logits->dtype, i * k + j) / t - lse;
+        probs[i * k + j] = (float)exp(logp);
+        if (targets)
+            loss -= targets[i * k + j] * logp;
+        else if (labels && labels[i] == j)
+            loss -= logp;
+    }
+    return loss;
+}
+
+int tb_cpu_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
+                              const tb_tensor *labels, const tb_tensor *targets, float temperature)
+{
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    if (labels)
+        TB_TRY(check_labels("softmax_ce_forward", labels, k));
+    const int32_t *lab = labels ? labels->data : NULL;
+    const float *tgt = targets ? targets->data : NULL;
+    int64_t chunks = tb_cpu_chunk_count(n);
+    double partial[TB_CPU_CHUNKS];
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+    for (int64_t ch = 0; ch < chunks; ch++) {
+        int64_t lo, hi;
+        double s = 0.0;
+        tb_cpu_chunk(n, chunks, ch, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++)
+            s += row_softmax(probs->data, logits, lab, tgt, i, k, temperature);
+        partial[ch] = s;
+    }
+    double total = 0.0;
+    for (int64_t ch = 0; ch < chunks; ch++)
+        total += partial[ch];
+    ((float *)loss->data)[0] = (float)(total / (double)n);
+    return TB_OK;
+}
+
+int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
+                               const tb_tensor *labels, const tb_tensor *targets, float temperature,
+                               float scale)
+{
+    int64_t n = probs->shape[0], k = probs->shape[1];
+    if (labels)
+        TB_TRY(check_labels("softmax_ce_backward", labels, k));
+    const int32_t *lab = labels ? labels->data : NULL;
+    const float *tgt = targets ? targets->data : NULL, *p = probs->data;
+    float coef = (float)((double)scale / ((double)n * (double)temperature));
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < k; j++) {
+            float t = tgt ? tgt[i * k + j] : (lab[i] == j ? 1.0f : 0.0f);
+            int64_t e = i * k + j;
+            tb_store_f32(dlogits->data, dlogits->dtype, e,
+                         tb_load_f32(dlogits->data, dlogits->dtype, e) + coef * (p[e] - t));
+        }
+    return TB_OK;
+}
+
+int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a,
+                        const tb_tensor *labels_b, float lam, float eps)
+{
+    int64_t n = targets->shape[0], k = targets->shape[1];
+    TB_TRY(check_labels("soft_targets", labels_a, k));
+    if (labels_b)
+        TB_TRY(check_labels("soft_targets", labels_b, k));
+    const int32_t *a = labels_a->data, *b = labels_b ? labels_b->data : NULL;
+    float on = 1.0f - eps, off = eps > 0.0f ? eps / (float)(k - 1) : 0.0f;
+    float *t = targets->data;
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < k; j++) {
+            float ta = a[i] == j ? on : off;
+            float tb = b ? (b[i] == j ? on : off) : 0.0f;
+            t[i * k + j] = b ? lam * ta + (1.0f - lam) * tb : ta;
+        }
+    return TB_OK;
 }
 
 int tb_cpu_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature)
 {
-    (void)be;
-    (void)probs;
-    (void)logits;
-    (void)temperature;
-    return tb_fail(TB_ERR_NOT_IMPLEMENTED, "cpu softmax: not implemented yet");
+    int64_t n = logits->shape[0], k = logits->shape[1];
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+    for (int64_t i = 0; i < n; i++)
+        (void)row_softmax(probs->data, logits, NULL, NULL, i, k, temperature);
+    return TB_OK;
 }
