@@ -9,7 +9,7 @@
  *                  optionally gzipped (.gz); classes = max training label + 1
  *   cifar10        data_batch_1..5.bin + test_batch.bin (root, or root/cifar-10-batches-bin)
  *   cifar100       train.bin + test.bin, fine labels (root, or root/cifar-100-binary)
- *   imagefolder    root/train/<class>/*.jpg|*.jpeg|*.png and root/val/<class>/...,
+ *   imagefolder    root/train/<class>/<image> (.jpg, .jpeg, .png) and root/val/<class>/...,
  *                  classes sorted by name (byte order), always decoded to RGB
  *   synthetic      generated from (index, split): learnable class patterns
  *                  plus noise, sizes from cfg->synthetic_*

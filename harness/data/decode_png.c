@@ -1,0 +1,91 @@
+/* PNG decoding with libpng into RGB u8 (the classic API with transforms):
+ * palette -> RGB, gray (any depth) -> RGB, 16-bit -> 8-bit (scaled, rounded),
+ * alpha and tRNS dropped (as PIL's convert("RGB")), interlacing handled.
+ */
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness/data/image_decode.h"
+#include "kernels/error.h"
+
+typedef struct png_src {
+    const uint8_t *bytes;
+    size_t size, pos;
+    char msg[256];
+} png_src;
+
+static void on_png_error(png_structp png, png_const_charp msg)
+{
+    png_src *src = png_get_error_ptr(png);
+    snprintf(src->msg, sizeof src->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg; /* ancillary problems (bad iCCP, CRC of text chunks) do not stop decoding */
+}
+
+static void read_bytes(png_structp png, png_bytep out, png_size_t n)
+{
+    png_src *src = png_get_io_ptr(png);
+    if (n > src->size - src->pos) {
+        snprintf(src->msg, sizeof src->msg, "truncated PNG data (needed %zu more bytes at offset %zu of %zu)", n,
+                 src->pos, src->size);
+        png_longjmp(png, 1);
+    }
+    memcpy(out, src->bytes + src->pos, n);
+    src->pos += n;
+}
+
+/* The libpng calls; the caller owns png/info and their cleanup. */
+static int png_run(png_structp png, png_infop info, png_src *src, const char *name, tb_image *img)
+{
+    if (setjmp(png_jmpbuf(png)))
+        return tb_fail(TB_ERR_DATA, "%s: undecodable PNG: %s", name, src->msg);
+    png_set_read_fn(png, src, read_bytes);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    TB_CHECK((unsigned long long)w * h <= TB_DECODE_MAX_PIXELS, TB_ERR_DATA,
+             "%s: PNG of %ux%u pixels is larger than supported", name, (unsigned)w, (unsigned)h);
+    if (color == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8)
+        png_set_expand_gray_1_2_4_to_8(png);
+    if (depth == 16)
+        png_set_scale_16(png);
+    if (color & PNG_COLOR_MASK_ALPHA || png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_strip_alpha(png);
+    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA)
+        png_set_gray_to_rgb(png);
+    int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    TB_CHECK(png_get_rowbytes(png, info) == (size_t)w * 3, TB_ERR_INTERNAL,
+             "%s: PNG rows have %zu bytes after conversion, expected %zu", name, (size_t)png_get_rowbytes(png, info),
+             (size_t)w * 3);
+    TB_TRY(tb_image_reserve(img, (int)h, (int)w, 3));
+    for (int pass = 0; pass < passes; pass++)
+        for (png_uint_32 y = 0; y < h; y++)
+            png_read_row(png, img->data + (size_t)y * w * 3, NULL);
+    png_read_end(png, NULL);
+    return TB_OK;
+}
+
+int tb_png_decode(const uint8_t *bytes, size_t size, const char *name, tb_image *img)
+{
+    png_src src = {bytes, size, 0, "unknown libpng error"};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, on_png_error, on_png_warning);
+    TB_CHECK(png, TB_ERR_NOMEM, "%s: cannot create a PNG reader", name);
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return tb_fail(TB_ERR_NOMEM, "%s: cannot create a PNG reader", name);
+    }
+    int rc = png_run(png, info, &src, name, img);
+    png_destroy_read_struct(&png, &info, NULL);
+    return rc;
+}
