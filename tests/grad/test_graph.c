@@ -135,7 +135,7 @@ static void test_parameter_gradients_match_finite_differences(void **state)
         assert_int_equal(tb_graph_param_download(g, i, w), TB_OK);
         /* a few coordinates per parameter keep the test fast */
         for (int64_t j = 0; j < n; j += (n > 7 ? n / 7 : 1)) {
-            const float eps = 1e-2f;
+            const float eps = 1e-3f;
             float orig = w[j];
             w[j] = orig + eps;
             tb_graph_param_upload(g, i, w);

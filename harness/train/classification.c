@@ -1,0 +1,450 @@
+/* The classification trainer: the shared loop of DESIGN.md.
+ *   epochs of: data -> forward -> loss -> backward -> SGD step -> schedule,
+ *   evaluation every optim.eval_every epochs (and after the last),
+ *   per-epoch wall time of the training pass alone (after a device sync).
+ * The harness owns the store; this file reports through callbacks. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness/data/dataset.h"
+#include "harness/data/loader.h"
+#include "models/safetensors.h"
+#include "harness/train/step.h"
+#include "harness/train/trainer.h"
+#include "kernels/error.h"
+#include "models/models.h"
+#include "tricks/decay_mask.h"
+#include "tricks/mix.h"
+#include "tricks/schedule.h"
+#include "tricks/zero_gamma.h"
+
+typedef struct cls_run {
+    const tb_run_config *cfg;
+    const tb_train_options *opt;
+    const tb_train_callbacks *cb;
+    tb_train_result *res;
+    tb_backend *be;
+    tb_dataset *train_ds, *val_ds;
+    tb_loader *train_ld, *val_ld;
+    tb_model_spec spec;
+    tb_graph *g, *teacher;
+    tb_step step;
+    bool step_ready;
+    tb_schedule sched;
+    tb_mix_config mix;
+    int image;
+    int64_t steps_per_epoch;
+    double *epoch_seconds, *epoch_ips;
+    float *logits;            /* host copy of one evaluation batch's logits, f32 */
+    void *logits_raw;         /* the same in the graph dtype */
+} cls_run;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void tb_result_set_metric(tb_train_result *res, const char *name, double value)
+{
+    for (int i = 0; i < res->n_metrics; i++)
+        if (!strcmp(res->metrics[i].name, name)) {
+            res->metrics[i].value = value;
+            return;
+        }
+    if (res->n_metrics >= TB_MAX_METRICS)
+        return;
+    tb_metric *m = &res->metrics[res->n_metrics++];
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->value = value;
+}
+
+static tb_dtype precision_dtype(tb_precision p)
+{
+    return p == TB_PREC_FP16 ? TB_F16 : p == TB_PREC_BF16 ? TB_BF16 : TB_F32;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static int open_backend(cls_run *r)
+{
+    tb_device_kind kind;
+    const char *dev = r->opt->device ? r->opt->device : r->cfg->device;
+    TB_TRY(tb_device_parse(dev[0] ? dev : "auto", &kind));
+    char note[256];
+    TB_TRY(tb_backend_create(&r->be, kind, r->opt->threads, note, sizeof note));
+    if (!r->opt->quiet)
+        fprintf(stderr, "%s\n", note);
+    snprintf(r->res->device, sizeof r->res->device, "%s", r->be->name);
+    return TB_OK;
+}
+
+/* Batch buffers come from the backend's host allocator (pinned memory on CUDA). */
+static int loader_alloc(void *user, void **p, size_t bytes)
+{
+    tb_backend *be = user;
+    return be->iface.alloc_host(be, p, bytes);
+}
+
+static void loader_free(void *user, void *p)
+{
+    tb_backend *be = user;
+    be->iface.free_host(be, p);
+}
+
+static int open_data(cls_run *r)
+{
+    const tb_data_config *d = &r->cfg->data;
+    int batch = r->cfg->optim.batch;
+    TB_TRY(tb_dataset_open(&r->train_ds, d, true));
+    TB_TRY(tb_dataset_open(&r->val_ds, d, false));
+    TB_CHECK(tb_dataset_count(r->train_ds) >= batch, TB_ERR_INVALID,
+             "optim.batch %d is larger than the training split (%lld images)", batch,
+             (long long)tb_dataset_count(r->train_ds));
+    tb_loader_options lo;
+    tb_loader_options_from_config(&lo, d, batch, true, r->cfg->seed);
+    lo.alloc = loader_alloc;
+    lo.free = loader_free;
+    lo.alloc_user = r->be;
+    TB_TRY(tb_loader_create(&r->train_ld, r->train_ds, &lo));
+    tb_loader_options_from_config(&lo, d, batch, false, r->cfg->seed);
+    lo.alloc = loader_alloc;
+    lo.free = loader_free;
+    lo.alloc_user = r->be;
+    TB_TRY(tb_loader_create(&r->val_ld, r->val_ds, &lo));
+    int n, h, w, c;
+    tb_loader_shape(r->train_ld, &n, &h, &w, &c);
+    TB_CHECK(h == w, TB_ERR_INVALID, "data: the loader produces %dx%d images; models need square inputs", h, w);
+    r->image = h;
+    r->steps_per_epoch = tb_loader_steps_per_epoch(r->train_ld);
+    if (!r->opt->quiet)
+        fprintf(stderr, "data: %s, %lld training / %lld validation images, %dx%dx%d, augment %s, %d workers\n",
+                tb_dataset_name(r->train_ds), (long long)tb_dataset_count(r->train_ds),
+                (long long)tb_dataset_count(r->val_ds), h, w, c, tb_loader_augment_name(r->train_ld),
+                tb_loader_workers(r->train_ld));
+    return TB_OK;
+}
+
+static int build_network(cls_run *r, const tb_model_config *mc, const char *checkpoint, tb_graph **out,
+                         tb_model_spec *spec)
+{
+    TB_TRY(tb_model_spec_from_config(spec, mc, r->image, tb_dataset_channels(r->train_ds),
+                                     tb_dataset_classes(r->train_ds)));
+    TB_TRY(tb_graph_create(out, r->be, precision_dtype(r->cfg->tricks.precision), r->cfg->optim.batch));
+    tb_graph_set_seed(*out, r->cfg->seed);
+    TB_TRY(tb_model_build(*out, spec));
+    TB_TRY(tb_graph_finalize(*out, true));
+    TB_TRY(tb_model_init(*out, spec->init, r->cfg->seed));
+    if (checkpoint && checkpoint[0])
+        TB_TRY(tb_safetensors_load(*out, checkpoint));
+    return TB_OK;
+}
+
+static int setup_teacher(cls_run *r)
+{
+    const tb_distill_config *dc = &r->cfg->tricks.distill;
+    if (!dc->enabled)
+        return TB_OK;
+    const char *path = r->opt->teacher_checkpoint ? r->opt->teacher_checkpoint : dc->teacher_checkpoint;
+    TB_CHECK(path && path[0], TB_ERR_INVALID,
+             "tricks.distill: no teacher checkpoint (give tricks.distill.teacher_checkpoint, or "
+             "tricks.distill.teacher as the label of a run of the same matrix)");
+    const tb_model_config *tm = dc->teacher_model.name[0] ? &dc->teacher_model : &r->cfg->model;
+    tb_model_spec spec;
+    return build_network(r, tm, path, &r->teacher, &spec);
+}
+
+static int setup_training(cls_run *r)
+{
+    const tb_run_config *cfg = r->cfg;
+    if (cfg->tricks.zero_gamma) {
+        int zeroed = 0;
+        TB_TRY(tb_trick_zero_gamma(r->g, &zeroed));
+        TB_CHECK(zeroed > 0, TB_ERR_INVALID, "tricks.zero_gamma: model %s has no residual blocks",
+                 cfg->model.name);
+    }
+    TB_TRY(tb_trick_decay_mask(r->g, cfg->tricks.no_bias_decay));
+    TB_TRY(tb_schedule_init(&r->sched, &cfg->optim, &cfg->schedule, r->steps_per_epoch));
+    r->mix = (tb_mix_config){.mixup_alpha = cfg->tricks.mixup_alpha, .cutmix_alpha = cfg->tricks.cutmix_alpha,
+                             .off_epochs = cfg->tricks.mixup_off_epochs, .epochs = cfg->optim.epochs};
+    TB_TRY(tb_mix_validate(&r->mix));
+    tb_step_options so = {
+        .label_smoothing = (float)cfg->tricks.label_smoothing,
+        .mixing = cfg->tricks.mixup_alpha > 0 || cfg->tricks.cutmix_alpha > 0,
+        .teacher = r->teacher,
+        .temperature = (float)cfg->tricks.distill.temperature,
+        .hard_weight = (float)cfg->tricks.distill.hard_weight,
+        .fp16_scaling = cfg->tricks.precision == TB_PREC_FP16,
+        .dynamic_scale = cfg->tricks.loss_scale_dynamic,
+        .loss_scale = cfg->tricks.loss_scale,
+        .momentum = cfg->optim.momentum,
+        .weight_decay = cfg->optim.weight_decay,
+        .nesterov = cfg->optim.nesterov,
+        .grad_clip = cfg->optim.grad_clip,
+        .ema_decay = cfg->tricks.ema,
+    };
+    TB_TRY(tb_step_init(&r->step, r->g, &so));
+    r->step_ready = true;
+    int k = r->spec.classes, n = cfg->optim.batch;
+    r->logits = malloc(sizeof(float) * (size_t)n * (size_t)k);
+    r->logits_raw = malloc(sizeof(float) * (size_t)n * (size_t)k);
+    r->epoch_seconds = calloc((size_t)cfg->optim.epochs + 1, sizeof(double));
+    r->epoch_ips = calloc((size_t)cfg->optim.epochs + 1, sizeof(double));
+    TB_CHECK(r->logits && r->logits_raw && r->epoch_seconds && r->epoch_ips, TB_ERR_NOMEM,
+             "trainer: out of memory");
+    return TB_OK;
+}
+
+/* ------------------------------------------------------------- evaluation */
+
+typedef struct eval_stats {
+    double loss, top1, top5;
+} eval_stats;
+
+/* Adds one batch's loss and hits (rows < count) computed from f32 logits. */
+static void score_batch(const float *logits, const int32_t *labels, int count, int k, double *loss_sum,
+                        int64_t *hit1, int64_t *hit5)
+{
+    for (int i = 0; i < count; i++) {
+        const float *z = logits + (size_t)i * k;
+        float zmax = z[0];
+        for (int j = 1; j < k; j++)
+            zmax = z[j] > zmax ? z[j] : zmax;
+        double se = 0.0;
+        for (int j = 0; j < k; j++)
+            se += exp((double)(z[j] - zmax));
+        *loss_sum += log(se) - (double)(z[labels[i]] - zmax);
+        int above = 0; /* classes scoring strictly higher than the true one */
+        for (int j = 0; j < k; j++)
+            above += z[j] > z[labels[i]];
+        *hit1 += above == 0;
+        *hit5 += above < 5;
+    }
+}
+
+static int evaluate(cls_run *r, eval_stats *out)
+{
+    int k = r->spec.classes;
+    tb_tensor *logits = tb_graph_output(r->g);
+    double loss_sum = 0.0;
+    int64_t hit1 = 0, hit5 = 0, seen = 0;
+    if (r->step.have_ema)
+        TB_TRY(tb_ema_swap_in(&r->step.ema, r->g));
+    TB_TRY(tb_loader_start_epoch(r->val_ld, 0));
+    for (;;) {
+        tb_batch *b = NULL;
+        TB_TRY(tb_loader_next(r->val_ld, &b));
+        if (!b)
+            break;
+        int rc = tb_step_set_input(&r->step, b->images);
+        if (rc == TB_OK)
+            rc = tb_graph_forward(r->g, false);
+        if (rc == TB_OK)
+            rc = tb_download(r->be, r->logits_raw, logits);
+        if (rc != TB_OK) {
+            tb_loader_release(r->val_ld, b);
+            return rc;
+        }
+        tb_convert_to_f32(r->logits, r->logits_raw, logits->dtype, (int64_t)b->count * k);
+        score_batch(r->logits, b->labels, b->count, k, &loss_sum, &hit1, &hit5);
+        seen += b->count;
+        tb_loader_release(r->val_ld, b);
+    }
+    if (r->step.have_ema)
+        TB_TRY(tb_ema_swap_out(&r->step.ema, r->g));
+    TB_CHECK(seen > 0, TB_ERR_DATA, "evaluation: the validation split is empty");
+    out->loss = loss_sum / (double)seen;
+    out->top1 = 100.0 * (double)hit1 / (double)seen;
+    out->top5 = k > 5 ? 100.0 * (double)hit5 / (double)seen : NAN;
+    return TB_OK;
+}
+
+/* --------------------------------------------------------------- training */
+
+static bool stop_requested(const cls_run *r) { return r->cb && r->cb->should_stop && r->cb->should_stop(r->cb->user); }
+
+/* One epoch; sets *diverged when the loss stops being finite. */
+static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverged, bool *stopped)
+{
+    const tb_run_config *cfg = r->cfg;
+    bool mix_on = tb_mix_active(epoch, cfg->optim.epochs, cfg->tricks.mixup_off_epochs);
+    double loss_sum = 0.0, lr = 0.0;
+    int64_t steps = 0, correct = 0, counted = 0, skipped = 0;
+    TB_TRY(tb_loader_start_epoch(r->train_ld, epoch));
+    TB_TRY(tb_synchronize(r->be));
+    double t0 = now_seconds();
+    for (;;) {
+        tb_batch *b = NULL;
+        TB_TRY(tb_loader_next(r->train_ld, &b));
+        if (!b)
+            break;
+        int64_t iter = (int64_t)epoch * r->steps_per_epoch + steps;
+        lr = tb_schedule_lr(&r->sched, iter);
+        tb_mix m = {.kind = TB_MIX_NONE, .lam = 1.0f};
+        if (mix_on && r->step.opt.mixing)
+            m = tb_mix_draw(&r->mix, cfg->seed, epoch, steps, r->image, r->image);
+        tb_step_result sr;
+        int rc = tb_step_run(&r->step, b->images, b->labels, &m, lr, &sr);
+        tb_loader_release(r->train_ld, b);
+        TB_TRY(rc);
+        steps++;
+        if (!isfinite(sr.loss)) {
+            *diverged = true;
+            break;
+        }
+        loss_sum += sr.loss;
+        skipped += sr.skipped;
+        if (sr.correct >= 0) {
+            correct += sr.correct;
+            counted += cfg->optim.batch;
+        }
+        if (r->cb && r->cb->on_progress) {
+            double el = now_seconds() - t0;
+            r->cb->on_progress(r->cb->user, epoch + 1, steps, r->steps_per_epoch, sr.loss,
+                               el > 0 ? (double)steps * cfg->optim.batch / el : 0.0);
+        }
+        if (stop_requested(r)) {
+            *stopped = true;
+            break;
+        }
+    }
+    TB_TRY(tb_synchronize(r->be));
+    double seconds = now_seconds() - t0;
+    rec->epoch = epoch + 1;
+    rec->lr = lr;
+    rec->train_loss = steps ? loss_sum / (double)steps : NAN;
+    rec->train_top1 = counted ? 100.0 * (double)correct / (double)counted : NAN;
+    rec->seconds = seconds;
+    rec->images_per_sec = seconds > 0 ? (double)steps * cfg->optim.batch / seconds : 0.0;
+    rec->skipped_steps = skipped;
+    rec->loss_scale = tb_loss_scaler_scale(&r->step.scaler);
+    return TB_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    if (n <= 0)
+        return NAN;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int run_epochs(cls_run *r)
+{
+    const tb_run_config *cfg = r->cfg;
+    tb_train_result *res = r->res;
+    eval_stats last = {NAN, NAN, NAN};
+    int every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : 1;
+    for (int e = 0; e < cfg->optim.epochs; e++) {
+        tb_epoch_record rec;
+        memset(&rec, 0, sizeof rec);
+        rec.val_loss = rec.val_top1 = rec.val_top5 = NAN;
+        bool diverged = false, stopped = false;
+        TB_TRY(train_epoch(r, e, &rec, &diverged, &stopped));
+        if (diverged) {
+            res->outcome = TB_RUN_DIVERGED;
+            res->diverged_epoch = e + 1;
+            return TB_OK;
+        }
+        if (stopped) {
+            res->outcome = TB_RUN_INTERRUPTED;
+            return TB_OK;
+        }
+        r->epoch_seconds[e] = rec.seconds;
+        r->epoch_ips[e] = rec.images_per_sec;
+        if ((e + 1) % every == 0 || e + 1 == cfg->optim.epochs) {
+            TB_TRY(evaluate(r, &last));
+            rec.evaluated = true;
+            rec.val_loss = last.loss;
+            rec.val_top1 = last.top1;
+            rec.val_top5 = last.top5;
+        }
+        res->epochs_done = e + 1;
+        if (r->cb && r->cb->on_epoch)
+            TB_TRY(r->cb->on_epoch(r->cb->user, &rec));
+    }
+    int n = cfg->optim.epochs;
+    tb_result_set_metric(res, "top1", last.top1);
+    if (!isnan(last.top5))
+        tb_result_set_metric(res, "top5", last.top5);
+    tb_result_set_metric(res, "loss", last.loss);
+    tb_result_set_metric(res, "params", (double)tb_graph_param_elements(r->g));
+    tb_result_set_metric(res, "macs", (double)tb_graph_macs(r->g));
+    tb_result_set_metric(res, "epoch_seconds_median", median(r->epoch_seconds, n));
+    tb_result_set_metric(res, "images_per_sec_median", median(r->epoch_ips, n));
+    tb_result_set_metric(res, "skipped_steps", (double)tb_loss_scaler_skipped(&r->step.scaler));
+    res->outcome = TB_RUN_FINISHED;
+    return TB_OK;
+}
+
+static int save_checkpoint(cls_run *r)
+{
+    const char *path = r->opt->checkpoint_path;
+    if (!path || !path[0] || r->res->outcome != TB_RUN_FINISHED)
+        return TB_OK;
+    TB_TRY(tb_safetensors_save(r->g, path));
+    snprintf(r->res->checkpoint, sizeof r->res->checkpoint, "%s", path);
+    return TB_OK;
+}
+
+static void cleanup(cls_run *r)
+{
+    if (r->step_ready)
+        tb_step_destroy(&r->step);
+    tb_loader_destroy(r->train_ld);
+    tb_loader_destroy(r->val_ld);
+    tb_dataset_close(r->train_ds);
+    tb_dataset_close(r->val_ds);
+    tb_graph_destroy(r->teacher);
+    tb_graph_destroy(r->g);
+    if (r->be)
+        tb_backend_destroy(r->be);
+    free(r->logits);
+    free(r->logits_raw);
+    free(r->epoch_seconds);
+    free(r->epoch_ips);
+}
+
+int tb_train_classification(const tb_run_config *cfg, const tb_train_options *opt,
+                            const tb_train_callbacks *cb, tb_train_result *res)
+{
+    static const tb_train_options default_opt = {0};
+    memset(res, 0, sizeof *res);
+    res->outcome = TB_RUN_FAILED;
+    if (cfg->task != TB_TASK_CLASSIFICATION)
+        return tb_fail(TB_ERR_NOT_IMPLEMENTED, "task: only \"classification\" is implemented yet");
+    TB_CHECK(cfg->optim.epochs >= 1, TB_ERR_INVALID, "optim.epochs must be >= 1");
+    cls_run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.opt = opt ? opt : &default_opt;
+    r.cb = cb;
+    r.res = res;
+    int rc = open_backend(&r);
+    if (rc == TB_OK)
+        rc = open_data(&r);
+    if (rc == TB_OK)
+        rc = build_network(&r, &cfg->model, cfg->model.checkpoint, &r.g, &r.spec);
+    if (rc == TB_OK)
+        rc = setup_teacher(&r);
+    if (rc == TB_OK)
+        rc = setup_training(&r);
+    if (rc == TB_OK)
+        rc = run_epochs(&r);
+    if (rc == TB_OK)
+        rc = save_checkpoint(&r);
+    if (rc != TB_OK)
+        res->outcome = TB_RUN_FAILED;
+    cleanup(&r);
+    return rc;
+}
