@@ -1,6 +1,6 @@
 /* The run config: one JSON object with sections task, data, model, optim,
  * schedule, tricks, seed, device. Parsed with cJSON into this typed struct;
- * every key has a default (tb_config_defaults) documented in README.md.
+ * every key has a default (tb_config_defaults) documented in docs/config.md.
  * A run's identity is the SHA-256 of its canonical JSON (defaults filled,
  * keys sorted): see tb_config_canonical_json / tb_config_hash.
  */
@@ -8,6 +8,7 @@
 #define TB_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -118,6 +119,59 @@ typedef struct tb_run_config {
     uint64_t seed;
     char device[TB_NAME_MAX];   /* auto | cpu | cuda */
 } tb_run_config;
+
+
+/* ---- parsing, canonical form, identity (harness/config*.c) --------------
+ * Messages name the origin (a file, or "matrix.json: steps[2].set"), the key
+ * path (tricks.mixup_alpha), the value, and for unknown keys the nearest
+ * valid key. All functions return a tb_status (kernels/error.h). */
+
+struct cJSON;
+
+/* Fills every key with its documented default (docs/config.md). */
+void tb_config_defaults(tb_run_config *cfg);
+
+/* Reads a run config file: defaults, then the file's keys, then validation. */
+int tb_config_load_file(const char *path, tb_run_config *cfg);
+
+/* Same from a parsed JSON object; `origin` names it in messages (may be NULL). */
+int tb_config_from_json(const struct cJSON *obj, const char *origin, tb_run_config *cfg);
+
+/* Applies the keys of a (possibly partial, nested) config object on top of
+ * `cfg`, without the cross-key validation of tb_config_validate. */
+int tb_config_apply_json(tb_run_config *cfg, const struct cJSON *obj, const char *origin);
+
+/* Sets one dotted key path ("tricks.label_smoothing", or a section such as
+ * "tricks.distill" with an object or null) to a JSON value. Unknown paths,
+ * wrong types and out-of-range values are errors. */
+int tb_config_set(tb_run_config *cfg, const char *key, const struct cJSON *value, const char *origin);
+
+/* Checks the rules that involve several keys (increasing step epochs, a
+ * distillation teacher, mixup off-epochs < epochs, ...). */
+int tb_config_validate(const tb_run_config *cfg, const char *origin);
+
+/* The fully resolved config as a cJSON tree (caller deletes), NULL when out of memory. */
+struct cJSON *tb_config_to_json(const tb_run_config *cfg);
+
+/* The canonical JSON (every key, keys sorted, stable numbers; malloc'd, NULL
+ * when out of memory) and its SHA-256 in lowercase hex: the run's identity. */
+char *tb_config_canonical_json(const tb_run_config *cfg);
+int tb_config_hash(const tb_run_config *cfg, char hex[65]);
+
+/* The resolved value at a key path (a leaf or a section) as JSON (caller
+ * deletes); TB_ERR_INVALID naming the nearest key for an unknown path. */
+int tb_config_get(const tb_run_config *cfg, const char *key, struct cJSON **out);
+
+/* True when `key` is a valid key path (leaf or section). */
+bool tb_config_key_exists(const char *key);
+
+/* Every leaf key path, in documentation order (for docs and tests). */
+size_t tb_config_key_count(void);
+const char *tb_config_key_path(size_t i);
+
+const char *tb_task_name(tb_task task);
+const char *tb_schedule_name(tb_schedule_type type);
+const char *tb_precision_name(tb_precision prec);
 
 #ifdef __cplusplus
 }

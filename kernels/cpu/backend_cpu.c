@@ -1,6 +1,8 @@
-/* The CPU backend: host memory, OpenMP threads for our loops and OpenBLAS
- * threads for GEMMs, both set to the same count so a run is reproducible for
- * a fixed thread count. */
+/* The CPU backend: host memory and OpenMP threads. OpenBLAS runs
+ * single-threaded: the ops split their GEMMs across the OpenMP team
+ * themselves, because OpenBLAS's own pthread pool keeps spinning between calls
+ * and fights the OpenMP team for the cores (measured: 2 threads slower than 1
+ * on the 3x3 64-channel conv). A run is reproducible for a fixed thread count. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -69,7 +71,7 @@ int tb_cpu_backend_create(tb_backend **out, int threads)
     be->threads = cpu_thread_count(threads);
     snprintf(be->name, sizeof be->name, "cpu (%d thread%s)", be->threads, be->threads == 1 ? "" : "s");
     omp_set_num_threads(be->threads);
-    openblas_set_num_threads(be->threads);
+    openblas_set_num_threads(1);
 
     tb_backend_iface *f = &be->iface;
     f->alloc = cpu_alloc;

@@ -1,0 +1,115 @@
+/* The results database (SQLite): matrices, runs, epochs, metrics and views.
+ *
+ * Opened with WAL, a busy timeout, foreign keys on; every write is one
+ * BEGIN IMMEDIATE transaction (one per epoch while training), so a crash
+ * loses at most the epoch in progress and two processes can share a file.
+ * The schema version lives in PRAGMA user_version; migrations run inside a
+ * transaction; PRAGMA application_id marks the file as ours. The schema is
+ * documented in docs/results.md and results/schema.sql.
+ *
+ * Errors: a locked database is TB_ERR_BUSY (exit 75), a read-only file or a
+ * full disk TB_ERR_IO, a file that is not a trickbench database TB_ERR_DATA;
+ * each message names the file.
+ */
+#ifndef TB_STORE_H
+#define TB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "harness/matrix.h"
+#include "harness/train/trainer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TB_STORE_DEFAULT_PATH "results/results.db"
+#define TB_STORE_APPLICATION_ID 0x54724b42 /* "TrKB" */
+#define TB_STORE_SCHEMA_VERSION 1
+#define TB_STORE_BUSY_MS 5000
+
+typedef enum tb_run_status {
+    TB_STATUS_PENDING = 0,
+    TB_STATUS_RUNNING,
+    TB_STATUS_FINISHED,
+    TB_STATUS_FAILED,
+    TB_STATUS_DIVERGED,
+    TB_STATUS_INTERRUPTED,
+    TB_STATUS_ABSENT /* not in the database */
+} tb_run_status;
+
+const char *tb_run_status_name(tb_run_status s);
+int tb_run_status_parse(const char *name, tb_run_status *out);
+/* Finished and diverged runs are results; everything else is still to do. */
+bool tb_run_status_done(tb_run_status s);
+
+typedef struct tb_store tb_store;
+
+typedef struct tb_store_options {
+    bool read_only;   /* open without writing; the file must exist */
+    bool must_exist;  /* when writing: do not create a missing file (TB_ERR_MISSING) */
+    int busy_ms;      /* how long to wait for a lock; 0 = TB_STORE_BUSY_MS */
+} tb_store_options;
+
+/* Opens (creating the file and its directory when writing) and migrates. */
+int tb_store_open(const char *path, const tb_store_options *opt, tb_store **out);
+void tb_store_close(tb_store *st);
+sqlite3 *tb_store_db(tb_store *st);
+const char *tb_store_path(const tb_store *st);
+
+/* Maps an SQLite result to a tb_status with a message naming the file and
+ * `what` (BUSY -> TB_ERR_BUSY, READONLY/FULL/IOERR -> TB_ERR_IO, ...). */
+int tb_store_error(tb_store *st, int sqlite_rc, const char *what);
+
+/* Runs `sql` (no rows) / a transaction bracket, mapping errors. */
+int tb_store_exec(tb_store *st, const char *sql, const char *what);
+int tb_store_begin(tb_store *st, const char *what);  /* BEGIN IMMEDIATE */
+int tb_store_commit(tb_store *st, const char *what);
+void tb_store_rollback(tb_store *st);
+
+/* Records the matrix, its runs (pending unless already known by hash) and
+ * their labels, rows and positions in the matrix, in one transaction. */
+int tb_store_register_matrix(tb_store *st, const tb_matrix *m);
+
+/* Status of a run by hash (TB_STATUS_ABSENT when unknown); `checkpoint` may be NULL. */
+int tb_store_run_status(tb_store *st, const char *hash, tb_run_status *status, char *checkpoint, size_t size);
+
+typedef struct tb_run_claim {
+    bool claimed;      /* true: this process now runs it */
+    int64_t run_id;
+    tb_run_status previous;
+    char reason[256];  /* why it was not claimed ("finished", "running in process 123 on host") */
+} tb_run_claim;
+
+/* Atomically takes a run for this process: a done run only with `rerun`; a
+ * run marked running by a live process on this host never (by another host
+ * only with `rerun`); everything else is reset (its epochs and metrics
+ * deleted) and marked running. */
+int tb_store_claim_run(tb_store *st, const char *hash, const char *label, const char *device, bool rerun,
+                       tb_run_claim *claim);
+
+/* One epoch, in its own transaction. */
+int tb_store_add_epoch(tb_store *st, int64_t run_id, const tb_epoch_record *rec);
+
+/* The end of a run: status, error text (or NULL), device, checkpoint and
+ * final metrics (res may be NULL for a run that failed before starting). */
+int tb_store_finish_run(tb_store *st, int64_t run_id, tb_run_status status, const tb_train_result *res,
+                        const char *error);
+
+/* Merges another results database into this one (see store_merge.c). */
+typedef struct tb_merge_stats {
+    int runs_added;     /* not present before */
+    int runs_replaced;  /* present with a worse status (e.g. pending vs finished) */
+    int runs_kept;      /* present with an equal or better status */
+    int matrices_added;
+} tb_merge_stats;
+int tb_store_merge(tb_store *st, const char *in_path, tb_merge_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
