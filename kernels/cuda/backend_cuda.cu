@@ -1,0 +1,302 @@
+/* The CUDA backend: one device, one stream, one cuDNN and one cuBLAS handle
+ * bound to that stream, and the op table of kernels/cuda/cuda_ops.h.
+ *
+ * tb_cuda_available() must never crash or abort on a machine without a GPU
+ * or driver: it only asks the runtime for the device count (which answers
+ * with an error there) and whether this binary carries code the device can
+ * run, and returns the runtime's error string as the reason. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_common.cuh"
+
+/* Empty kernel: whether its attributes can be read tells whether this build
+ * has machine code or PTX that the device can run. */
+__global__ void tb_cuda_probe_kernel(void) {}
+
+bool tb_cuda_available(char *why, size_t why_size)
+{
+    char scratch[8];
+    if (!why || !why_size) {
+        why = scratch;
+        why_size = sizeof scratch;
+    }
+    why[0] = '\0';
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        snprintf(why, why_size, "%s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        cudaGetLastError(); /* clear it: later runtime calls must not see it */
+        return false;
+    }
+    if (count < 1) {
+        snprintf(why, why_size, "no CUDA device found");
+        return false;
+    }
+    cudaFuncAttributes attr;
+    e = cudaFuncGetAttributes(&attr, tb_cuda_probe_kernel);
+    if (e != cudaSuccess) {
+        cudaDeviceProp prop;
+        memset(&prop, 0, sizeof prop);
+        cudaGetDeviceProperties(&prop, 0);
+        snprintf(why, why_size,
+                 "device 0 (%s, compute capability %d.%d) cannot run this build's kernels: %s; "
+                 "rebuild with -Dsm_archs=%d%d",
+                 prop.name, prop.major, prop.minor, cudaGetErrorString(e), prop.major, prop.minor);
+        cudaGetLastError();
+        return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- memory */
+static int cuda_alloc(tb_backend *be, void **ptr, size_t bytes)
+{
+    (void)be;
+    *ptr = NULL;
+    cudaError_t e = cudaMalloc(ptr, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        *ptr = NULL;
+        return tb_fail(e == cudaErrorMemoryAllocation ? TB_ERR_NOMEM : TB_ERR_BACKEND,
+                       "cudaMalloc of %zu bytes: %s (%zu of %zu bytes free on the device)", bytes,
+                       cudaGetErrorString(e), free_b, total_b);
+    }
+    return TB_OK;
+}
+
+static void cuda_free(tb_backend *be, void *ptr)
+{
+    (void)be;
+    if (ptr)
+        cudaFree(ptr);
+}
+
+/* Pinned memory: uploads from it are truly asynchronous. */
+static int cuda_alloc_host(tb_backend *be, void **ptr, size_t bytes)
+{
+    (void)be;
+    *ptr = NULL;
+    cudaError_t e = cudaMallocHost(ptr, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        *ptr = NULL;
+        return tb_fail(TB_ERR_NOMEM, "cudaMallocHost of %zu bytes: %s", bytes, cudaGetErrorString(e));
+    }
+    return TB_OK;
+}
+
+static void cuda_free_host(tb_backend *be, void *ptr)
+{
+    (void)be;
+    if (ptr)
+        cudaFreeHost(ptr);
+}
+
+/* Asynchronous on the stream: from pinned memory the caller must not reuse
+ * src before the stream reaches the copy; from pageable memory the runtime
+ * stages src before returning. */
+static int cuda_upload(tb_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes)
+        return TB_OK;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, tb_cuda_ctx_of(be)->stream));
+    return TB_OK;
+}
+
+static int cuda_download(tb_backend *be, void *dst, const void *src, size_t bytes)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    if (bytes)
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    return TB_OK;
+}
+
+static int cuda_synchronize(tb_backend *be)
+{
+    CUDA_CHECK(cudaStreamSynchronize(tb_cuda_ctx_of(be)->stream));
+    return TB_OK;
+}
+
+/* Every op runs in f32, f16 and bf16; bf16 needs compute capability 8.0. */
+static bool cuda_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt)
+{
+    if ((int)op < 0 || op >= TB_OP_COUNT)
+        return false;
+    if (dt == TB_BF16)
+        return tb_cuda_ctx_of(be)->cc_major >= 8;
+    return dt == TB_F32 || dt == TB_F16;
+}
+
+/* Safe on a partly created backend: every member may still be zero. */
+static void cuda_destroy(tb_backend *be)
+{
+    tb_cuda_ctx *ctx = be ? tb_cuda_ctx_of(be) : NULL;
+    if (ctx) {
+        if (ctx->stream)
+            cudaStreamSynchronize(ctx->stream);
+        tb_cuda_conv_plans_clear(ctx);
+        if (ctx->bn_x_desc)
+            cudnnDestroyTensorDescriptor(ctx->bn_x_desc);
+        if (ctx->bn_param_desc)
+            cudnnDestroyTensorDescriptor(ctx->bn_param_desc);
+        if (ctx->cublas)
+            cublasDestroy(ctx->cublas);
+        if (ctx->cudnn)
+            cudnnDestroy(ctx->cudnn);
+        if (ctx->cublas_workspace)
+            cudaFree(ctx->cublas_workspace);
+        if (ctx->reduce)
+            cudaFree(ctx->reduce);
+        if (ctx->stream)
+            cudaStreamDestroy(ctx->stream);
+        free(ctx);
+    }
+    free(be);
+}
+
+/* ---------------------------------------------------------------- options */
+void tb_cuda_default_options(tb_cuda_options *opt)
+{
+    opt->allow_tf32 = true;
+    opt->deterministic = false;
+    opt->find_algorithms = true;
+    opt->conv_workspace_limit = (size_t)1 << 30;
+    opt->batchnorm_persistent = true;
+}
+
+int tb_cuda_set_options(tb_backend *be, const tb_cuda_options *opt)
+{
+    TB_CHECK(be && be->kind == TB_DEVICE_CUDA, TB_ERR_INVALID, "tb_cuda_set_options: not a CUDA backend");
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    ctx->opt = *opt;
+    tb_cuda_conv_plans_clear(ctx);
+    return TB_OK;
+}
+
+int tb_cuda_get_options(tb_backend *be, tb_cuda_options *opt)
+{
+    TB_CHECK(be && be->kind == TB_DEVICE_CUDA, TB_ERR_INVALID, "tb_cuda_get_options: not a CUDA backend");
+    *opt = tb_cuda_ctx_of(be)->opt;
+    return TB_OK;
+}
+
+/* ---------------------------------------------------------------- creation */
+static void cuda_set_ops(tb_backend_iface *f)
+{
+    f->alloc = cuda_alloc;
+    f->free = cuda_free;
+    f->alloc_host = cuda_alloc_host;
+    f->free_host = cuda_free_host;
+    f->upload = cuda_upload;
+    f->download = cuda_download;
+    f->synchronize = cuda_synchronize;
+    f->destroy = cuda_destroy;
+    f->supports_op = cuda_supports_op;
+
+    f->conv2d_forward = tb_cuda_conv2d_forward;
+    f->conv2d_backward_data = tb_cuda_conv2d_backward_data;
+    f->conv2d_backward_filter = tb_cuda_conv2d_backward_filter;
+    f->conv2d_workspace_size = tb_cuda_conv2d_workspace_size;
+    f->batchnorm_forward_train = tb_cuda_batchnorm_forward_train;
+    f->batchnorm_forward_eval = tb_cuda_batchnorm_forward_eval;
+    f->batchnorm_backward = tb_cuda_batchnorm_backward;
+    f->relu_forward = tb_cuda_relu_forward;
+    f->relu_backward = tb_cuda_relu_backward;
+    f->maxpool_forward = tb_cuda_maxpool_forward;
+    f->maxpool_backward = tb_cuda_maxpool_backward;
+    f->avgpool_forward = tb_cuda_avgpool_forward;
+    f->avgpool_backward = tb_cuda_avgpool_backward;
+    f->global_avgpool_forward = tb_cuda_global_avgpool_forward;
+    f->global_avgpool_backward = tb_cuda_global_avgpool_backward;
+    f->linear_forward = tb_cuda_linear_forward;
+    f->linear_backward = tb_cuda_linear_backward;
+    f->add_forward = tb_cuda_add_forward;
+    f->add_backward = tb_cuda_add_backward;
+    f->concat_forward = tb_cuda_concat_forward;
+    f->concat_backward = tb_cuda_concat_backward;
+    f->dropout_forward = tb_cuda_dropout_forward;
+    f->dropout_backward = tb_cuda_dropout_backward;
+    f->softmax_ce_forward = tb_cuda_softmax_ce_forward;
+    f->softmax_ce_backward = tb_cuda_softmax_ce_backward;
+    f->soft_targets = tb_cuda_soft_targets;
+    f->softmax = tb_cuda_softmax;
+    f->mixup_batch = tb_cuda_mixup_batch;
+    f->cutmix_batch = tb_cuda_cutmix_batch;
+    f->reverse_labels = tb_cuda_reverse_labels;
+    f->fill = tb_cuda_fill;
+    f->copy = tb_cuda_copy;
+    f->convert = tb_cuda_convert;
+    f->axpby = tb_cuda_axpby;
+    f->nonfinite_check = tb_cuda_nonfinite_check;
+    f->sumsq = tb_cuda_sumsq;
+    f->sgd_step = tb_cuda_sgd_step;
+}
+
+static int cuda_init(tb_backend *be, int device_index)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    int count = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&count));
+    TB_CHECK(device_index >= 0 && device_index < count, TB_ERR_INVALID,
+             "CUDA device %d does not exist (this machine has %d)", device_index, count);
+    CUDA_CHECK(cudaSetDevice(device_index));
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device_index));
+    ctx->device = device_index;
+    ctx->cc_major = prop.major;
+    ctx->cc_minor = prop.minor;
+    ctx->sm_count = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
+
+    size_t cudnn_version = cudnnGetVersion();
+    TB_CHECK(cudnn_version / 10000 == CUDNN_MAJOR, TB_ERR_BACKEND,
+             "cuDNN %zu is loaded but trickbench was built against cuDNN %d.%d; point LD_LIBRARY_PATH at cuDNN %d",
+             cudnn_version, CUDNN_MAJOR, CUDNN_MINOR, CUDNN_MAJOR);
+
+    CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+    CUDNN_CHECK(cudnnCreate(&ctx->cudnn));
+    CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
+    CUBLAS_CHECK(cublasCreate(&ctx->cublas));
+    /* cublasSetStream resets the workspace, so it comes first */
+    CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
+    CUDA_CHECK(cudaMalloc(&ctx->cublas_workspace, TB_CUDA_CUBLAS_WORKSPACE));
+    CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, TB_CUDA_CUBLAS_WORKSPACE));
+    CUDA_CHECK(cudaMalloc((void **)&ctx->reduce, TB_CUDA_REDUCE_ELEMS * sizeof(float)));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->bn_x_desc));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->bn_param_desc));
+
+    snprintf(be->name, sizeof be->name, "cuda:%d %.64s (sm_%d%d, cuDNN %zu.%zu.%zu)", device_index, prop.name,
+             prop.major, prop.minor, cudnn_version / 10000, cudnn_version / 100 % 100, cudnn_version % 100);
+    return TB_OK;
+}
+
+int tb_cuda_backend_create(tb_backend **out, int device_index)
+{
+    *out = NULL;
+    char why[256];
+    if (!tb_cuda_available(why, sizeof why))
+        return tb_fail(TB_ERR_UNSUPPORTED, "--device cuda: no usable GPU: %s", why);
+    tb_backend *be = (tb_backend *)calloc(1, sizeof *be);
+    tb_cuda_ctx *ctx = (tb_cuda_ctx *)calloc(1, sizeof *ctx);
+    if (!be || !ctx) {
+        free(be);
+        free(ctx);
+        return tb_fail(TB_ERR_NOMEM, "out of memory creating the CUDA backend");
+    }
+    be->ctx = ctx;
+    be->kind = TB_DEVICE_CUDA;
+    be->threads = 0;
+    tb_cuda_default_options(&ctx->opt);
+    cuda_set_ops(&be->iface);
+    int rc = cuda_init(be, device_index);
+    if (rc != TB_OK) {
+        cuda_destroy(be);
+        return tb_err_context(rc, "creating the CUDA backend on device %d", device_index);
+    }
+    *out = be;
+    return TB_OK;
+}

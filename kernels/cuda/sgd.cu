@@ -1,0 +1,83 @@
+/* Fused SGD step over one flat parameter group (PyTorch's formulation):
+ *   g = grad / grad_scale + wd * mask * master
+ *   v = momentum * v + g                        (momentum != 0)
+ *   g = nesterov ? g + momentum * v : v         (momentum != 0)
+ *   master -= lr * g ; model = (model dtype) master
+ * One thread per element reads grad, mask, master and v once and writes
+ * master, v and the low-precision model copy. The skip flag (overflow under
+ * dynamic loss scaling) is read on the device, so a skipped step costs no
+ * host round trip. */
+#include "kernels/cuda/cuda_common.cuh"
+
+typedef struct sgd_args {
+    float lr, momentum, weight_decay, inv_scale;
+    bool nesterov;
+} sgd_args;
+
+template <typename TG, typename TM>
+static __global__ void sgd_kernel(float *master, TM *model, float *vbuf, const TG *grad, const uint8_t *mask,
+                                  const int32_t *skip, int64_t n, const sgd_args a)
+{
+    if (skip && *skip != 0)
+        return;
+    TB_GRID_STRIDE_LOOP(i, n)
+    {
+        float w = master[i];
+        float g = tb_f32(grad[i]) * a.inv_scale;
+        if (mask && mask[i])
+            g += a.weight_decay * w;
+        if (a.momentum != 0.0f) {
+            float v = a.momentum * vbuf[i] + g;
+            vbuf[i] = v;
+            g = a.nesterov ? g + a.momentum * v : v;
+        }
+        w -= a.lr * g;
+        master[i] = w;
+        if (model)
+            model[i] = tb_from_f32<TM>(w);
+    }
+}
+
+static int sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
+                    const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,
+                    const tb_sgd_params *p)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    int64_t n = tb_numel(master);
+    if (n == 0)
+        return TB_OK;
+    TB_CHECK(p->momentum == 0.0f || (momentum_buf && momentum_buf->data), TB_ERR_INVALID,
+             "sgd_step: momentum %g needs a momentum buffer", (double)p->momentum);
+    TB_CHECK(p->grad_scale != 0.0f, TB_ERR_INVALID, "sgd_step: grad_scale must not be 0");
+    sgd_args a;
+    a.lr = p->lr;
+    a.momentum = p->momentum;
+    a.weight_decay = p->weight_decay;
+    a.inv_scale = 1.0f / p->grad_scale;
+    a.nesterov = p->nesterov;
+    float *v = momentum_buf ? (float *)momentum_buf->data : NULL;
+    const uint8_t *mask = decay_mask && decay_mask->data ? (const uint8_t *)decay_mask->data : NULL;
+    const int32_t *sk = skip && skip->data ? (const int32_t *)skip->data : NULL;
+    /* a model copy that is the master itself (f32 groups) needs no second write */
+    void *mdl = model && model->data && model->data != master->data ? model->data : NULL;
+    tb_dtype mdt = mdl ? model->dtype : TB_F32;
+    TB_TRY(tb_dispatch_float(grad->dtype, "sgd_step", [&](auto gtag) {
+        using TG = typename decltype(gtag)::type;
+        return tb_dispatch_float(mdt, "sgd_step", [&](auto mtag) {
+            using TM = typename decltype(mtag)::type;
+            sgd_kernel<TG, TM><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
+                (float *)master->data, (TM *)mdl, v, (const TG *)grad->data, mask, sk, n, a);
+            return TB_OK;
+        });
+    }));
+    CUDA_CHECK_LAUNCH();
+    return TB_OK;
+}
+
+int tb_cuda_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
+                     const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,
+                     const tb_sgd_params *p)
+{
+    TB_CUDA_OP_RETURN(sgd_step(be, master, model, momentum_buf, grad, decay_mask, skip, p), "sgd_step", "master",
+                      master, "model", model, "grad", grad, "momentum", momentum_buf);
+}

@@ -1,0 +1,190 @@
+/* Softmax cross-entropy on hard (i32 labels) or soft (f32 targets) targets
+ * with a temperature, the soft-target builder (label smoothing, mixup) and
+ * the plain softmax used for distillation teachers.
+ *
+ * Forward: one block per row computes the stable log-sum-exp of logits / T,
+ * the row's loss and (optionally) the probabilities; the batch mean is then
+ * summed by one block in row order (deterministic) into the f32 loss {1}.
+ * A label outside [0, k) makes that row's loss NaN, which the trainer's
+ * divergence check reports (the device cannot return an error). */
+#include "kernels/cuda/cuda_common.cuh"
+
+/* Stable max and sum of exp over one row (logits / T), shared by the block. */
+template <typename T>
+__device__ __forceinline__ void row_stats(const T *z, int64_t k, float temperature, float *scratch, float *max_out,
+                                          float *sum_out)
+{
+    float m = -INFINITY;
+    for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+        m = fmaxf(m, tb_f32(z[j]) / temperature);
+    m = tb_block_max(m, scratch);
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+        s += expf(tb_f32(z[j]) / temperature - m);
+    *sum_out = tb_block_sum(s, scratch);
+    *max_out = m;
+}
+
+template <typename T>
+static __global__ void softmax_ce_forward_kernel(float *row_loss, float *probs, const T *logits, const int32_t *labels,
+                                                 const float *targets, int64_t k, float temperature)
+{
+    __shared__ float scratch[32];
+    int64_t row = blockIdx.x;
+    const T *z = logits + row * k;
+    float m, s;
+    row_stats(z, k, temperature, scratch, &m, &s);
+    float logsum = m + logf(s);
+    if (probs)
+        for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+            probs[row * k + j] = expf(tb_f32(z[j]) / temperature - m) / s;
+    float loss = 0.0f;
+    if (labels) {
+        int32_t y = labels[row];
+        loss = y >= 0 && y < k ? logsum - tb_f32(z[y]) / temperature : NAN;
+    } else {
+        float l = 0.0f;
+        for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+            l += targets[row * k + j] * (logsum - tb_f32(z[j]) / temperature);
+        loss = tb_block_sum(l, scratch);
+    }
+    if (threadIdx.x == 0)
+        row_loss[row] = loss;
+}
+
+template <typename T>
+static __global__ void softmax_ce_backward_kernel(T *dlogits, const float *probs, const int32_t *labels,
+                                                  const float *targets, int64_t total, int64_t k, float factor)
+{
+    TB_GRID_STRIDE_LOOP(i, total)
+    {
+        int64_t row = i / k, j = i % k;
+        float t = labels ? (labels[row] == j ? 1.0f : 0.0f) : targets[i];
+        dlogits[i] = tb_from_f32<T>(tb_f32(dlogits[i]) + factor * (probs[i] - t));
+    }
+}
+
+static __global__ void soft_targets_kernel(float *t, const int32_t *a, const int32_t *b, int64_t total, int64_t k,
+                                           float lam, float on, float off)
+{
+    TB_GRID_STRIDE_LOOP(i, total)
+    {
+        int64_t row = i / k, j = i % k;
+        float ta = a[row] == j ? on : off;
+        t[i] = b ? lam * ta + (1.0f - lam) * (b[row] == j ? on : off) : lam * ta;
+    }
+}
+
+template <typename T> static __global__ void softmax_kernel(float *probs, const T *logits, int64_t k, float temperature)
+{
+    __shared__ float scratch[32];
+    int64_t row = blockIdx.x;
+    const T *z = logits + row * k;
+    float m, s;
+    row_stats(z, k, temperature, scratch, &m, &s);
+    for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+        probs[row * k + j] = expf(tb_f32(z[j]) / temperature - m) / s;
+}
+
+/* ---------------------------------------------------------------- launchers */
+
+static int softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
+                              const tb_tensor *labels, const tb_tensor *targets, float temperature)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    TB_CHECK(n >= 1 && n <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
+             "softmax_ce_forward: batch %lld outside 1..%u", (long long)n, TB_CUDA_REDUCE_ELEMS);
+    const int32_t *lab = labels && labels->data ? (const int32_t *)labels->data : NULL;
+    const float *tgt = lab ? NULL : (const float *)targets->data;
+    float *pr = probs && probs->data ? (float *)probs->data : NULL;
+    TB_TRY(tb_dispatch_float(logits->dtype, "softmax_ce_forward", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        softmax_ce_forward_kernel<T><<<(unsigned)n, TB_CUDA_THREADS, 0, ctx->stream>>>(
+            ctx->reduce, pr, (const T *)logits->data, lab, tgt, k, temperature);
+        return TB_OK;
+    }));
+    CUDA_CHECK_LAUNCH();
+    return tb_cuda_sum_f32(ctx, (float *)loss->data, ctx->reduce, n, 1.0f / (float)n, false);
+}
+
+int tb_cuda_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
+                               const tb_tensor *labels, const tb_tensor *targets, float temperature)
+{
+    TB_CUDA_OP_RETURN(softmax_ce_forward(be, loss, probs, logits, labels, targets, temperature),
+                      "softmax_ce_forward", "logits", logits, "labels", labels, "targets", targets, "probs", probs);
+}
+
+static int softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs, const tb_tensor *labels,
+                               const tb_tensor *targets, float temperature, float scale)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    int64_t n = probs->shape[0], k = probs->shape[1], total = n * k;
+    if (total == 0 || !dlogits || !dlogits->data)
+        return TB_OK;
+    const int32_t *lab = labels && labels->data ? (const int32_t *)labels->data : NULL;
+    const float *tgt = lab ? NULL : (const float *)targets->data;
+    float factor = scale / ((float)n * temperature);
+    TB_TRY(tb_dispatch_float(dlogits->dtype, "softmax_ce_backward", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        softmax_ce_backward_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
+            (T *)dlogits->data, (const float *)probs->data, lab, tgt, total, k, factor);
+        return TB_OK;
+    }));
+    CUDA_CHECK_LAUNCH();
+    return TB_OK;
+}
+
+int tb_cuda_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
+                                const tb_tensor *labels, const tb_tensor *targets, float temperature, float scale)
+{
+    TB_CUDA_OP_RETURN(softmax_ce_backward(be, dlogits, probs, labels, targets, temperature, scale),
+                      "softmax_ce_backward", "dlogits", dlogits, "probs", probs, "labels", labels, "targets",
+                      targets);
+}
+
+static int soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
+                        float lam, float eps)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    int64_t n = targets->shape[0], k = targets->shape[1], total = n * k;
+    if (total == 0)
+        return TB_OK;
+    /* the paper's smoothing: 1 - eps on the label, eps / (k - 1) elsewhere */
+    float on = 1.0f - eps, off = k > 1 ? eps / (float)(k - 1) : 0.0f;
+    const int32_t *b = labels_b && labels_b->data ? (const int32_t *)labels_b->data : NULL;
+    soft_targets_kernel<<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
+        (float *)targets->data, (const int32_t *)labels_a->data, b, total, k, lam, on, off);
+    CUDA_CHECK_LAUNCH();
+    return TB_OK;
+}
+
+int tb_cuda_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
+                         float lam, float eps)
+{
+    TB_CUDA_OP_RETURN(soft_targets(be, targets, labels_a, labels_b, lam, eps), "soft_targets", "targets", targets,
+                      "labels_a", labels_a, "labels_b", labels_b, NULL, NULL);
+}
+
+static int softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    if (n == 0 || k == 0)
+        return TB_OK;
+    TB_CHECK(n <= INT32_MAX, TB_ERR_UNSUPPORTED, "softmax: %lld rows exceed one grid", (long long)n);
+    TB_TRY(tb_dispatch_float(logits->dtype, "softmax", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        softmax_kernel<T><<<(unsigned)n, TB_CUDA_THREADS, 0, ctx->stream>>>((float *)probs->data,
+                                                                           (const T *)logits->data, k, temperature);
+        return TB_OK;
+    }));
+    CUDA_CHECK_LAUNCH();
+    return TB_OK;
+}
+
+int tb_cuda_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature)
+{
+    TB_CUDA_OP_RETURN(softmax(be, probs, logits, temperature), "softmax", "probs", probs, "logits", logits, NULL,
+                      NULL, NULL, NULL);
+}

@@ -1,0 +1,421 @@
+/* CUDA vs CPU, the layer ops: conv2d, batchnorm, max/avg/global pooling,
+ * linear, relu, add, concat, dropout. Every op forward and backward in f32,
+ * f16 and bf16 on fresh random inputs over a table of cases (odd sizes,
+ * strides, padding, dilation, groups incl. depthwise, ceil mode, batch 1 and
+ * more); backward outputs start from random values so that accumulation
+ * (+=) is checked; guard bytes around every tensor. Exits 77 without a GPU;
+ * `test_cuda_layers --self-check` runs the CPU against itself. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+
+#include "cuda_test_util.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/error.h"
+#include "kernels/ops.h"
+
+static tb_backend *ref_be, *dut_be;
+static uint64_t seed;
+static const tb_dtype dtypes[] = {TB_F32, TB_F16, TB_BF16};
+#define NDT 3
+
+/* ---------------------------------------------------------------- conv2d */
+typedef struct conv_case {
+    const char *name;
+    int n, h, w, c, k, r, s;
+    tb_conv2d_params p; /* stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups */
+    bool bias;
+    bool unplanned; /* no workspace query first: the op plans itself (heuristics) */
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {"3x3 pad 1, bias", 2, 7, 9, 3, 5, 3, 3, {1, 1, 1, 1, 1, 1, 1}, true, false},
+    {"1x1", 1, 8, 8, 4, 6, 1, 1, {1, 1, 0, 0, 1, 1, 1}, false, false},
+    {"3x3 stride 2, odd input", 3, 11, 10, 6, 8, 3, 3, {2, 2, 1, 1, 1, 1, 1}, true, false},
+    {"3x3 dilation 2", 2, 9, 9, 4, 4, 3, 3, {1, 1, 2, 2, 2, 2, 1}, false, false},
+    {"depthwise 3x3", 2, 8, 7, 8, 8, 3, 3, {1, 1, 1, 1, 1, 1, 8}, true, false},
+    {"depthwise 3x3 stride 2", 1, 9, 9, 16, 16, 3, 3, {2, 2, 1, 1, 1, 1, 16}, false, false},
+    {"groups 3, stride (1,2), pad (1,0)", 2, 10, 10, 6, 9, 3, 3, {1, 2, 1, 0, 1, 1, 3}, false, false},
+    {"5x3 kernel, pad (2,1)", 2, 9, 8, 5, 7, 5, 3, {1, 1, 2, 1, 1, 1, 1}, true, false},
+    {"7x7 stride 2 stem", 2, 17, 17, 3, 16, 7, 7, {2, 2, 3, 3, 1, 1, 1}, false, false},
+    {"1x1 stride 2 shortcut", 4, 6, 5, 16, 32, 1, 1, {2, 2, 0, 0, 1, 1, 1}, false, false},
+    {"3x3 64 channels", 8, 14, 14, 64, 64, 3, 3, {1, 1, 1, 1, 1, 1, 1}, false, false},
+    {"1x1 bottleneck 128->512", 4, 7, 7, 128, 512, 1, 1, {1, 1, 0, 0, 1, 1, 1}, false, false},
+    {"3x2 no padding, batch 1, unplanned", 1, 5, 6, 7, 3, 3, 2, {1, 1, 0, 0, 1, 1, 1}, true, true},
+    {"3x3 stride 2, unplanned", 2, 12, 12, 32, 16, 3, 3, {2, 2, 1, 1, 1, 1, 1}, false, true},
+};
+
+static void run_conv(tctx *t, const conv_case *cc, tb_dtype dt, double rtol)
+{
+    const tb_conv2d_params *p = &cc->p;
+    int64_t oh = tb_conv2d_out_size(cc->h, cc->r, p->stride_h, p->pad_h, p->dil_h);
+    int64_t ow = tb_conv2d_out_size(cc->w, cc->s, p->stride_w, p->pad_w, p->dil_w);
+    tctx_case(t, "conv2d %s %s", cc->name, tb_dtype_name(dt));
+    tpair *x = tp_4d(t, dt, cc->n, cc->h, cc->w, cc->c, TP_UNIFORM, -1, 1);
+    tpair *w = tp_4d(t, dt, cc->k, cc->r, cc->s, cc->c / p->groups, TP_UNIFORM, -1, 1);
+    tpair *b = cc->bias ? tp_1d(t, dt, cc->k, TP_UNIFORM, -1, 1) : NULL;
+    tpair *y = tp_4d(t, dt, cc->n, oh, ow, cc->k, TP_UNIFORM, -1, 1);
+    tpair *dy = tp_4d(t, dt, cc->n, oh, ow, cc->k, TP_UNIFORM, -1, 1);
+    tpair *dx = tp_4d(t, dt, cc->n, cc->h, cc->w, cc->c, TP_UNIFORM, -1, 1);
+    tpair *dw = tp_4d(t, dt, cc->k, cc->r, cc->s, cc->c / p->groups, TP_UNIFORM, -1, 1);
+    tpair *db = cc->bias ? tp_1d(t, dt, cc->k, TP_UNIFORM, -1, 1) : NULL;
+    if (!x || !w || !y || !dy || !dx || !dw || (cc->bias && (!b || !db)))
+        return;
+    for (int side_ = 0; side_ < 2; side_++) {
+        if (cc->unplanned && side_ == 1)
+            continue;
+        size_t ws = tb_conv2d_workspace_size(BE, S(y), S(x), S(w), p);
+        tctx_rc(t, side_, "reserve workspace", tb_backend_reserve_workspace(BE, ws));
+    }
+    RUN_BOTH(t, tb_conv2d_forward(BE, S(y), S(x), S(w), S(b), p));
+    tp_check(t, "y", y, rtol);
+    RUN_BOTH(t, tb_conv2d_backward_data(BE, S(dx), S(dy), S(w), p));
+    tp_check(t, "dx", dx, rtol);
+    RUN_BOTH(t, tb_conv2d_backward_filter(BE, S(dw), S(db), S(dy), S(x), p));
+    tp_check(t, "dw", dw, rtol);
+    if (db)
+        tp_check(t, "dbias", db, rtol);
+    tp_check(t, "x unchanged", x, 0.0);
+}
+
+static void test_conv2d(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x1001);
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
+        for (int d = 0; d < NDT; d++)
+            run_conv(t, &conv_cases[i], dtypes[d], tp_tol(dtypes[d], true));
+    /* f32 on TF32 tensor cores (the default of a CUDA backend) */
+    tctx_set_tf32(dut_be, true);
+    for (size_t i = 0; i < 4; i++)
+        run_conv(t, &conv_cases[i * 3], TB_F32, TP_TOL_TF32);
+    tctx_set_tf32(dut_be, false);
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ------------------------------------------------------------- batchnorm */
+typedef struct bn_case {
+    int n, h, w, c; /* h == 0: a 2-D {n, c} input */
+} bn_case;
+
+static const bn_case bn_cases[] = {
+    {2, 5, 7, 3}, {1, 4, 4, 8}, {4, 3, 3, 16}, {8, 0, 0, 10}, {3, 1, 1, 5}, {16, 8, 8, 64}, {2, 14, 14, 256},
+};
+
+static tpair *bn_act(tctx *t, tb_dtype dt, const bn_case *bc, float lo, float hi)
+{
+    return bc->h ? tp_4d(t, dt, bc->n, bc->h, bc->w, bc->c, TP_UNIFORM, lo, hi)
+                 : tp_2d(t, dt, bc->n, bc->c, TP_UNIFORM, lo, hi);
+}
+
+static void run_bn(tctx *t, const bn_case *bc, tb_dtype dt, const char *mode)
+{
+    const float momentum = 0.1f, eps = 1e-5f;
+    double rtol = tp_tol(dt, true), stat_tol = tp_tol(TB_F32, true);
+    tctx_case(t, "batchnorm [%d,%d,%d,%d] %s %s", bc->n, bc->h, bc->w, bc->c, tb_dtype_name(dt), mode);
+    tpair *x = bn_act(t, dt, bc, -2, 3), *y = bn_act(t, dt, bc, -1, 1), *y_eval = bn_act(t, dt, bc, -1, 1);
+    tpair *dy = bn_act(t, dt, bc, -1, 1), *dx = bn_act(t, dt, bc, -1, 1), *dx_frozen = bn_act(t, dt, bc, -1, 1);
+    tpair *gamma = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, 0.5f, 1.5f);
+    tpair *beta = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -0.5f, 0.5f);
+    tpair *rmean = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -0.5f, 0.5f);
+    tpair *rvar = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, 0.5f, 1.5f);
+    tpair *smean = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *sinv = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *dgamma = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *dbeta = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    if (!x || !y || !y_eval || !dy || !dx || !dx_frozen || !gamma || !beta || !rmean || !rvar || !smean ||
+        !sinv || !dgamma || !dbeta)
+        return;
+    RUN_BOTH(t, tb_batchnorm_forward_train(BE, S(y), S(smean), S(sinv), S(rmean), S(rvar), S(x), S(gamma),
+                                           S(beta), momentum, eps));
+    tp_check(t, "y", y, rtol);
+    tp_check(t, "save_mean", smean, stat_tol);
+    tp_check(t, "save_invstd", sinv, stat_tol);
+    tp_check(t, "running_mean", rmean, stat_tol);
+    tp_check(t, "running_var", rvar, stat_tol);
+    RUN_BOTH(t, tb_batchnorm_forward_eval(BE, S(y_eval), S(x), S(gamma), S(beta), S(rmean), S(rvar), eps));
+    tp_check(t, "y (eval)", y_eval, rtol);
+    RUN_BOTH(t, tb_batchnorm_backward(BE, S(dx), S(dgamma), S(dbeta), S(dy), S(x), S(gamma), S(smean), S(sinv)));
+    tp_check(t, "dx", dx, rtol);
+    tp_check(t, "dgamma", dgamma, stat_tol * 10);
+    tp_check(t, "dbeta", dbeta, stat_tol * 10);
+    RUN_BOTH(t, tb_batchnorm_backward(BE, S(dx_frozen), NULL, NULL, S(dy), S(x), S(gamma), S(smean), S(sinv)));
+    tp_check(t, "dx (frozen gamma, beta)", dx_frozen, rtol);
+}
+
+static void test_batchnorm(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x1002);
+    /* cuDNN's persistent NHWC kernels (the default) and its plain spatial mode */
+    for (int persistent = 1; persistent >= 0; persistent--) {
+        tb_cuda_options opt;
+        if (dut_be->kind == TB_DEVICE_CUDA) {
+            assert_int_equal(tb_cuda_get_options(dut_be, &opt), TB_OK);
+            opt.batchnorm_persistent = persistent;
+            assert_int_equal(tb_cuda_set_options(dut_be, &opt), TB_OK);
+        }
+        for (size_t i = 0; i < sizeof bn_cases / sizeof bn_cases[0]; i++)
+            for (int d = 0; d < NDT; d++)
+                run_bn(t, &bn_cases[i], dtypes[d], persistent ? "persistent" : "spatial");
+    }
+    if (dut_be->kind == TB_DEVICE_CUDA) {
+        tb_cuda_options opt;
+        assert_int_equal(tb_cuda_get_options(dut_be, &opt), TB_OK);
+        opt.batchnorm_persistent = true;
+        assert_int_equal(tb_cuda_set_options(dut_be, &opt), TB_OK);
+    }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* --------------------------------------------------------------- pooling */
+typedef struct pool_case {
+    const char *name;
+    bool max;
+    int n, h, w, c;
+    tb_pool_params p; /* kernel h/w, stride h/w, pad h/w, ceil_mode, count_include_pad */
+} pool_case;
+
+static const pool_case pool_cases[] = {
+    {"max 3x3 s2 p1 (ResNet stem)", true, 2, 9, 9, 5, {3, 3, 2, 2, 1, 1, false, false}},
+    {"max 3x3 s2 p1, 16 channels", true, 1, 8, 8, 16, {3, 3, 2, 2, 1, 1, false, false}},
+    {"max 2x2 s2 odd input", true, 2, 7, 7, 3, {2, 2, 2, 2, 0, 0, false, false}},
+    {"max 2x2 s2 ceil", true, 2, 7, 7, 3, {2, 2, 2, 2, 0, 0, true, false}},
+    {"max 3x3 s2 ceil", true, 2, 10, 10, 3, {3, 3, 2, 2, 0, 0, true, false}},
+    {"max 3x2 s(1,2) p(1,0)", true, 1, 6, 7, 4, {3, 2, 1, 2, 1, 0, false, false}},
+    {"avg 2x2 s2 ceil, pad not counted (ResNet-D)", false, 2, 7, 7, 6, {2, 2, 2, 2, 0, 0, true, false}},
+    {"avg 2x2 s2 ceil, even input", false, 2, 8, 8, 4, {2, 2, 2, 2, 0, 0, true, false}},
+    {"avg 3x3 s1 p1, pad counted", false, 2, 6, 5, 3, {3, 3, 1, 1, 1, 1, false, true}},
+    {"avg 3x3 s1 p1, pad not counted", false, 2, 6, 5, 3, {3, 3, 1, 1, 1, 1, false, false}},
+    {"avg 3x3 s2 p1 ceil, pad counted", false, 1, 10, 10, 4, {3, 3, 2, 2, 1, 1, true, true}},
+};
+
+/* PyTorch's output size, ceil mode included. */
+static int64_t pool_out(int64_t in, int k, int s, int pad, bool ceil_mode)
+{
+    int64_t span = in + 2 * pad - k;
+    int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + pad)
+        out--;
+    return out;
+}
+
+static void run_pool(tctx *t, const pool_case *pc, tb_dtype dt)
+{
+    const tb_pool_params *p = &pc->p;
+    int64_t oh = pool_out(pc->h, p->kernel_h, p->stride_h, p->pad_h, p->ceil_mode);
+    int64_t ow = pool_out(pc->w, p->kernel_w, p->stride_w, p->pad_w, p->ceil_mode);
+    tctx_case(t, "pool %s %s", pc->name, tb_dtype_name(dt));
+    tpair *x = tp_4d(t, dt, pc->n, pc->h, pc->w, pc->c, TP_UNIFORM, -1, 1);
+    tpair *y = tp_4d(t, dt, pc->n, oh, ow, pc->c, TP_UNIFORM, -1, 1);
+    tpair *dy = tp_4d(t, dt, pc->n, oh, ow, pc->c, TP_UNIFORM, -1, 1);
+    tpair *dx = tp_4d(t, dt, pc->n, pc->h, pc->w, pc->c, TP_UNIFORM, -1, 1);
+    if (!x || !y || !dy || !dx)
+        return;
+    if (pc->max) {
+        RUN_BOTH(t, tb_maxpool_forward(BE, S(y), S(x), p));
+        tp_check(t, "y", y, 0.0); /* a maximum is exact */
+        RUN_BOTH(t, tb_maxpool_backward(BE, S(dx), S(dy), S(y), S(x), p));
+    } else {
+        RUN_BOTH(t, tb_avgpool_forward(BE, S(y), S(x), p));
+        tp_check(t, "y", y, tp_tol(dt, true));
+        RUN_BOTH(t, tb_avgpool_backward(BE, S(dx), S(dy), p));
+    }
+    tp_check(t, "dx", dx, tp_tol(dt, true));
+}
+
+static void test_pooling(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x1003);
+    for (size_t i = 0; i < sizeof pool_cases / sizeof pool_cases[0]; i++)
+        for (int d = 0; d < NDT; d++)
+            run_pool(t, &pool_cases[i], dtypes[d]);
+    static const int gap_cases[][4] = {{2, 7, 7, 64}, {1, 1, 1, 5}, {3, 5, 3, 10}, {4, 7, 7, 2048}};
+    for (size_t i = 0; i < sizeof gap_cases / sizeof gap_cases[0]; i++)
+        for (int d = 0; d < NDT; d++) {
+            const int *g = gap_cases[i];
+            tb_dtype dt = dtypes[d];
+            tctx_case(t, "global_avgpool [%d,%d,%d,%d] %s", g[0], g[1], g[2], g[3], tb_dtype_name(dt));
+            tpair *x = tp_4d(t, dt, g[0], g[1], g[2], g[3], TP_UNIFORM, -1, 1);
+            tpair *y = tp_2d(t, dt, g[0], g[3], TP_UNIFORM, -1, 1);
+            tpair *dy = tp_2d(t, dt, g[0], g[3], TP_UNIFORM, -1, 1);
+            tpair *dx = tp_4d(t, dt, g[0], g[1], g[2], g[3], TP_UNIFORM, -1, 1);
+            if (!x || !y || !dy || !dx)
+                continue;
+            RUN_BOTH(t, tb_global_avgpool_forward(BE, S(y), S(x)));
+            tp_check(t, "y", y, tp_tol(dt, true));
+            RUN_BOTH(t, tb_global_avgpool_backward(BE, S(dx), S(dy)));
+            tp_check(t, "dx", dx, tp_tol(dt, false));
+        }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ---------------------------------------------------------------- linear */
+typedef struct linear_case {
+    int n, c, k;
+    bool bias, dx;
+} linear_case;
+
+static const linear_case linear_cases[] = {
+    {1, 7, 5, true, true}, {4, 64, 10, true, true}, {9, 33, 17, false, true},
+    {32, 512, 1000, true, true}, {3, 20, 6, true, false},
+};
+
+static void run_linear(tctx *t, const linear_case *lc, tb_dtype dt, double rtol)
+{
+    tctx_case(t, "linear n %d c %d k %d%s%s %s", lc->n, lc->c, lc->k, lc->bias ? " bias" : "",
+              lc->dx ? "" : " (no dx)", tb_dtype_name(dt));
+    tpair *x = tp_2d(t, dt, lc->n, lc->c, TP_UNIFORM, -1, 1);
+    tpair *w = tp_2d(t, dt, lc->k, lc->c, TP_UNIFORM, -1, 1);
+    tpair *b = lc->bias ? tp_1d(t, dt, lc->k, TP_UNIFORM, -1, 1) : NULL;
+    tpair *y = tp_2d(t, dt, lc->n, lc->k, TP_UNIFORM, -1, 1);
+    tpair *dy = tp_2d(t, dt, lc->n, lc->k, TP_UNIFORM, -1, 1);
+    tpair *dx = lc->dx ? tp_2d(t, dt, lc->n, lc->c, TP_UNIFORM, -1, 1) : NULL;
+    tpair *dw = tp_2d(t, dt, lc->k, lc->c, TP_UNIFORM, -1, 1);
+    tpair *db = lc->bias ? tp_1d(t, dt, lc->k, TP_UNIFORM, -1, 1) : NULL;
+    if (!x || !w || !y || !dy || !dw || (lc->bias && (!b || !db)) || (lc->dx && !dx))
+        return;
+    RUN_BOTH(t, tb_linear_forward(BE, S(y), S(x), S(w), S(b)));
+    tp_check(t, "y", y, rtol);
+    RUN_BOTH(t, tb_linear_backward(BE, S(dx), S(dw), S(db), S(dy), S(x), S(w)));
+    if (dx)
+        tp_check(t, "dx", dx, rtol);
+    tp_check(t, "dw", dw, rtol);
+    if (db)
+        tp_check(t, "dbias", db, rtol);
+}
+
+static void test_linear(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x1004);
+    for (size_t i = 0; i < sizeof linear_cases / sizeof linear_cases[0]; i++)
+        for (int d = 0; d < NDT; d++)
+            run_linear(t, &linear_cases[i], dtypes[d], tp_tol(dtypes[d], true));
+    tctx_set_tf32(dut_be, true);
+    run_linear(t, &linear_cases[3], TB_F32, TP_TOL_TF32);
+    tctx_set_tf32(dut_be, false);
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ------------------------------------------- relu, add, concat, dropout */
+static void run_elementwise_layers(tctx *t, tb_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c)
+{
+    double tol = tp_tol(dt, false);
+    tctx_case(t, "relu/add [%lld,%lld,%lld,%lld] %s", (long long)n, (long long)h, (long long)w, (long long)c,
+              tb_dtype_name(dt));
+    tpair *a = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1), *b = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1);
+    tpair *y = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1), *dy = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1);
+    tpair *da = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1), *db = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1);
+    if (!a || !b || !y || !dy || !da || !db)
+        return;
+    RUN_BOTH(t, tb_relu_forward(BE, S(y), S(a)));
+    tp_check(t, "relu y", y, 0.0);
+    RUN_BOTH(t, tb_relu_backward(BE, S(da), S(dy), S(y)));
+    tp_check(t, "relu dx", da, tol);
+    RUN_BOTH(t, tb_relu_forward(BE, S(b), S(b))); /* in place */
+    tp_check(t, "relu in place", b, 0.0);
+    RUN_BOTH(t, tb_add_forward(BE, S(y), S(a), S(b)));
+    tp_check(t, "add y", y, tol);
+    RUN_BOTH(t, tb_add_backward(BE, S(da), S(db), S(dy)));
+    tp_check(t, "add da", da, tol);
+    tp_check(t, "add db", db, tol);
+    RUN_BOTH(t, tb_add_backward(BE, NULL, S(db), S(dy)));
+    tp_check(t, "add db (da absent)", db, tol);
+}
+
+static void run_concat(tctx *t, tb_dtype dt)
+{
+    static const int cs[3] = {3, 5, 8};
+    tctx_case(t, "concat 3+5+8 %s", tb_dtype_name(dt));
+    tpair *x[3], *dx[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = tp_4d(t, dt, 2, 3, 3, cs[i], TP_UNIFORM, -1, 1);
+        dx[i] = tp_4d(t, dt, 2, 3, 3, cs[i], TP_UNIFORM, -1, 1);
+        if (!x[i] || !dx[i])
+            return;
+    }
+    tpair *y = tp_4d(t, dt, 2, 3, 3, 16, TP_UNIFORM, -1, 1), *dy = tp_4d(t, dt, 2, 3, 3, 16, TP_UNIFORM, -1, 1);
+    if (!y || !dy)
+        return;
+    for (int side_ = 0; side_ < 2; side_++) {
+        const tb_tensor *xs[3] = {S(x[0]), S(x[1]), S(x[2])};
+        tb_tensor *dxs[3] = {S(dx[0]), S(dx[1]), S(dx[2])};
+        tctx_rc(t, side_, "concat_forward", tb_concat_forward(BE, S(y), xs, 3));
+        tctx_rc(t, side_, "concat_backward", tb_concat_backward(BE, dxs, 3, S(dy)));
+    }
+    tp_check(t, "y", y, 0.0);
+    for (int i = 0; i < 3; i++)
+        tp_check(t, "dx", dx[i], tp_tol(dt, false));
+}
+
+static void run_dropout(tctx *t, tb_dtype dt, int64_t count, float p, uint64_t drop_seed)
+{
+    tctx_case(t, "dropout %lld p %g %s", (long long)count, (double)p, tb_dtype_name(dt));
+    tpair *x = tp_1d(t, dt, count, TP_UNIFORM, -1, 1), *y = tp_1d(t, dt, count, TP_UNIFORM, -1, 1);
+    tpair *mask = tp_1d(t, TB_U8, count, TP_MASK, 0, 1);
+    tpair *dy = tp_1d(t, dt, count, TP_UNIFORM, -1, 1), *dx = tp_1d(t, dt, count, TP_UNIFORM, -1, 1);
+    if (!x || !y || !mask || !dy || !dx)
+        return;
+    RUN_BOTH(t, tb_dropout_forward(BE, S(y), S(mask), S(x), p, drop_seed));
+    tp_check(t, "mask (same draw on every backend)", mask, 0.0);
+    tp_check(t, "y", y, tp_tol(dt, false));
+    RUN_BOTH(t, tb_dropout_backward(BE, S(dx), S(dy), S(mask), p));
+    tp_check(t, "dx", dx, tp_tol(dt, false));
+}
+
+static void test_elementwise_layers(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x1005);
+    for (int d = 0; d < NDT; d++) {
+        run_elementwise_layers(t, dtypes[d], 2, 5, 7, 3);
+        run_elementwise_layers(t, dtypes[d], 1, 1, 1, 1001);
+        run_concat(t, dtypes[d]);
+        run_dropout(t, dtypes[d], 4097, 0.3f, seed + 17);
+        run_dropout(t, dtypes[d], 210, 0.0f, seed + 18);
+    }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+static void test_supports_every_op(void **state)
+{
+    (void)state;
+    for (int op = 0; op < TB_OP_COUNT; op++)
+        for (int d = 0; d < NDT; d++)
+            if (!tb_supports_op(dut_be, (tb_op_id)op, dtypes[d]))
+                fail_msg("%s does not support %s in %s", dut_be->name, tb_op_name((tb_op_id)op),
+                         tb_dtype_name(dtypes[d]));
+}
+
+int main(int argc, char **argv)
+{
+    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
+    if (rc != 0)
+        return rc;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_supports_every_op), cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_batchnorm),         cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_linear),            cmocka_unit_test(test_elementwise_layers),
+    };
+    rc = cmocka_run_group_tests_name("cuda layers vs cpu", tests, NULL, NULL);
+    tb_backend_destroy(dut_be);
+    tb_backend_destroy(ref_be);
+    return rc;
+}

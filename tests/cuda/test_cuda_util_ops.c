@@ -1,0 +1,280 @@
+/* CUDA vs CPU, the loss, mixing, elementwise and optimizer ops: softmax
+ * cross-entropy (hard and soft targets, temperature), soft targets,
+ * softmax, mixup/cutmix/reverse labels, fill/copy/convert/axpby, the
+ * non-finite check, sum of squares, and several SGD steps in a row. Exits 77
+ * without a GPU; `test_cuda_util_ops --self-check` runs the CPU against
+ * itself. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "cuda_test_util.h"
+#include "kernels/backend.h"
+#include "kernels/ops.h"
+
+static tb_backend *ref_be, *dut_be;
+static uint64_t seed;
+static const tb_dtype dtypes[] = {TB_F32, TB_F16, TB_BF16};
+#define NDT 3
+
+/* Loss, probabilities and targets are f32 computed from the same inputs. */
+#define F32_REDUCE_TOL 1e-4
+
+/* ----------------------------------------------------------- softmax ce */
+typedef struct ce_case {
+    int n, k;
+    float temperature;
+    bool hard;
+} ce_case;
+
+static const ce_case ce_cases[] = {
+    {4, 10, 1.0f, true}, {4, 10, 2.5f, false}, {1, 3, 1.0f, true}, {7, 1000, 1.0f, false}, {33, 100, 0.5f, true},
+};
+
+static void run_ce(tctx *t, const ce_case *cc, tb_dtype dt)
+{
+    tctx_case(t, "softmax_ce n %d k %d T %g %s %s", cc->n, cc->k, (double)cc->temperature,
+              cc->hard ? "labels" : "soft targets", tb_dtype_name(dt));
+    tpair *logits = tp_2d(t, dt, cc->n, cc->k, TP_UNIFORM, -3, 3);
+    tpair *labels = cc->hard ? tp_1d(t, TB_I32, cc->n, TP_LABELS, 0, (float)cc->k) : NULL;
+    tpair *targets = cc->hard ? NULL : tp_2d(t, TB_F32, cc->n, cc->k, TP_PROB_ROWS, 0, 1);
+    tpair *loss = tp_1d(t, TB_F32, 1, TP_UNIFORM, -1, 1);
+    tpair *probs = tp_2d(t, TB_F32, cc->n, cc->k, TP_UNIFORM, -1, 1);
+    tpair *dlogits = tp_2d(t, dt, cc->n, cc->k, TP_UNIFORM, -1, 1);
+    if (!logits || !loss || !probs || !dlogits || (cc->hard ? !labels : !targets))
+        return;
+    RUN_BOTH(t, tb_softmax_ce_forward(BE, S(loss), S(probs), S(logits), S(labels), S(targets), cc->temperature));
+    tp_check(t, "loss", loss, F32_REDUCE_TOL);
+    tp_check(t, "probs", probs, F32_REDUCE_TOL);
+    RUN_BOTH(t, tb_softmax_ce_backward(BE, S(dlogits), S(probs), S(labels), S(targets), cc->temperature, 2.0f));
+    tp_check(t, "dlogits", dlogits, tp_tol(dt, false));
+    RUN_BOTH(t, tb_softmax(BE, S(probs), S(logits), cc->temperature * 2.0f));
+    tp_check(t, "softmax", probs, F32_REDUCE_TOL);
+}
+
+static void test_softmax_ce(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x2001);
+    for (size_t i = 0; i < sizeof ce_cases / sizeof ce_cases[0]; i++)
+        for (int d = 0; d < NDT; d++)
+            run_ce(t, &ce_cases[i], dtypes[d]);
+    /* label smoothing and mixed targets */
+    for (int with_b = 0; with_b < 2; with_b++) {
+        int n = 6, k = 10;
+        float lam = with_b ? 0.7f : 1.0f, eps = with_b ? 0.1f : 0.2f;
+        tctx_case(t, "soft_targets lam %g eps %g%s", (double)lam, (double)eps, with_b ? " two labels" : "");
+        tpair *a = tp_1d(t, TB_I32, n, TP_LABELS, 0, (float)k);
+        tpair *b = with_b ? tp_1d(t, TB_I32, n, TP_LABELS, 0, (float)k) : NULL;
+        tpair *tg = tp_2d(t, TB_F32, n, k, TP_UNIFORM, -1, 1);
+        if (!a || !tg || (with_b && !b))
+            continue;
+        RUN_BOTH(t, tb_soft_targets(BE, S(tg), S(a), S(b), lam, eps));
+        tp_check(t, "targets", tg, tp_tol(TB_F32, false));
+    }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ------------------------------------------------------------ mixing */
+static void test_mixing(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x2002);
+    for (int d = 0; d < NDT; d++) {
+        tb_dtype dt = dtypes[d];
+        tctx_case(t, "mixup/cutmix %s", tb_dtype_name(dt));
+        tpair *x = tp_4d(t, dt, 5, 6, 7, 3, TP_UNIFORM, -1, 1);
+        tpair *y = tp_4d(t, dt, 5, 6, 7, 3, TP_UNIFORM, -1, 1);
+        if (!x || !y)
+            continue;
+        RUN_BOTH(t, tb_mixup_batch(BE, S(y), S(x), 0.3f));
+        tp_check(t, "mixup", y, tp_tol(dt, false));
+        RUN_BOTH(t, tb_cutmix_batch(BE, S(y), S(x), 1, 4, 2, 6));
+        tp_check(t, "cutmix", y, 0.0);
+        RUN_BOTH(t, tb_cutmix_batch(BE, S(y), S(x), 0, 6, 0, 7));
+        tp_check(t, "cutmix whole image", y, 0.0);
+    }
+    tctx_case(t, "reverse_labels");
+    tpair *l = tp_1d(t, TB_I32, 9, TP_LABELS, 0, 100), *lb = tp_1d(t, TB_I32, 9, TP_LABELS, 0, 100);
+    if (l && lb) {
+        RUN_BOTH(t, tb_reverse_labels(BE, S(lb), S(l)));
+        tp_check(t, "labels_b", lb, 0.0);
+    }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ------------------------------------------------------- elementwise */
+static void test_fill_copy_convert(void **state)
+{
+    (void)state;
+    static const tb_dtype all[] = {TB_F32, TB_F16, TB_BF16, TB_U8, TB_I32};
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x2003);
+    for (int d = 0; d < 5; d++) {
+        tb_dtype dt = all[d];
+        tctx_case(t, "fill/copy %s", tb_dtype_name(dt));
+        tpair *a = tp_1d(t, dt, 1027, TP_UNIFORM, -1, 1), *b = tp_1d(t, dt, 1027, TP_UNIFORM, -1, 1);
+        if (!a || !b)
+            continue;
+        RUN_BOTH(t, tb_fill(BE, S(a), 3.0f));
+        tp_check(t, "fill 3", a, 0.0);
+        RUN_BOTH(t, tb_fill(BE, S(b), 0.0f));
+        tp_check(t, "fill 0", b, 0.0);
+        RUN_BOTH(t, tb_copy(BE, S(b), S(a)));
+        tp_check(t, "copy", b, 0.0);
+    }
+    /* conversions round to nearest even on both backends: bitwise equal.
+     * Magnitudes 2^-30 .. 2^17: f16 subnormals, underflow to 0, overflow to inf. */
+    float wide[13 * 77];
+    for (int i = 0; i < 13 * 77; i++)
+        wide[i] = (i % 2 ? -1.0f : 1.0f) * exp2f(tb_rng_uniform_f(&t->rng, -30.0f, 17.0f));
+    for (int s = 0; s < NDT; s++)
+        for (int d = 0; d < NDT; d++) {
+            tb_dtype src = dtypes[s], dst = dtypes[d];
+            tctx_case(t, "convert %s -> %s", tb_dtype_name(src), tb_dtype_name(dst));
+            tpair *x = tp_2d(t, src, 13, 77, TP_ZERO, 0, 0);
+            tpair *y = tp_2d(t, dst, 13, 77, TP_UNIFORM, -1, 1);
+            if (!x || !y || !tp_set(t, x, wide))
+                continue;
+            RUN_BOTH(t, tb_convert(BE, S(y), S(x)));
+            tp_check(t, "converted", y, 0.0);
+        }
+    for (int d = 0; d < NDT; d++)
+        for (int same = 0; same < 2; same++) {
+            tb_dtype dx = dtypes[d], dy = same ? dtypes[d] : TB_F32;
+            tctx_case(t, "axpby x %s y %s", tb_dtype_name(dx), tb_dtype_name(dy));
+            tpair *x = tp_1d(t, dx, 999, TP_UNIFORM, -1, 1), *y = tp_1d(t, dy, 999, TP_UNIFORM, -1, 1);
+            if (!x || !y)
+                continue;
+            RUN_BOTH(t, tb_axpby(BE, S(y), 0.3f, S(x), 0.7f));
+            tp_check(t, "y = 0.3 x + 0.7 y", y, tp_tol(dy, false));
+            RUN_BOTH(t, tb_axpby(BE, S(y), -2.0f, S(x), 0.0f));
+            tp_check(t, "y = -2 x", y, tp_tol(dy, false));
+        }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+static void test_checks(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x2004);
+    static const float specials[] = {INFINITY, -INFINITY, NAN};
+    for (int d = 0; d < NDT; d++) {
+        tb_dtype dt = dtypes[d];
+        int64_t count = 5003;
+        float *v = malloc(sizeof(float) * (size_t)count);
+        if (!v)
+            fail_msg("out of memory");
+        for (int s = -1; s < 3; s++) {
+            tctx_case(t, "nonfinite_check %s %s", tb_dtype_name(dt), s < 0 ? "finite" : "special value");
+            for (int64_t i = 0; i < count; i++)
+                v[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+            if (s >= 0)
+                v[count - 1 - 977 * s] = specials[s];
+            tpair *x = tp_1d(t, dt, count, TP_ZERO, 0, 0);
+            tpair *flag = tp_1d(t, TB_I32, 1, TP_ZERO, 0, 0);
+            if (!x || !flag || !tp_set(t, x, v))
+                continue;
+            float two = 2.0f; /* a bit set before must survive (flag |= 1) */
+            if (s == 2 && !tp_set(t, flag, &two))
+                continue;
+            RUN_BOTH(t, tb_nonfinite_check(BE, S(flag), S(x)));
+            tp_check(t, "flag", flag, 0.0);
+        }
+        free(v);
+        tctx_case(t, "sumsq %s", tb_dtype_name(dt));
+        tpair *x = tp_4d(t, dt, 3, 7, 11, 13, TP_UNIFORM, -1, 1), *big = tp_1d(t, dt, 300007, TP_UNIFORM, -1, 1);
+        tpair *out = tp_1d(t, TB_F32, 1, TP_UNIFORM, 1, 2);
+        if (!x || !big || !out)
+            continue;
+        RUN_BOTH(t, tb_sumsq(BE, S(out), S(x)));
+        tp_check(t, "out += sum x^2", out, F32_REDUCE_TOL);
+        RUN_BOTH(t, tb_sumsq(BE, S(out), S(big)));
+        tp_check(t, "out += sum x^2 (300007)", out, F32_REDUCE_TOL);
+    }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ------------------------------------------------------------- SGD */
+typedef struct sgd_case {
+    const char *name;
+    tb_dtype grad_dt;
+    bool model, mask, momentum_buf;
+    int skip; /* -1: no flag, else its value */
+    tb_sgd_params p; /* lr, momentum, weight_decay, grad_scale, nesterov */
+} sgd_case;
+
+static const sgd_case sgd_cases[] = {
+    {"f32 momentum, masked decay", TB_F32, false, true, true, -1, {0.1f, 0.9f, 1e-4f, 1.0f, false}},
+    {"f16 model, nesterov, loss scale 128", TB_F16, true, true, true, 0, {0.05f, 0.9f, 5e-5f, 128.0f, true}},
+    {"bf16 model, no momentum, no mask", TB_BF16, true, false, false, -1, {0.2f, 0.0f, 1e-4f, 1.0f, false}},
+    {"f16 skipped (overflow flag set)", TB_F16, true, true, true, 1, {0.1f, 0.9f, 1e-4f, 1024.0f, true}},
+    {"f32 nesterov, decay everywhere", TB_F32, false, true, true, 0, {0.4f, 0.8f, 1e-3f, 1.0f, true}},
+};
+
+static void run_sgd(tctx *t, const sgd_case *sc)
+{
+    const int64_t count = 4099;
+    tctx_case(t, "sgd %s", sc->name);
+    tpair *master = tp_1d(t, TB_F32, count, TP_UNIFORM, -1, 1);
+    tpair *model = sc->model ? tp_1d(t, sc->grad_dt, count, TP_UNIFORM, -1, 1) : NULL;
+    tpair *vbuf = sc->momentum_buf ? tp_1d(t, TB_F32, count, TP_UNIFORM, -0.1f, 0.1f) : NULL;
+    tpair *mask = sc->mask ? tp_1d(t, TB_U8, count, TP_MASK, 0, 1) : NULL;
+    tpair *skip = sc->skip >= 0 ? tp_1d(t, TB_I32, 1, TP_ZERO, 0, 0) : NULL;
+    if (!master || (sc->model && !model) || (sc->momentum_buf && !vbuf) || (sc->mask && !mask) ||
+        (sc->skip >= 0 && !skip))
+        return;
+    float flag = (float)sc->skip;
+    if (skip && !tp_set(t, skip, &flag))
+        return;
+    float g = sc->p.grad_scale;
+    for (int step = 0; step < 3; step++) {
+        tpair *grad = tp_1d(t, sc->grad_dt, count, TP_UNIFORM, -g, g);
+        if (!grad)
+            return;
+        RUN_BOTH(t, tb_sgd_step(BE, S(master), S(model), S(vbuf), S(grad), S(mask), S(skip), &sc->p));
+    }
+    tp_check(t, "master", master, tp_tol(TB_F32, false));
+    if (model)
+        tp_check(t, "model", model, tp_tol(sc->grad_dt, false));
+    if (vbuf)
+        tp_check(t, "momentum", vbuf, tp_tol(TB_F32, false));
+}
+
+static void test_sgd(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x2005);
+    for (size_t i = 0; i < sizeof sgd_cases / sizeof sgd_cases[0]; i++)
+        run_sgd(t, &sgd_cases[i]);
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
+    if (rc != 0)
+        return rc;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_softmax_ce), cmocka_unit_test(test_mixing), cmocka_unit_test(test_fill_copy_convert),
+        cmocka_unit_test(test_checks),     cmocka_unit_test(test_sgd),
+    };
+    rc = cmocka_run_group_tests_name("cuda loss/util/optimizer ops vs cpu", tests, NULL, NULL);
+    tb_backend_destroy(dut_be);
+    tb_backend_destroy(ref_be);
+    return rc;
+}
