@@ -527,6 +527,7 @@ static void test_progress_output(void **state)
     free(text);
     /* the live line (forced): redrawn in place with a bar and ETAs */
     f = open_memstream(&text, &len);
+    o.progress_out = f;
     o.progress = TB_PROGRESS_LIVE;
     o.rerun = true;
     fake.sleep_ms = 1;
