@@ -9,4 +9,6 @@ if [ ! -f build/build.ninja ]; then
   meson setup build --buildtype=release
 fi
 ninja -C build
+# OpenMP threads sleep while they wait: robust when other work shares the cores
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ./build/trickbench run matrices/quick.json --db results/quick.db --device cpu "$@"
