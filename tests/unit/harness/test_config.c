@@ -335,7 +335,7 @@ static void test_syntax_errors_line_col(void **state)
 static void test_every_key_documented(void **state)
 {
     (void)state;
-    FILE *f = fopen(TB_SOURCE_ROOT "/docs/config.md", "r");
+    FILE *f = fopen(TB_SOURCE_ROOT "/README.md", "r");
     assert_non_null(f);
     static char doc[1 << 17];
     size_t n = fread(doc, 1, sizeof doc - 1, f);
@@ -346,7 +346,7 @@ static void test_every_key_documented(void **state)
         char quoted[160];
         snprintf(quoted, sizeof quoted, "`%s`", tb_config_key_path(i));
         if (!strstr(doc, quoted))
-            fail_msg("docs/config.md does not document %s", quoted);
+            fail_msg("README.md does not document %s", quoted);
     }
 }
 
