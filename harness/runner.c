@@ -189,6 +189,7 @@ static int train_one(tb_store *st, const tb_matrix *m, int i, int64_t run_id, co
     if (rc == TB_OK && run->teacher >= 0) {
         rc = teacher_checkpoint(st, m, i, teacher, sizeof teacher);
         to.teacher_checkpoint = teacher;
+        to.teacher_model = &m->runs[run->teacher].cfg.model;
     }
     tb_train_callbacks cb = {.user = &ctx, .on_epoch = cb_epoch, .should_stop = cb_should_stop,
                              .on_progress = cb_progress};

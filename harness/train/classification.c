@@ -144,6 +144,13 @@ static int build_network(cls_run *r, const tb_model_config *mc, const char *chec
     return TB_OK;
 }
 
+static bool same_model(const tb_model_config *a, const tb_model_config *b)
+{
+    return !strcmp(a->name, b->name) && a->variant == b->variant && !strcmp(a->stem, b->stem) &&
+           a->width == b->width && a->classes == b->classes && !strcmp(a->init, b->init) &&
+           a->dropout == b->dropout && !strcmp(a->checkpoint, b->checkpoint);
+}
+
 static int setup_teacher(cls_run *r)
 {
     const tb_distill_config *dc = &r->cfg->tricks.distill;
@@ -153,7 +160,20 @@ static int setup_teacher(cls_run *r)
     TB_CHECK(path && path[0], TB_ERR_INVALID,
              "tricks.distill: no teacher checkpoint (give tricks.distill.teacher_checkpoint, or "
              "tricks.distill.teacher as the label of a run of the same matrix)");
-    const tb_model_config *tm = dc->teacher_model.name[0] ? &dc->teacher_model : &r->cfg->model;
+    const tb_model_config *tm = &dc->teacher_model;
+    if (r->opt->teacher_model) {
+        /* a teacher named by run label brings its own architecture */
+        tb_run_config defaults;
+        tb_config_defaults(&defaults);
+        TB_CHECK(same_model(&dc->teacher_model, &defaults.tricks.distill.teacher_model) ||
+                     same_model(&dc->teacher_model, r->opt->teacher_model),
+                 TB_ERR_INVALID,
+                 "tricks.distill.teacher_model (%s %c width %g) contradicts the model of teacher run '%s' "
+                 "(%s %c width %g): leave teacher_model out when the teacher is a run label",
+                 dc->teacher_model.name, dc->teacher_model.variant, (double)dc->teacher_model.width, dc->teacher,
+                 r->opt->teacher_model->name, r->opt->teacher_model->variant, (double)r->opt->teacher_model->width);
+        tm = r->opt->teacher_model;
+    }
     tb_model_spec spec;
     return build_network(r, tm, path, &r->teacher, &spec);
 }

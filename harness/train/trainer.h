@@ -61,6 +61,7 @@ typedef struct tb_train_options {
     int threads;              /* CPU threads; 0 = all cores */
     const char *checkpoint_path; /* where to write the final checkpoint; NULL = none */
     const char *teacher_checkpoint; /* resolved teacher for distillation (from a run label); NULL = cfg's */
+    const tb_model_config *teacher_model; /* that teacher run's model section; NULL = cfg's teacher_model */
     bool quiet;               /* no progress output */
 } tb_train_options;
 
