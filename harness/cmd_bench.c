@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "harness/bench_loader.h"
 #include "harness/cli.h"
 #include "harness/commands.h"
 #include "harness/train/step.h"
@@ -29,6 +30,12 @@ static const char usage[] =
     "defaults: --variant B --batch 32 --image 224 --precision fp32 --device auto\n"
     "          --steps 5 --warmup 2 --repeats 3 --classes 1000 --channels 3\n"
     "          --stem auto (small for images <= 64 px)\n\n"
+    "Data-loader throughput instead (read, decode, augment, batch; no training):\n"
+    "  trickbench bench --loader [--dataset D] [--root DIR] [--batch B] [--workers W]\n"
+    "                   [--augment A] [--image S] [--limit N] [--epochs E] [--eval] [--json]\n"
+    "  defaults: --dataset fashion-mnist --batch 128 --workers 0 (automatic) --augment auto\n"
+    "  --epochs 2 (after one warm-up epoch; the best is reported); --eval times the\n"
+    "  validation split. --json prints one object with \"images_per_sec\".\n\n"
     "With --json, prints one object: model, variant, batch, image, precision,\n"
     "device, threads, images_per_sec, images_per_sec_all (every repeat),\n"
     "step_ms, graph_bytes, peak_rss_bytes, params, macs.\n";
@@ -249,6 +256,9 @@ int tb_cmd_bench(int argc, char **argv)
         fputs(usage, stdout);
         return TB_EXIT_OK;
     }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--loader"))
+            return tb_bench_loader(argc, argv);
     bench_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc != TB_OK)
