@@ -8,6 +8,7 @@
 
 #include "harness/bench_loader.h"
 #include "harness/cli.h"
+#include "harness/clock.h"
 #include "harness/config.h"
 #include "harness/data/dataset.h"
 #include "harness/data/loader.h"
@@ -60,20 +61,13 @@ static int parse_loader_args(int argc, char **argv, loader_args *a)
     return TB_OK;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Runs the epochs; the first is a warm-up (page cache, thread start). */
 static int time_epochs(tb_loader *ld, long epochs, double *best_ips, int64_t *images)
 {
     *best_ips = 0.0;
     for (long e = 0; e <= epochs; e++) {
         int64_t n = 0;
-        double t0 = now_seconds();
+        double t0 = tb_seconds_now();
         TB_TRY(tb_loader_start_epoch(ld, (int)e));
         for (;;) {
             tb_batch *b = NULL;
@@ -83,7 +77,7 @@ static int time_epochs(tb_loader *ld, long epochs, double *best_ips, int64_t *im
             n += b->count;
             tb_loader_release(ld, b);
         }
-        double ips = (double)n / (now_seconds() - t0);
+        double ips = (double)n / (tb_seconds_now() - t0);
         *images = n;
         if (e > 0 && ips > *best_ips)
             *best_ips = ips;

@@ -11,7 +11,9 @@
 
 #include "harness/bench_loader.h"
 #include "harness/cli.h"
+#include "harness/clock.h"
 #include "harness/commands.h"
+#include "harness/stats.h"
 #include "harness/train/step.h"
 #include "kernels/error.h"
 #include "kernels/rng.h"
@@ -113,19 +115,6 @@ static int parse_args(int argc, char **argv, bench_args *a)
     return TB_OK;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct bench_result {
     double ips_median;
     double ips[1000];
@@ -203,20 +192,16 @@ static int run_bench(const bench_args *a, bench_result *r)
         rc = tb_step_run(&step, images, labels, NULL, 0.01, &sr);
     for (long rep = 0; rc == TB_OK && rep < a->repeats; rep++) {
         rc = tb_synchronize(be);
-        double t0 = now_seconds();
+        double t0 = tb_seconds_now();
         for (long i = 0; rc == TB_OK && i < a->steps; i++)
             rc = tb_step_run(&step, images, labels, NULL, 0.01, &sr);
         if (rc == TB_OK)
             rc = tb_synchronize(be);
-        double dt_s = now_seconds() - t0;
+        double dt_s = tb_seconds_now() - t0;
         r->ips[rep] = (double)a->batch * (double)a->steps / dt_s;
     }
     if (rc == TB_OK) {
-        double sorted[1000];
-        memcpy(sorted, r->ips, sizeof(double) * (size_t)a->repeats);
-        qsort(sorted, (size_t)a->repeats, sizeof(double), cmp_double);
-        r->ips_median = a->repeats % 2 ? sorted[a->repeats / 2]
-                                       : 0.5 * (sorted[a->repeats / 2 - 1] + sorted[a->repeats / 2]);
+        r->ips_median = tb_stats_median(r->ips, (int)a->repeats);
         r->step_ms = 1000.0 * (double)a->batch / r->ips_median;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "harness/fs.h"
+#include "harness/stats.h"
 #include "kernels/error.h"
 
 /* ---- signals --------------------------------------------------------------- */
@@ -76,24 +78,6 @@ static void cb_progress(void *user, int epoch, int64_t step, int64_t steps, doub
     tb_progress_step(c->progress, epoch, step, steps, loss, ips);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (isfinite(v[i]))
-            v[k++] = v[i];
-    if (k == 0)
-        return NAN;
-    qsort(v, (size_t)k, sizeof *v, cmp_double);
-    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
-}
-
 static bool has_metric(const tb_train_result *res, const char *name)
 {
     for (int i = 0; i < res->n_metrics; i++)
@@ -128,26 +112,6 @@ void tb_runner_checkpoint_path(const tb_runner_options *opt, const char *hash, c
     char *copy = strdup(opt->db_path ? opt->db_path : TB_STORE_DEFAULT_PATH);
     snprintf(buf, size, "%s/checkpoints/%s.safetensors", copy ? dirname(copy) : ".", hash);
     free(copy);
-}
-
-static int make_dirs_for(const char *file)
-{
-    char *copy = strdup(file);
-    if (!copy)
-        return tb_fail(TB_ERR_NOMEM, "out of memory");
-    for (char *p = copy + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(copy, 0777) != 0 && errno != EEXIST) {
-            int rc = tb_fail(TB_ERR_IO, "cannot create directory %s: %s", copy, strerror(errno));
-            free(copy);
-            return rc;
-        }
-        *p = '/';
-    }
-    free(copy);
-    return TB_OK;
 }
 
 /* The teacher's checkpoint for a student that names it by label. */
@@ -185,7 +149,7 @@ static int train_one(tb_store *st, const tb_matrix *m, int i, int64_t run_id, co
                    .seconds = calloc((size_t)cap, sizeof(double)), .ips = calloc((size_t)cap, sizeof(double))};
     int rc = res && ctx.seconds && ctx.ips ? TB_OK : tb_fail(TB_ERR_NOMEM, "out of memory starting a run");
     if (rc == TB_OK)
-        rc = make_dirs_for(ckpt);
+        rc = tb_make_parent_dirs(ckpt);
     if (rc == TB_OK && run->teacher >= 0) {
         rc = teacher_checkpoint(st, m, i, teacher, sizeof teacher);
         to.teacher_checkpoint = teacher;
@@ -214,8 +178,8 @@ static int train_one(tb_store *st, const tb_matrix *m, int i, int64_t run_id, co
         snprintf(out->message, sizeof out->message, "%s", tb_errmsg());
     } else if (res->outcome == TB_RUN_FINISHED) {
         out->status = TB_STATUS_FINISHED;
-        add_metric(res, "epoch_seconds_median", median(ctx.seconds, ctx.n_epochs));
-        add_metric(res, "images_per_sec_median", median(ctx.ips, ctx.n_epochs));
+        add_metric(res, "epoch_seconds_median", tb_stats_median(ctx.seconds, ctx.n_epochs));
+        add_metric(res, "images_per_sec_median", tb_stats_median(ctx.ips, ctx.n_epochs));
         double top1 = metric(res, "top1");
         if (isfinite(top1))
             snprintf(out->message, sizeof out->message, "top1 %.2f%%", top1);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "harness/fs.h"
 #include "kernels/error.h"
 
 static const char *const status_names[] = {"pending", "running", "finished", "failed", "diverged", "interrupted",
@@ -119,28 +120,6 @@ static int pragma_int(tb_store *st, const char *sql, int *out)
     return TB_OK;
 }
 
-/* Creates the directories above `path` ("results/" for the default). */
-static int make_parent_dirs(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return tb_fail(TB_ERR_NOMEM, "out of memory");
-    for (char *p = copy + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(copy, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            int rc = tb_fail(TB_ERR_IO, "%s: cannot create directory %s: %s", path, copy, strerror(e));
-            free(copy);
-            return rc;
-        }
-        *p = '/';
-    }
-    free(copy);
-    return TB_OK;
-}
-
 static int migrate(tb_store *st)
 {
     int app = 0, version = 0, tables = 0;
@@ -230,7 +209,7 @@ int tb_store_open(const char *path, const tb_store_options *opt, tb_store **out)
         return tb_fail(TB_ERR_MISSING, "%s: no results database here; run 'trickbench run MATRIX' first "
                                        "(or pass --db PATH)", path);
     if (!opt->read_only && !exists && !strstr(path, ":"))
-        TB_TRY(make_parent_dirs(path));
+        TB_TRY(tb_make_parent_dirs(path));
     tb_store *st = calloc(1, sizeof *st);
     if (!st || !(st->path = strdup(path))) {
         free(st);

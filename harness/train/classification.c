@@ -9,9 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "harness/clock.h"
 #include "harness/data/dataset.h"
 #include "harness/data/loader.h"
 #include "models/safetensors.h"
+#include "harness/stats.h"
 #include "harness/train/step.h"
 #include "harness/train/trainer.h"
 #include "kernels/error.h"
@@ -41,13 +43,6 @@ typedef struct cls_run {
     float *logits;            /* host copy of one evaluation batch's logits, f32 */
     void *logits_raw;         /* the same in the graph dtype */
 } cls_run;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void tb_result_set_metric(tb_train_result *res, const char *name, double value)
 {
@@ -296,7 +291,7 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
     int64_t steps = 0, correct = 0, counted = 0, skipped = 0;
     TB_TRY(tb_loader_start_epoch(r->train_ld, epoch));
     TB_TRY(tb_synchronize(r->be));
-    double t0 = now_seconds();
+    double t0 = tb_seconds_now();
     for (;;) {
         tb_batch *b = NULL;
         TB_TRY(tb_loader_next(r->train_ld, &b));
@@ -323,7 +318,7 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
             counted += cfg->optim.batch;
         }
         if (r->cb && r->cb->on_progress) {
-            double el = now_seconds() - t0;
+            double el = tb_seconds_now() - t0;
             r->cb->on_progress(r->cb->user, epoch + 1, steps, r->steps_per_epoch, sr.loss,
                                el > 0 ? (double)steps * cfg->optim.batch / el : 0.0);
         }
@@ -333,7 +328,7 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
         }
     }
     TB_TRY(tb_synchronize(r->be));
-    double seconds = now_seconds() - t0;
+    double seconds = tb_seconds_now() - t0;
     rec->epoch = epoch + 1;
     rec->lr = lr;
     rec->train_loss = steps ? loss_sum / (double)steps : NAN;
@@ -343,20 +338,6 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
     rec->skipped_steps = skipped;
     rec->loss_scale = tb_loss_scaler_scale(&r->step.scaler);
     return TB_OK;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static int run_epochs(cls_run *r)
@@ -400,8 +381,8 @@ static int run_epochs(cls_run *r)
     tb_result_set_metric(res, "loss", last.loss);
     tb_result_set_metric(res, "params", (double)tb_graph_param_elements(r->g));
     tb_result_set_metric(res, "macs", (double)tb_graph_macs(r->g));
-    tb_result_set_metric(res, "epoch_seconds_median", median(r->epoch_seconds, n));
-    tb_result_set_metric(res, "images_per_sec_median", median(r->epoch_ips, n));
+    tb_result_set_metric(res, "epoch_seconds_median", tb_stats_median(r->epoch_seconds, n));
+    tb_result_set_metric(res, "images_per_sec_median", tb_stats_median(r->epoch_ips, n));
     tb_result_set_metric(res, "skipped_steps", (double)tb_loss_scaler_skipped(&r->step.scaler));
     res->outcome = TB_RUN_FINISHED;
     return TB_OK;
