@@ -95,6 +95,24 @@ static int dry_run(const tb_matrix *m, const run_args *a, int shard, int count)
     return rc;
 }
 
+/* --device cuda (or a config's "device": "cuda") on a machine without a
+ * usable GPU is an error before any run starts, not a failed run per row. */
+static int check_devices(const tb_matrix *m, const char *device_opt)
+{
+    char why[256];
+    for (int i = 0; i < m->n_runs; i++) {
+        const char *dev = device_opt ? device_opt : m->runs[i].cfg.device;
+        tb_device_kind kind;
+        TB_TRY(tb_device_parse(dev[0] ? dev : "auto", &kind));
+        if (kind == TB_DEVICE_CUDA && !tb_cuda_available(why, sizeof why))
+            return tb_fail(TB_ERR_UNSUPPORTED, "%s asks for the GPU but none is usable: %s",
+                           device_opt ? "--device cuda" : "a run's config (device: \"cuda\")", why);
+        if (device_opt)
+            break;
+    }
+    return TB_OK;
+}
+
 /* The matrix's report on stdout after the runs. */
 static int print_report(const tb_matrix *m, const char *db)
 {
@@ -128,6 +146,11 @@ int tb_cmd_run(int argc, char **argv)
         rc = dry_run(&m, &a, shard, count);
         tb_matrix_free(&m);
         return rc == TB_OK ? TB_EXIT_OK : tb_cli_report_error("run", rc);
+    }
+    rc = check_devices(&m, a.device);
+    if (rc != TB_OK) {
+        tb_matrix_free(&m);
+        return tb_cli_report_error("run", rc);
     }
     tb_runner_options opt = {.db_path = a.db, .device = a.device, .threads = (int)a.threads, .rerun = a.rerun,
                              .fail_fast = a.fail_fast, .shard = shard, .shard_count = count,

@@ -1,0 +1,18 @@
+#!/bin/sh
+# --device cuda where no GPU is usable: a clear error (exit 70) before any
+# run starts, so the database is not even created. Skipped (77) when a GPU is usable.
+set -u
+tb="$1"; root="$2"
+if "$tb" version | grep -q '^gpu: available'; then exit 77; fi
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+"$tb" run "$root/matrices/quick.json" --db "$dir/r.db" --device cuda 2> "$dir/err"
+rc=$?
+[ "$rc" -eq 70 ] || { echo "expected exit 70, got $rc"; cat "$dir/err"; exit 1; }
+grep -q "asks for the GPU but none is usable" "$dir/err" || { echo "unclear message:"; cat "$dir/err"; exit 1; }
+[ ! -e "$dir/r.db" ] || { echo "the database was created"; exit 1; }
+# auto falls back to the CPU and says so
+"$tb" bench --model resnet18 --width 0.125 --image 16 --channels 1 --classes 4 --batch 2 --steps 1 \
+  --warmup 0 --repeats 1 --threads 1 --device auto 2> "$dir/err2" > /dev/null || { cat "$dir/err2"; exit 1; }
+grep -q "device auto: picked cpu" "$dir/err2" || { echo "auto did not say what it picked:"; cat "$dir/err2"; exit 1; }
+echo ok
