@@ -25,7 +25,19 @@ int tb_cpu_fill(tb_backend *be, tb_tensor *t, float value)
     case TB_U8:
         memset(t->data, (int)value, (size_t)count);
         return TB_OK;
-    default: /* f32, i32: exact through tb_store_f32 (the front-end range-checked i32) */
+    case TB_F32: {
+        /* the hot case (zeroing gradients each step): no per-element dtype switch */
+        float *d = t->data;
+        if (value == 0.0f && !signbit(value)) {
+            memset(d, 0, sizeof(float) * (size_t)count);
+            return TB_OK;
+        }
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+        for (int64_t i = 0; i < count; i++)
+            d[i] = value;
+        return TB_OK;
+    }
+    default: /* i32: exact through tb_store_f32 (the front-end range-checked it) */
 #pragma omp parallel for schedule(static) num_threads(be->threads)
         for (int64_t i = 0; i < count; i++)
             tb_store_f32(t->data, t->dtype, i, value);

@@ -21,9 +21,11 @@ int tb_cpu_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
     const uint8_t *mask = decay_mask ? decay_mask->data : NULL;
     float inv_scale = 1.0f / p->grad_scale, mom = p->momentum, wd = p->weight_decay, lr = p->lr;
     int nesterov = p->nesterov;
+    /* f32 gradients are read directly, skipping the per-element dtype switch */
+    const float *gf = grad->dtype == TB_F32 ? grad->data : NULL;
 #pragma omp parallel for schedule(static) num_threads(be->threads)
     for (int64_t i = 0; i < count; i++) {
-        float g = tb_load_f32(grad->data, grad->dtype, i) * inv_scale;
+        float g = (gf ? gf[i] : tb_load_f32(grad->data, grad->dtype, i)) * inv_scale;
         if (mask && mask[i])
             g += wd * w[i];
         if (v) {

@@ -23,6 +23,12 @@
  * chunks (2 + 1 images) and each chunk into more row tasks than threads. */
 static const conv_case medium_cases[] = {
     {"3x3 s1 p1 16->24 bias", 2, 12, 10, 16, 24, 3, 3, P(1, 1, 1, 1, 1, 1, 1), true},
+    /* stride-1 dense convs take the flipped-filter backward-data path: cover
+     * uneven padding and non-square kernels there */
+    {"5x3 s1 p(2,0) 8->12", 2, 9, 11, 8, 12, 5, 3, P(1, 1, 2, 0, 1, 1, 1), false},
+    {"1x3 s1 p(0,1) 6->10 bias", 3, 7, 12, 6, 10, 1, 3, P(1, 1, 0, 1, 1, 1, 1), true},
+    {"2x2 s1 p0 12->8", 2, 10, 9, 12, 8, 2, 2, P(1, 1, 0, 0, 1, 1, 1), false},
+    {"7x1 s1 p(3,0) 8->8", 2, 11, 6, 8, 8, 7, 1, P(1, 1, 3, 0, 1, 1, 1), false},
     {"3x3 s2 groups4", 3, 11, 13, 16, 16, 3, 3, P(2, 2, 1, 1, 1, 1, 4), false},
     {"depthwise 32ch bias", 2, 10, 9, 32, 32, 3, 3, P(1, 1, 1, 1, 1, 1, 32), true},
     {"1x1 64->32 bias", 3, 8, 8, 64, 32, 1, 1, P(1, 1, 0, 0, 1, 1, 1), true},
