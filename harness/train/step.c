@@ -26,10 +26,10 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     s->labels_b = s->labels;
     s->targets = tb_tensor_2d(NULL, TB_F32, s->n, s->k);
     s->probs = s->targets;
-    s->loss = tb_tensor_1d(NULL, TB_F32, 1);
-    s->flag = tb_tensor_1d(NULL, TB_I32, 1);
+    /* the loss and the overflow flag sit side by side: one host read per step */
+    s->readback = tb_tensor_1d(NULL, TB_U8, 8);
     tb_tensor *parts[] = {&s->images, &s->mixed, &s->labels, &s->labels_b, &s->targets,
-                          &s->probs, &s->loss, &s->flag};
+                          &s->probs, &s->readback};
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         total += align_up(tb_nbytes(parts[i]));
@@ -39,6 +39,9 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
         parts[i]->data = (char *)s->mem + off;
         off += align_up(tb_nbytes(parts[i]));
     }
+    s->loss = tb_tensor_1d(s->readback.data, TB_F32, 1);
+    s->flag = tb_tensor_1d((char *)s->readback.data + 4, TB_I32, 1);
+    TB_TRY(tb_fill(s->be, &s->flag, 0.0f));
     if (opt->teacher) {
         TB_TRY(tb_distill_buffers_alloc(&s->distill, s->be, s->n, s->k));
         s->have_distill = true;
@@ -160,13 +163,16 @@ static int optimizer_step(tb_step *s, double lr, float divisor)
     return TB_OK;
 }
 
+/* Training top-1 from the saved probabilities. Only where they are host
+ * memory (the CPU backend): elsewhere it would cost a copy per step, so the
+ * count is -1 (unknown) and the epoch's training accuracy is NaN. */
 static int count_correct(tb_step *s, const int32_t *labels, int *correct)
 {
-    /* the probabilities are a metric download of n x k floats, not a sync of their own */
-    float *p = s->be->kind == TB_DEVICE_CPU ? (float *)s->probs.data : NULL;
-    *correct = 0;
-    if (!p)
+    *correct = -1;
+    if (s->be->kind != TB_DEVICE_CPU)
         return TB_OK;
+    const float *p = s->probs.data;
+    *correct = 0;
     for (int i = 0; i < s->n; i++) {
         int best = 0;
         for (int j = 1; j < s->k; j++)
@@ -198,13 +204,17 @@ int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb
     float divisor;
     TB_TRY(gradient_divisor(s, scale, &divisor));
     TB_TRY(optimizer_step(s, lr, divisor));
-    int32_t overflow = 0;
-    if (s->opt.fp16_scaling)
-        TB_TRY(tb_download(s->be, &overflow, &s->flag));
+    if (loss != &s->loss)
+        TB_TRY(tb_copy(s->be, &s->loss, loss));
+    /* the step's one host read: the loss and the overflow flag (0 without fp16 scaling) */
+    unsigned char host[8];
+    TB_TRY(tb_download(s->be, host, &s->readback));
+    int32_t overflow;
+    memcpy(&out->loss, host, sizeof out->loss);
+    memcpy(&overflow, host + 4, sizeof overflow);
     bool applied = tb_loss_scaler_update(&s->scaler, overflow != 0);
     if (s->have_ema && applied)
         TB_TRY(tb_ema_update(&s->ema));
-    TB_TRY(tb_download(s->be, &out->loss, loss));
     out->skipped = !applied;
     out->correct = -1;
     if (!soft && !s->have_distill)

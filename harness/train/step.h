@@ -43,8 +43,9 @@ typedef struct tb_step {
     tb_tensor labels, labels_b; /* i32 {n} */
     tb_tensor targets;        /* f32 {n,k}: soft targets (smoothing or mixing) */
     tb_tensor probs;          /* f32 {n,k} */
-    tb_tensor loss;           /* f32 {1} */
-    tb_tensor flag;           /* i32 {1}: gradient overflow */
+    tb_tensor readback;       /* u8 {8}: the loss then the flag, read back together */
+    tb_tensor loss;           /* f32 {1}, readback bytes 0-3 */
+    tb_tensor flag;           /* i32 {1}, readback bytes 4-7: gradient overflow */
     void *mem;
     tb_distill_buffers distill;
     bool have_distill;

@@ -297,6 +297,26 @@ static void im2col_rows(const conv_plan *pl, float *col, const float *x, int64_t
     }
 }
 
+/* The output row (column) that tap ky (kx) of the kernel reads input row iy
+ * (column ix) for; false when no output position does (stride, padding). */
+static inline bool tap_out_y(const conv_plan *pl, int64_t iy, int64_t ky, int64_t *oy)
+{
+    int64_t t = iy + pl->ph - ky * pl->dh;
+    if (t < 0 || t % pl->sh || t / pl->sh >= pl->oh)
+        return false;
+    *oy = t / pl->sh;
+    return true;
+}
+
+static inline bool tap_out_x(const conv_plan *pl, int64_t ix, int64_t kx, int64_t *ox)
+{
+    int64_t t = ix + pl->pw - kx * pl->dw;
+    if (t < 0 || t % pl->sw || t / pl->sw >= pl->ow)
+        return false;
+    *ox = t / pl->sw;
+    return true;
+}
+
 /* dx[b,iy,ix,grp*cg+ci] += every col entry that im2col copied from there.
  * A gather per input pixel (each written by one thread, taps in a fixed order). */
 static void col2im_add(const conv_plan *pl, float *dx, const float *col, int64_t nbc, int64_t grp)
@@ -308,15 +328,13 @@ static void col2im_add(const conv_plan *pl, float *dx, const float *col, int64_t
         for (int64_t ix = 0; ix < pl->w; ix++) {
             float *restrict dxp = dx + (ro * pl->w + ix) * pl->c + grp * cg;
             for (int64_t ky = 0; ky < pl->r; ky++) {
-                int64_t ty = iy + pl->ph - ky * pl->dh;
-                if (ty < 0 || ty % pl->sh || ty / pl->sh >= pl->oh)
+                int64_t oy;
+                if (!tap_out_y(pl, iy, ky, &oy))
                     continue;
-                int64_t oy = ty / pl->sh;
                 for (int64_t kx = 0; kx < pl->s; kx++) {
-                    int64_t tx = ix + pl->pw - kx * pl->dw;
-                    if (tx < 0 || tx % pl->sw || tx / pl->sw >= pl->ow)
+                    int64_t ox;
+                    if (!tap_out_x(pl, ix, kx, &ox))
                         continue;
-                    int64_t ox = tx / pl->sw;
                     const float *restrict cp =
                         col + ((b * pl->oh + oy) * pl->ow + ox) * pl->rscg + (ky * pl->s + kx) * cg;
                     for (int64_t ci = 0; ci < cg; ci++)
@@ -370,15 +388,13 @@ static void depthwise_backward_data(const conv_plan *pl, float *dx, const float 
         for (int64_t ix = 0; ix < pl->w; ix++) {
             float *restrict dxp = dx + (ro * pl->w + ix) * k;
             for (int64_t ky = 0; ky < pl->r; ky++) {
-                int64_t ty = iy + pl->ph - ky * pl->dh;
-                if (ty < 0 || ty % pl->sh || ty / pl->sh >= pl->oh)
+                int64_t oy;
+                if (!tap_out_y(pl, iy, ky, &oy))
                     continue;
-                int64_t oy = ty / pl->sh;
                 for (int64_t kx = 0; kx < pl->s; kx++) {
-                    int64_t tx = ix + pl->pw - kx * pl->dw;
-                    if (tx < 0 || tx % pl->sw || tx / pl->sw >= pl->ow)
+                    int64_t ox;
+                    if (!tap_out_x(pl, ix, kx, &ox))
                         continue;
-                    int64_t ox = tx / pl->sw;
                     const float *restrict dyp = dy + ((b * pl->oh + oy) * pl->ow + ox) * k;
                     const float *restrict wp = wt + (ky * pl->s + kx) * k;
                     for (int64_t kk = 0; kk < k; kk++)
