@@ -45,6 +45,15 @@ static const char *const op_names[TB_OP_COUNT] = {
     [TB_OP_NONFINITE_CHECK] = "nonfinite_check",
     [TB_OP_SUMSQ] = "sumsq",
     [TB_OP_SGD_STEP] = "sgd_step",
+    [TB_OP_BATCHNORM_BACKWARD_EVAL] = "batchnorm_backward_eval",
+    [TB_OP_ROI_ALIGN_FORWARD] = "roi_align_forward",
+    [TB_OP_ROI_ALIGN_BACKWARD] = "roi_align_backward",
+    [TB_OP_SMOOTH_L1_FORWARD] = "smooth_l1_forward",
+    [TB_OP_SMOOTH_L1_BACKWARD] = "smooth_l1_backward",
+    [TB_OP_RPN_TARGETS] = "rpn_targets",
+    [TB_OP_RPN_PROPOSALS] = "rpn_proposals",
+    [TB_OP_ROI_TARGETS] = "roi_targets",
+    [TB_OP_DETECT_BOXES] = "detect_boxes",
 };
 
 const char *tb_op_name(tb_op_id op)

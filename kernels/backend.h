@@ -56,6 +56,15 @@ typedef enum tb_op_id {
     TB_OP_NONFINITE_CHECK,
     TB_OP_SUMSQ,
     TB_OP_SGD_STEP,
+    TB_OP_BATCHNORM_BACKWARD_EVAL,
+    TB_OP_ROI_ALIGN_FORWARD,
+    TB_OP_ROI_ALIGN_BACKWARD,
+    TB_OP_SMOOTH_L1_FORWARD,
+    TB_OP_SMOOTH_L1_BACKWARD,
+    TB_OP_RPN_TARGETS,
+    TB_OP_RPN_PROPOSALS,
+    TB_OP_ROI_TARGETS,
+    TB_OP_DETECT_BOXES,
     TB_OP_COUNT
 } tb_op_id;
 
@@ -125,6 +134,28 @@ typedef struct tb_backend_iface {
     int (*sumsq)(tb_backend *, tb_tensor *, const tb_tensor *);
     int (*sgd_step)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                     const tb_tensor *, const tb_sgd_params *);
+    int (*batchnorm_backward_eval)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
+                                   const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                   float);
+    /* detection */
+    int (*roi_align_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                             const tb_roi_align_params *);
+    int (*roi_align_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                              const tb_roi_align_params *);
+    int (*smooth_l1_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                             float, float);
+    int (*smooth_l1_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                              const tb_tensor *, float, float, float);
+    int (*rpn_targets)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                       const tb_tensor *, const tb_rpn_target_params *);
+    int (*rpn_proposals)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                         const tb_tensor *, const tb_tensor *, const tb_proposal_params *);
+    int (*roi_targets)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
+                       const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                       const tb_roi_target_params *);
+    int (*detect_boxes)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
+                        const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                        const tb_detect_params *);
 } tb_backend_iface;
 
 struct tb_backend {

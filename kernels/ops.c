@@ -1,4 +1,6 @@
-/* Checked front-ends of every op except conv2d (kernels/ops_conv2d.c).
+/* Checked front-ends of every op except conv2d (kernels/ops_conv2d.c) and the
+ * detection ops (kernels/ops_detection.c); the shared checks are in
+ * kernels/ops_check.h.
  *
  * Each front-end validates ranks, shapes, dtypes and scalar arguments, then
  * dispatches through the backend's function table. An error is
@@ -13,198 +15,12 @@
  * batchnorm_forward_train (both or neither; absent = not tracked).
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "kernels/backend.h"
 #include "kernels/error.h"
 #include "kernels/ops.h"
-
-/* ------------------------------------------------------------ validation */
-
-#define VC_MAX 20
-
-/* The tensors of one call, remembered for the error message. */
-typedef struct vcall {
-    const char *op;
-    int n;
-    int more; /* tensors beyond VC_MAX (concat) */
-    const char *names[VC_MAX];
-    int index[VC_MAX]; /* >= 0: element of an array argument (concat's xs[i]) */
-    const tb_tensor *ts[VC_MAX];
-} vcall;
-
-static vcall vc_make(const char *op)
-{
-    vcall v;
-    v.op = op;
-    v.n = v.more = 0;
-    return v;
-}
-
-static void vc_add_at(vcall *v, const char *name, int index, const tb_tensor *t)
-{
-    if (v->n == VC_MAX) {
-        v->more++;
-        return;
-    }
-    v->names[v->n] = name;
-    v->index[v->n] = index;
-    v->ts[v->n++] = t;
-}
-
-static void vc_add(vcall *v, const char *name, const tb_tensor *t) { vc_add_at(v, name, -1, t); }
-
-static int present(const tb_tensor *t) { return t && t->data; }
-
-/* Shape string in a temporary that lives until the end of the enclosing block. */
-#define SHP(t) tb_shape_str((t), (char[64]){0}, 64)
-
-static int vc_fail(const vcall *v, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static int vc_fail(const vcall *v, const char *fmt, ...)
-{
-    char problem[512], all[1024];
-    size_t off = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(problem, sizeof problem, fmt, ap);
-    va_end(ap);
-    all[0] = '\0';
-    for (int i = 0; i < v->n && off < sizeof all; i++) {
-        char idx[16] = "";
-        if (v->index[i] >= 0)
-            snprintf(idx, sizeof idx, "[%d]", v->index[i]);
-        off += (size_t)snprintf(all + off, sizeof all - off, "%s%s%s %s", i ? ", " : "", v->names[i], idx,
-                                present(v->ts[i]) ? SHP(v->ts[i]) : "(none)");
-    }
-    if (v->more && off < sizeof all)
-        snprintf(all + off, sizeof all - off, ", and %d more", v->more);
-    return tb_fail(TB_ERR_INVALID, "%s: %s (%s)", v->op, problem, all);
-}
-
-/* t is given, has 1..4 dims and every dim is positive. */
-static int need(const vcall *v, const char *name, const tb_tensor *t)
-{
-    if (!present(t))
-        return vc_fail(v, "%s is missing", name);
-    if (t->ndim < 1 || t->ndim > TB_MAX_DIMS)
-        return vc_fail(v, "%s has %d dims (1 to %d allowed)", name, t->ndim, TB_MAX_DIMS);
-    for (int i = 0; i < t->ndim; i++)
-        if (t->shape[i] <= 0)
-            return vc_fail(v, "%s %s has a non-positive dim", name, SHP(t));
-    if ((int)t->dtype < 0 || t->dtype >= TB_DTYPE_COUNT)
-        return vc_fail(v, "%s has an unknown dtype %d", name, (int)t->dtype);
-    return TB_OK;
-}
-
-static int need_float(const vcall *v, const char *name, const tb_tensor *t)
-{
-    TB_TRY(need(v, name, t));
-    if (!tb_dtype_is_float(t->dtype))
-        return vc_fail(v, "%s %s must be f32, f16 or bf16", name, SHP(t));
-    return TB_OK;
-}
-
-static int need_dtype(const vcall *v, const char *name, const tb_tensor *t, tb_dtype dt)
-{
-    TB_TRY(need(v, name, t));
-    if (t->dtype != dt)
-        return vc_fail(v, "%s %s must be %s", name, SHP(t), tb_dtype_name(dt));
-    return TB_OK;
-}
-
-static int need_ndim(const vcall *v, const char *name, const tb_tensor *t, int ndim, const char *layout)
-{
-    if (t->ndim != ndim)
-        return vc_fail(v, "%s %s must be %d-D %s", name, SHP(t), ndim, layout);
-    return TB_OK;
-}
-
-/* b is given and has a's shape and dtype. */
-static int need_like(const vcall *v, const char *bn, const tb_tensor *b, const char *an, const tb_tensor *a)
-{
-    TB_TRY(need(v, bn, b));
-    if (!tb_same_shape(a, b))
-        return vc_fail(v, "%s %s and %s %s differ in shape", an, SHP(a), bn, SHP(b));
-    if (a->dtype != b->dtype)
-        return vc_fail(v, "%s %s and %s %s differ in dtype", an, SHP(a), bn, SHP(b));
-    return TB_OK;
-}
-
-/* b is given and has a's shape, with dtype dt. */
-static int need_shape_dtype(const vcall *v, const char *bn, const tb_tensor *b, const char *an,
-                            const tb_tensor *a, tb_dtype dt)
-{
-    TB_TRY(need_dtype(v, bn, b, dt));
-    if (!tb_same_shape(a, b))
-        return vc_fail(v, "%s %s and %s %s differ in shape", an, SHP(a), bn, SHP(b));
-    return TB_OK;
-}
-
-/* t is a vector {len} of dtype dt. */
-static int need_vec(const vcall *v, const char *name, const tb_tensor *t, tb_dtype dt, int64_t len,
-                    const char *len_of)
-{
-    TB_TRY(need_dtype(v, name, t, dt));
-    if (t->ndim != 1 || t->shape[0] != len)
-        return vc_fail(v, "%s %s must be %s {%lld} (%s)", name, SHP(t), tb_dtype_name(dt), (long long)len, len_of);
-    return TB_OK;
-}
-
-/* t is 2-D {rows, cols} of dtype dt (dt < 0: any float dtype). */
-static int need_mat(const vcall *v, const char *name, const tb_tensor *t, int dt, int64_t rows, int64_t cols)
-{
-    TB_TRY(dt < 0 ? need_float(v, name, t) : need_dtype(v, name, t, (tb_dtype)dt));
-    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
-        return vc_fail(v, "%s %s must be {%lld,%lld}", name, SHP(t), (long long)rows, (long long)cols);
-    return TB_OK;
-}
-
-static int need_same_numel(const vcall *v, const char *bn, const tb_tensor *b, const char *an, const tb_tensor *a)
-{
-    TB_TRY(need(v, bn, b));
-    if (tb_numel(a) != tb_numel(b))
-        return vc_fail(v, "%s %s and %s %s differ in element count", an, SHP(a), bn, SHP(b));
-    return TB_OK;
-}
-
-static int no_overlap(const vcall *v, const char *an, const tb_tensor *a, const char *bn, const tb_tensor *b)
-{
-    const char *pa = a->data, *pb = b->data;
-    if (pa < pb + tb_nbytes(b) && pb < pa + tb_nbytes(a))
-        return vc_fail(v, "%s and %s must not overlap in memory", an, bn);
-    return TB_OK;
-}
-
-/* The backend has the op (and the activation dtype dt, unless dt is TB_DTYPE_COUNT). */
-static int need_backend(tb_backend *be, tb_op_id op, bool has_slot, tb_dtype dt)
-{
-    if (!be)
-        return tb_fail(TB_ERR_INVALID, "%s: no backend given", tb_op_name(op));
-    if (!has_slot)
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: not supported by backend %s", tb_op_name(op), be->name);
-    if (dt != TB_DTYPE_COUNT && be->iface.supports_op && !be->iface.supports_op(be, op, dt))
-        return tb_fail(TB_ERR_UNSUPPORTED, "%s: %s tensors not supported by backend %s", tb_op_name(op),
-                       tb_dtype_name(dt), be->name);
-    return TB_OK;
-}
-
-/* Validates the backend and calls its slot with the remaining arguments. */
-#define DISPATCH(op, slot, dt, ...)                                               \
-    do {                                                                          \
-        TB_TRY(need_backend(be, (op), be && be->iface.slot != NULL, (dt)));       \
-        return be->iface.slot(be, __VA_ARGS__);                                   \
-    } while (0)
-
-static tb_tensor *opt(tb_tensor *t) { return present(t) ? t : NULL; }
-static const tb_tensor *copt(const tb_tensor *t) { return present(t) ? t : NULL; }
-
-static int64_t channels(const tb_tensor *t) { return t->shape[t->ndim - 1]; }
+#include "kernels/ops_check.h"
 
 /* ------------------------------------------------------------- batchnorm */
 
@@ -297,6 +113,32 @@ int tb_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_t
         TB_TRY(need_vec(&v, "dbeta", dbeta, TB_F32, c, why));
     DISPATCH(TB_OP_BATCHNORM_BACKWARD, batchnorm_backward, x->dtype, opt(dx), opt(dgamma), opt(dbeta), dy, x,
              gamma, save_mean, save_invstd);
+}
+
+int tb_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                               const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                               const tb_tensor *running_mean, const tb_tensor *running_var, float eps)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_BACKWARD_EVAL));
+    vc_add(&v, "dx", dx), vc_add(&v, "dgamma", dgamma), vc_add(&v, "dbeta", dbeta), vc_add(&v, "dy", dy);
+    vc_add(&v, "x", x), vc_add(&v, "gamma", gamma), vc_add(&v, "running_mean", running_mean);
+    vc_add(&v, "running_var", running_var);
+    TB_TRY(bn_input(&v, "x", x));
+    TB_TRY(need_like(&v, "dy", dy, "x", x));
+    if (present(dx))
+        TB_TRY(need_like(&v, "dx", dx, "x", x));
+    int64_t c = channels(x);
+    const char *why = "channels of x";
+    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "running_mean", running_mean, TB_F32, c, why));
+    TB_TRY(need_vec(&v, "running_var", running_var, TB_F32, c, why));
+    if (present(dgamma))
+        TB_TRY(need_vec(&v, "dgamma", dgamma, TB_F32, c, why));
+    if (present(dbeta))
+        TB_TRY(need_vec(&v, "dbeta", dbeta, TB_F32, c, why));
+    TB_TRY(bn_eps(&v, eps));
+    DISPATCH(TB_OP_BATCHNORM_BACKWARD_EVAL, batchnorm_backward_eval, x->dtype, opt(dx), opt(dgamma), opt(dbeta),
+             dy, x, gamma, running_mean, running_var, eps);
 }
 
 /* ------------------------------------------------------------------ relu */

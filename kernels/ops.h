@@ -78,6 +78,14 @@ int tb_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, 
 int tb_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
                           const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
                           const tb_tensor *save_mean, const tb_tensor *save_invstd);
+/* Backward of the evaluation forward (a frozen BN: running statistics used in
+ * training too, as detection backbones do):
+ *   dx += dy * gamma / sqrt(running_var + eps)
+ *   dgamma += sum dy * (x - running_mean) / sqrt(running_var + eps), dbeta += sum dy
+ * dx, dgamma and dbeta are each optional (NULL = not wanted). */
+int tb_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                               const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                               const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
 
 /* ------------------------------------------------------------------ relu */
 int tb_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
@@ -136,11 +144,15 @@ int tb_dropout_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, cons
 /* ------------------------------------------------- softmax cross-entropy */
 /* loss (f32 {1}) = mean over the batch of -sum_k t[k] * log softmax(logits / T)[k].
  * Exactly one of labels (i32 {n}, hard targets) and targets (f32 {n,k},
- * rows summing to 1) is given. probs (f32 {n,k}) saves softmax(logits / T)
+ * rows summing to 1) is given. A negative label marks an ignored row (the
+ * ignore label of segmentation, unsampled anchors of detection): it adds
+ * nothing to the loss or the gradient, and the mean is over the labelled rows
+ * (0 when there are none), as PyTorch's ignore_index with reduction mean. probs (f32 {n,k}) saves softmax(logits / T)
  * for the backward. The log-softmax is computed stably (max subtracted). */
 int tb_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
                           const tb_tensor *labels, const tb_tensor *targets, float temperature);
-/* dlogits += scale * (probs - t) / (n * T): the gradient of scale * loss. */
+/* dlogits += scale * (probs - t) / (n * T): the gradient of scale * loss
+ * (n = the labelled rows; ignored rows get nothing). */
 int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
                            const tb_tensor *labels, const tb_tensor *targets, float temperature,
                            float scale);
@@ -172,6 +184,123 @@ int tb_axpby(tb_backend *be, tb_tensor *y, float alpha, const tb_tensor *x, floa
 int tb_nonfinite_check(tb_backend *be, tb_tensor *flag, const tb_tensor *x);
 /* out (f32 {1}) += sum of x^2 (gradient norms). */
 int tb_sumsq(tb_backend *be, tb_tensor *out, const tb_tensor *x);
+
+/* ============================================================ detection
+ * Boxes are f32 (x1, y1, x2, y2) in input-canvas pixels with continuous
+ * coordinates: a box covers [x1, x2) x [y1, y2), width x2 - x1, no "+1"
+ * (torchvision and Detectron2; the VOC evaluator documents its own rule).
+ * RoIs are f32 {r, 5}: (image index in the batch, x1, y1, x2, y2).
+ * Box deltas (dx, dy, dw, dh) encode a box g against a reference a as
+ *   ((gcx - acx) / aw / std0, (gcy - acy) / ah / std1, log(gw / aw) / std2, log(gh / ah) / std3)
+ * and decoding clamps dw, dh at log(1000 / 16) (torchvision).
+ * Counts vary per image, shapes do not: every per-image output has a fixed
+ * capacity and an i32 count {n}; rows past the count are zero boxes (RoIs
+ * (b, 0, 0, 0, 0)) with label -1 (ignored) where there is a label.
+ * Random sampling draws from tb_hash_uniform(seed, ...) so that every backend
+ * samples the same anchors and RoIs. */
+
+typedef struct tb_roi_align_params {
+    int pooled_h, pooled_w;
+    float spatial_scale;   /* feature pixels per input pixel (1 / feature stride) */
+    int sampling_ratio;    /* samples per bin per axis; <= 0: ceil(roi size / pooled size), adaptive */
+    bool aligned;          /* shift by -0.5 pixel (Detectron2's aligned=True); false = torchvision's legacy */
+} tb_roi_align_params;
+
+/* y[r,ph,pw,c] = mean of the bilinear samples of x[rois[r,0]] in bin (ph, pw)
+ * of RoI r (torchvision's roi_align); samples outside [-1, size] are 0. */
+int tb_roi_align_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *rois,
+                         const tb_roi_align_params *p);
+/* dx += the transpose of the forward (bilinear weights scattered back). */
+int tb_roi_align_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *rois,
+                          const tb_roi_align_params *p);
+
+/* loss (f32 {1}) = sum_i weights_i * sl1(pred_i - target_i) / norm, where
+ * sl1(d) = 0.5 d^2 / beta for |d| < beta, |d| - 0.5 beta otherwise (beta 0 = L1).
+ * pred any float dtype; target and weights f32 of pred's numel. */
+int tb_smooth_l1_forward(tb_backend *be, tb_tensor *loss, const tb_tensor *pred, const tb_tensor *target,
+                         const tb_tensor *weights, float beta, float norm);
+/* dpred += scale * weights * sl1'(pred - target) / norm. */
+int tb_smooth_l1_backward(tb_backend *be, tb_tensor *dpred, const tb_tensor *pred, const tb_tensor *target,
+                          const tb_tensor *weights, float beta, float norm, float scale);
+
+typedef struct tb_rpn_target_params {
+    float pos_iou;          /* anchors with IoU >= this to some gt are positive (0.7) */
+    float neg_iou;          /* anchors whose best IoU < this are negative (0.3) */
+    int samples_per_image;  /* anchors sampled per image (256) */
+    float pos_fraction;     /* at most this fraction positive (0.5); negatives fill the rest */
+    uint64_t seed;          /* sampling stream; the trainer passes a new one every step */
+} tb_rpn_target_params;
+
+/* RPN training targets for every anchor of every image. The anchor of
+ * highest IoU with each gt box is positive too (ties included, as
+ * torchvision's allow_low_quality_matches). Sampling keeps at most
+ * samples_per_image * pos_fraction positives and fills up to
+ * samples_per_image with negatives, chosen uniformly at random.
+ *   labels  i32 {n*a}: 1 positive, 0 negative, -1 not sampled
+ *   targets f32 {n*a, 4}: deltas of the matched gt box (std 1), 0 where not positive
+ *   weights f32 {n*a, 4}: 1 for sampled positives, 0 elsewhere
+ *   anchors f32 {a, 4}; gt_boxes f32 {n, g, 4}; gt_count i32 {n} (0..g) */
+int tb_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
+                   const tb_tensor *anchors, const tb_tensor *gt_boxes, const tb_tensor *gt_count,
+                   const tb_rpn_target_params *p);
+
+typedef struct tb_proposal_params {
+    int pre_nms_topk;       /* best-scoring anchors kept per image before NMS */
+    int post_nms_topk;      /* proposals kept per image after NMS: the capacity of rois */
+    float nms_iou;          /* 0.7 */
+    float min_size;         /* boxes narrower or lower than this (input pixels) are dropped */
+} tb_proposal_params;
+
+/* Proposals per image: decode deltas (std 1) on the anchors, clip to the
+ * image's valid size, drop small boxes, keep the pre_nms_topk best by
+ * objectness, NMS, keep post_nms_topk, in descending score order.
+ *   rois f32 {n * post_nms_topk, 5}; roi_count i32 {n}
+ *   logits {n*a, 2} (background, object) and deltas {n*a, 4}: any float dtype
+ *   anchors f32 {a, 4}; im_size f32 {n, 2}: valid (height, width) of each image */
+int tb_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, const tb_tensor *logits,
+                     const tb_tensor *deltas, const tb_tensor *anchors, const tb_tensor *im_size,
+                     const tb_proposal_params *p);
+
+typedef struct tb_roi_target_params {
+    int rois_per_image;     /* RoIs sampled per image: the capacity (128 GluonCV, 512 torchvision) */
+    float pos_fraction;     /* 0.25 */
+    float fg_iou;           /* IoU >= this with a gt box: that box's class (0.5) */
+    float bg_iou_hi;        /* background: IoU in [bg_iou_lo, bg_iou_hi) (0.5) */
+    float bg_iou_lo;        /* (0.0; the original paper 0.1) */
+    float box_std[4];       /* (0.1, 0.1, 0.2, 0.2) */
+    uint64_t seed;
+} tb_roi_target_params;
+
+/* Box-head training targets: the candidates of image b are its proposals
+ * plus its gt boxes; sampled foreground (at most rois_per_image *
+ * pos_fraction) then background fill rois_per_image, padding rows get label -1.
+ *   rois f32 {n * rois_per_image, 5}; labels i32 {n * rois_per_image}: 0 background,
+ *   1..classes-1 = gt class + 1, -1 padding
+ *   targets, weights f32 {n * rois_per_image, 4 * classes}: the matched gt box's
+ *   deltas (box_std) in the label's 4 columns, weights 1 there for foreground, 0 elsewhere
+ *   proposals f32 {n * p, 5}, proposal_count i32 {n}; gt_boxes f32 {n, g, 4};
+ *   gt_labels i32 {n, g} (0-based classes); gt_count i32 {n}.
+ *   classes (= foreground classes + 1) is read from targets' second axis / 4. */
+int tb_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
+                   const tb_tensor *proposals, const tb_tensor *proposal_count, const tb_tensor *gt_boxes,
+                   const tb_tensor *gt_labels, const tb_tensor *gt_count, const tb_roi_target_params *p);
+
+typedef struct tb_detect_params {
+    float score_thresh;     /* 0.05 */
+    float nms_iou;          /* per-class NMS, 0.5 */
+    int max_per_image;      /* the capacity of the outputs (100) */
+    float box_std[4];       /* as in training */
+} tb_detect_params;
+
+/* Final detections: for every RoI and foreground class, decode the class's
+ * box, clip it to the image, keep scores > score_thresh, NMS per class, keep
+ * the max_per_image best over all classes, in descending score order.
+ *   boxes f32 {n, d, 4}, scores f32 {n, d}, classes i32 {n, d} (0-based), count i32 {n}
+ *   probs f32 {n * p, classes} (softmax of the class logits), deltas {n * p, 4 * classes}
+ *   (any float dtype), rois f32 {n * p, 5}, roi_count i32 {n}, im_size f32 {n, 2} */
+int tb_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_tensor *classes, tb_tensor *count,
+                    const tb_tensor *probs, const tb_tensor *deltas, const tb_tensor *rois,
+                    const tb_tensor *roi_count, const tb_tensor *im_size, const tb_detect_params *p);
 
 /* ------------------------------------------------------------- optimizer */
 typedef struct tb_sgd_params {

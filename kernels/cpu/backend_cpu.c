@@ -121,6 +121,15 @@ int tb_cpu_backend_create(tb_backend **out, int threads)
     f->nonfinite_check = tb_cpu_nonfinite_check;
     f->sumsq = tb_cpu_sumsq;
     f->sgd_step = tb_cpu_sgd_step;
+    f->batchnorm_backward_eval = tb_cpu_batchnorm_backward_eval;
+    f->roi_align_forward = tb_cpu_roi_align_forward;
+    f->roi_align_backward = tb_cpu_roi_align_backward;
+    f->smooth_l1_forward = tb_cpu_smooth_l1_forward;
+    f->smooth_l1_backward = tb_cpu_smooth_l1_backward;
+    f->rpn_targets = tb_cpu_rpn_targets;
+    f->rpn_proposals = tb_cpu_rpn_proposals;
+    f->roi_targets = tb_cpu_roi_targets;
+    f->detect_boxes = tb_cpu_detect_boxes;
     *out = be;
     return TB_OK;
 }

@@ -14,6 +14,9 @@
  * Backward, with xc = x - mean, sdy = sum dy, sdyx = sum dy*xc:
  *   dbeta += sdy, dgamma += sdyx * invstd
  *   dx += gamma*invstd * (dy - sdy/m - xc * invstd^2 * sdyx/m)   (dx may be NULL)
+ * Backward of the evaluation forward (frozen BN: mean and variance are
+ * constants), with invstd = 1/sqrt(running_var + eps), xc = x - running_mean:
+ *   dbeta += sdy, dgamma += sdyx * invstd, dx += gamma*invstd * dy   (each optional)
  */
 #include <math.h>
 
@@ -164,6 +167,46 @@ int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, 
             const float *rdy = tb_cpu_load_row(tdy, dy, r * c + j0, cb);
             for (int64_t j = 0; j < cb; j++)
                 add[j] = k1[j] * rdy[j] - k2[j] - k3[j] * (rx[j] - mean[j]);
+            tb_cpu_accum_row(dx, r * c + j0, add, cb);
+        }
+    }
+    return TB_OK;
+}
+
+int tb_cpu_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                                   const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                                   const tb_tensor *running_mean, const tb_tensor *running_var, float eps)
+{
+    int64_t c = x->shape[x->ndim - 1];
+    int64_t rows = tb_numel(x) / c;
+    const float *g = gamma->data, *rm = running_mean->data, *rv = running_var->data;
+    float *dg = dgamma ? dgamma->data : NULL, *db = dbeta ? dbeta->data : NULL;
+    for (int64_t j0 = 0; j0 < c; j0 += BN_CB) {
+        int64_t cb = tb_cpu_min64(BN_CB, c - j0);
+        float k1[BN_CB];
+        double invstd[BN_CB];
+        for (int64_t j = 0; j < cb; j++) {
+            invstd[j] = 1.0 / sqrt((double)rv[j0 + j] + (double)eps);
+            k1[j] = (float)(g[j0 + j] * invstd[j]);
+        }
+        if (dg || db) { /* the sums are only needed for the parameter gradients */
+            double sdy[BN_CB], sdyx[BN_CB];
+            bn_sums(be, dy, x, rm + j0, rows, c, j0, cb, sdy, sdyx);
+            for (int64_t j = 0; j < cb; j++) {
+                if (db)
+                    db[j0 + j] += (float)sdy[j];
+                if (dg)
+                    dg[j0 + j] += (float)(sdyx[j] * invstd[j]);
+            }
+        }
+        if (!dx)
+            continue;
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+        for (int64_t r = 0; r < rows; r++) {
+            float tdy[BN_CB], add[BN_CB];
+            const float *rdy = tb_cpu_load_row(tdy, dy, r * c + j0, cb);
+            for (int64_t j = 0; j < cb; j++)
+                add[j] = k1[j] * rdy[j];
             tb_cpu_accum_row(dx, r * c + j0, add, cb);
         }
     }

@@ -40,6 +40,9 @@ int tb_cpu_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor 
 int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
                               const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
                               const tb_tensor *save_mean, const tb_tensor *save_invstd);
+int tb_cpu_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                                   const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                                   const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
 /* relu.c */
 int tb_cpu_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 int tb_cpu_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);
@@ -92,6 +95,43 @@ int tb_cpu_sumsq(tb_backend *be, tb_tensor *out, const tb_tensor *x);
 int tb_cpu_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
                     const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,
                     const tb_sgd_params *p);
+
+/* detection: roi_align.c, smooth_l1.c, rpn_targets.c, rpn_proposals.c,
+ * roi_targets.c, detect_boxes.c (box helpers: box.h) */
+int tb_cpu_roi_align_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *rois,
+                             const tb_roi_align_params *p);
+int tb_cpu_roi_align_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *rois,
+                              const tb_roi_align_params *p);
+int tb_cpu_smooth_l1_forward(tb_backend *be, tb_tensor *loss, const tb_tensor *pred, const tb_tensor *target,
+                             const tb_tensor *weights, float beta, float norm);
+int tb_cpu_smooth_l1_backward(tb_backend *be, tb_tensor *dpred, const tb_tensor *pred, const tb_tensor *target,
+                              const tb_tensor *weights, float beta, float norm, float scale);
+int tb_cpu_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
+                       const tb_tensor *anchors, const tb_tensor *gt_boxes, const tb_tensor *gt_count,
+                       const tb_rpn_target_params *p);
+int tb_cpu_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, const tb_tensor *logits,
+                         const tb_tensor *deltas, const tb_tensor *anchors, const tb_tensor *im_size,
+                         const tb_proposal_params *p);
+int tb_cpu_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
+                       const tb_tensor *proposals, const tb_tensor *proposal_count, const tb_tensor *gt_boxes,
+                       const tb_tensor *gt_labels, const tb_tensor *gt_count, const tb_roi_target_params *p);
+int tb_cpu_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_tensor *classes, tb_tensor *count,
+                        const tb_tensor *probs, const tb_tensor *deltas, const tb_tensor *rois,
+                        const tb_tensor *roi_count, const tb_tensor *im_size, const tb_detect_params *p);
+
+/* nms.c: greedy NMS over host boxes f32 {n, 4} (x1, y1, x2, y2) already in
+ * descending score order: box i is kept unless an earlier kept box has IoU >
+ * iou_thresh (in [0, 1]) with it. Writes the indices of the first max_keep
+ * kept boxes to keep (ascending) and returns their number. The fast path
+ * (structure of arrays, a vectorised inner loop, early stop) needs
+ * tb_cpu_nms_scratch_size(n) bytes of 4-byte aligned scratch; the naive twin
+ * (the textbook double loop, the reference of the unit tests) needs n bytes.
+ * Both give identical results. */
+size_t tb_cpu_nms_scratch_size(int64_t n);
+int64_t tb_cpu_nms(int32_t *keep, const float *boxes, int64_t n, float iou_thresh, int64_t max_keep,
+                   void *scratch);
+int64_t tb_cpu_nms_naive(int32_t *keep, const float *boxes, int64_t n, float iou_thresh, int64_t max_keep,
+                         unsigned char *suppressed);
 
 #ifdef __cplusplus
 }

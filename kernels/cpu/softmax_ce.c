@@ -7,21 +7,33 @@
  * loss_row = -sum_k t[k] log p[k]. loss = mean over rows, the row losses
  * summed per fixed row chunk and combined in chunk order (bitwise
  * reproducible for any thread count).
- * Labels are checked on the host before any output is written: one out of
- * [0,k) is TB_ERR_INVALID naming the row. */
+ * A negative hard label marks an ignored row (segmentation's ignore label,
+ * detection's unsampled anchors): its probs are still written, but it adds
+ * nothing to the loss or the gradient, and the mean is over the labelled rows
+ * (loss 0 when there are none), as PyTorch's ignore_index.
+ * Labels are checked on the host before any output is written: one >= k (or,
+ * for soft_targets, any negative one) is TB_ERR_INVALID naming the row. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/error.h"
 
-static int check_labels(const char *op, const tb_tensor *labels, int64_t k)
+/* Every label is below k (and not negative unless ignoring is allowed);
+ * *labelled (optional) gets the number of rows with a label >= 0. */
+static int check_labels(const char *op, const tb_tensor *labels, int64_t k, bool allow_ignore, int64_t *labelled)
 {
     const int32_t *lab = labels->data;
-    for (int64_t i = 0; i < labels->shape[0]; i++)
-        if (lab[i] < 0 || lab[i] >= k)
-            return tb_fail(TB_ERR_INVALID, "%s: label %d of row %lld is outside [0, %lld)", op, (int)lab[i],
-                           (long long)i, (long long)k);
+    int64_t count = 0;
+    for (int64_t i = 0; i < labels->shape[0]; i++) {
+        if (lab[i] >= k || (lab[i] < 0 && !allow_ignore))
+            return tb_fail(TB_ERR_INVALID, "%s: label %d of row %lld is outside [0, %lld)%s", op, (int)lab[i],
+                           (long long)i, (long long)k, allow_ignore ? " (negative = ignored)" : "");
+        count += lab[i] >= 0;
+    }
+    if (labelled)
+        *labelled = count;
     return TB_OK;
 }
 
@@ -58,9 +70,9 @@ static double row_softmax(float *probs, const tb_tensor *logits, const int32_t *
 int tb_cpu_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
                               const tb_tensor *labels, const tb_tensor *targets, float temperature)
 {
-    int64_t n = logits->shape[0], k = logits->shape[1];
+    int64_t n = logits->shape[0], k = logits->shape[1], labelled = n;
     if (labels)
-        TB_TRY(check_labels("softmax_ce_forward", labels, k));
+        TB_TRY(check_labels("softmax_ce_forward", labels, k, true, &labelled));
     const int32_t *lab = labels ? labels->data : NULL;
     const float *tgt = targets ? targets->data : NULL;
     int64_t chunks = tb_cpu_chunk_count(n);
@@ -77,7 +89,7 @@ int tb_cpu_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs,
     double total = 0.0;
     for (int64_t ch = 0; ch < chunks; ch++)
         total += partial[ch];
-    ((float *)loss->data)[0] = (float)(total / (double)n);
+    ((float *)loss->data)[0] = labelled > 0 ? (float)(total / (double)labelled) : 0.0f;
     return TB_OK;
 }
 
@@ -85,20 +97,25 @@ int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tens
                                const tb_tensor *labels, const tb_tensor *targets, float temperature,
                                float scale)
 {
-    int64_t n = probs->shape[0], k = probs->shape[1];
+    int64_t n = probs->shape[0], k = probs->shape[1], labelled = n;
     if (labels)
-        TB_TRY(check_labels("softmax_ce_backward", labels, k));
+        TB_TRY(check_labels("softmax_ce_backward", labels, k, true, &labelled));
+    if (labelled == 0) /* every row ignored: the loss is the constant 0 */
+        return TB_OK;
     const int32_t *lab = labels ? labels->data : NULL;
     const float *tgt = targets ? targets->data : NULL, *p = probs->data;
-    float coef = (float)((double)scale / ((double)n * (double)temperature));
+    float coef = (float)((double)scale / ((double)labelled * (double)temperature));
 #pragma omp parallel for schedule(static) num_threads(be->threads)
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++) {
+        if (lab && lab[i] < 0)
+            continue;
         for (int64_t j = 0; j < k; j++) {
             float t = tgt ? tgt[i * k + j] : (lab[i] == j ? 1.0f : 0.0f);
             int64_t e = i * k + j;
             tb_store_f32(dlogits->data, dlogits->dtype, e,
                          tb_load_f32(dlogits->data, dlogits->dtype, e) + coef * (p[e] - t));
         }
+    }
     return TB_OK;
 }
 
@@ -106,9 +123,9 @@ int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *lab
                         const tb_tensor *labels_b, float lam, float eps)
 {
     int64_t n = targets->shape[0], k = targets->shape[1];
-    TB_TRY(check_labels("soft_targets", labels_a, k));
+    TB_TRY(check_labels("soft_targets", labels_a, k, false, NULL));
     if (labels_b)
-        TB_TRY(check_labels("soft_targets", labels_b, k));
+        TB_TRY(check_labels("soft_targets", labels_b, k, false, NULL));
     const int32_t *a = labels_a->data, *b = labels_b ? labels_b->data : NULL;
     float on = 1.0f - eps, off = eps > 0.0f ? eps / (float)(k - 1) : 0.0f;
     float *t = targets->data;

@@ -122,10 +122,15 @@ static int cuda_synchronize(tb_backend *be)
     return TB_OK;
 }
 
-/* Every op runs in f32, f16 and bf16; bf16 needs compute capability 8.0. */
+/* Every op with a slot runs in f32, f16 and bf16; bf16 needs compute
+ * capability 8.0. The box-level detection ops have no CUDA version (NULL
+ * slots, see cuda_set_ops). */
 static bool cuda_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt)
 {
     if ((int)op < 0 || op >= TB_OP_COUNT)
+        return false;
+    if (op == TB_OP_RPN_TARGETS || op == TB_OP_RPN_PROPOSALS || op == TB_OP_ROI_TARGETS ||
+        op == TB_OP_DETECT_BOXES)
         return false;
     if (dt == TB_BF16)
         return tb_cuda_ctx_of(be)->cc_major >= 8;
@@ -235,6 +240,14 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->nonfinite_check = tb_cuda_nonfinite_check;
     f->sumsq = tb_cuda_sumsq;
     f->sgd_step = tb_cuda_sgd_step;
+    f->batchnorm_backward_eval = tb_cuda_batchnorm_backward_eval;
+    f->roi_align_forward = tb_cuda_roi_align_forward;
+    f->roi_align_backward = tb_cuda_roi_align_backward;
+    f->smooth_l1_forward = tb_cuda_smooth_l1_forward;
+    f->smooth_l1_backward = tb_cuda_smooth_l1_backward;
+    /* rpn_targets, rpn_proposals, roi_targets, detect_boxes: not on CUDA yet;
+     * their slots stay NULL (the backend is calloc'ed), so the front-end
+     * reports them unsupported. */
 }
 
 static int cuda_init(tb_backend *be, int device_index)

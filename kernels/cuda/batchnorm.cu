@@ -8,10 +8,83 @@
  * are ours: exponentialAverageFactor is PyTorch's momentum, the running
  * variance is updated with the unbiased batch variance, and the saved
  * statistics are the batch mean and 1 / sqrt(var + eps). Parameters and
- * statistics are f32 for every activation dtype (cuDNN derives that). */
+ * statistics are f32 for every activation dtype (cuDNN derives that).
+ *
+ * The backward of the evaluation forward (a frozen BN, as detection
+ * backbones train) is ours, not cuDNN's (whose backward is the training
+ * one): dx += dy * gamma / sqrt(running_var + eps) elementwise, and the
+ * parameter gradients as column sums over the n * h * w rows in two passes
+ * of a fixed order (deterministic, like reduce.cu's column sum). */
 #include <limits.h>
 
 #include "kernels/cuda/cuda_common.cuh"
+
+/* ---------------------------------------------------- eval backward kernels */
+
+template <typename T>
+static __global__ void bn_eval_dx_kernel(T *dx, const T *dy, const float *gamma, const float *var, int64_t total,
+                                         int64_t c, float eps)
+{
+    TB_GRID_STRIDE_LOOP(i, total)
+    {
+        int64_t ch = i % c;
+        float k = gamma[ch] / sqrtf(var[ch] + eps);
+        dx[i] = tb_from_f32<T>(tb_f32(dx[i]) + tb_f32(dy[i]) * k);
+    }
+}
+
+/* Pass 1: block (32, 8) sums 32 channels over one chunk of rows:
+ * partial[chunk, j] = sum dy * (x - mean) * invstd (dgamma) and
+ * partial[chunks + chunk, j] = sum dy (dbeta). */
+template <typename T>
+static __global__ void bn_eval_param_partial_kernel(float *partial, const T *dy, const T *x, const float *mean,
+                                                    const float *var, int64_t rows, int64_t c, int64_t chunk,
+                                                    float eps)
+{
+    __shared__ float acc_g[8][33], acc_b[8][33];
+    int64_t col = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    int64_t r0 = (int64_t)blockIdx.y * chunk;
+    int64_t r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    float sg = 0.0f, sb = 0.0f;
+    if (col < c) {
+        float m = mean[col], invstd = 1.0f / sqrtf(var[col] + eps);
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
+            float d = tb_f32(dy[r * c + col]);
+            sg += d * (tb_f32(x[r * c + col]) - m) * invstd;
+            sb += d;
+        }
+    }
+    acc_g[threadIdx.y][threadIdx.x] = sg;
+    acc_b[threadIdx.y][threadIdx.x] = sb;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < c) {
+        float tg = 0.0f, tb = 0.0f;
+        for (int i = 0; i < 8; i++) {
+            tg += acc_g[i][threadIdx.x];
+            tb += acc_b[i][threadIdx.x];
+        }
+        partial[(int64_t)blockIdx.y * c + col] = tg;
+        partial[((int64_t)gridDim.y + blockIdx.y) * c + col] = tb;
+    }
+}
+
+/* Pass 2: dgamma[j] += sum over chunks (in chunk order), dbeta likewise; either may be NULL. */
+static __global__ void bn_eval_param_final_kernel(float *dgamma, float *dbeta, const float *partial, int64_t chunks,
+                                                  int64_t c)
+{
+    TB_GRID_STRIDE_LOOP(j, c)
+    {
+        float sg = 0.0f, sb = 0.0f;
+        for (int64_t k = 0; k < chunks; k++) {
+            sg += partial[k * c + j];
+            sb += partial[(chunks + k) * c + j];
+        }
+        if (dgamma)
+            dgamma[j] += sg;
+        if (dbeta)
+            dbeta[j] += sb;
+    }
+}
 
 /* The backward must use the forward's mode: both follow the options. */
 static cudnnBatchNormMode_t train_mode(const tb_cuda_ctx *ctx, const tb_tensor *x)
@@ -132,4 +205,67 @@ int tb_cuda_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma,
 {
     TB_CUDA_OP_RETURN(bn_backward(be, dx, dgamma, dbeta, dy, x, gamma, save_mean, save_invstd), "batchnorm_backward",
                       "dx", dx, "dy", dy, "x", x, "dgamma", dgamma);
+}
+
+/* Rows per chunk of the parameter-gradient pass: enough chunks to fill the
+ * GPU, at least 64 rows each, two partials per chunk and channel in the scratch. */
+static int64_t eval_param_chunks(const tb_cuda_ctx *ctx, int64_t rows, int64_t c)
+{
+    int64_t col_blocks = (c + 31) / 32;
+    int64_t chunks = ((int64_t)ctx->sm_count * 8 + col_blocks - 1) / col_blocks;
+    int64_t max_by_rows = (rows + 63) / 64, max_by_scratch = (int64_t)TB_CUDA_REDUCE_ELEMS / (2 * c);
+    if (chunks > max_by_rows)
+        chunks = max_by_rows;
+    if (chunks > max_by_scratch)
+        chunks = max_by_scratch;
+    if (chunks > 65535)
+        chunks = 65535;
+    return chunks < 1 ? 1 : chunks;
+}
+
+static int bn_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta, const tb_tensor *dy,
+                            const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *running_mean,
+                            const tb_tensor *running_var, float eps)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    int64_t total = tb_numel(dy), c = dy->shape[dy->ndim - 1], rows = total / c;
+    const float *var = (const float *)running_var->data;
+    if (dx && dx->data) {
+        TB_TRY(tb_dispatch_float(dy->dtype, "batchnorm_backward_eval", [&](auto tag) {
+            using T = typename decltype(tag)::type;
+            bn_eval_dx_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
+                (T *)dx->data, (const T *)dy->data, (const float *)gamma->data, var, total, c, eps);
+            return TB_OK;
+        }));
+        CUDA_CHECK_LAUNCH();
+    }
+    float *dg = (float *)data_or_null(dgamma), *db = (float *)data_or_null(dbeta);
+    if (!dg && !db)
+        return TB_OK;
+    TB_CHECK(2 * c <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
+             "batchnorm_backward_eval: %lld channels exceed the reduction scratch", (long long)c);
+    int64_t chunks = eval_param_chunks(ctx, rows, c);
+    int64_t chunk = (rows + chunks - 1) / chunks;
+    chunks = (rows + chunk - 1) / chunk;
+    dim3 grid((unsigned)((c + 31) / 32), (unsigned)chunks), block(32, 8);
+    TB_TRY(tb_dispatch_float(dy->dtype, "batchnorm_backward_eval", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        bn_eval_param_partial_kernel<T><<<grid, block, 0, ctx->stream>>>(
+            ctx->reduce, (const T *)dy->data, (const T *)x->data, (const float *)running_mean->data, var, rows, c,
+            chunk, eps);
+        return TB_OK;
+    }));
+    CUDA_CHECK_LAUNCH();
+    bn_eval_param_final_kernel<<<tb_cuda_blocks(ctx, c), TB_CUDA_THREADS, 0, ctx->stream>>>(dg, db, ctx->reduce,
+                                                                                            chunks, c);
+    CUDA_CHECK_LAUNCH();
+    return TB_OK;
+}
+
+int tb_cuda_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                                    const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                                    const tb_tensor *running_mean, const tb_tensor *running_var, float eps)
+{
+    TB_CUDA_OP_RETURN(bn_backward_eval(be, dx, dgamma, dbeta, dy, x, gamma, running_mean, running_var, eps),
+                      "batchnorm_backward_eval", "dx", dx, "dy", dy, "x", x, "dgamma", dgamma);
 }

@@ -69,6 +69,9 @@ int tb_cuda_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor
 int tb_cuda_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
                                const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
                                const tb_tensor *save_mean, const tb_tensor *save_invstd);
+int tb_cuda_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
+                                    const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
+                                    const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
 /* relu.cu */
 int tb_cuda_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 int tb_cuda_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);
@@ -113,6 +116,17 @@ int tb_cuda_convert(tb_backend *be, tb_tensor *dst, const tb_tensor *src);
 int tb_cuda_axpby(tb_backend *be, tb_tensor *y, float alpha, const tb_tensor *x, float beta);
 int tb_cuda_nonfinite_check(tb_backend *be, tb_tensor *flag, const tb_tensor *x);
 int tb_cuda_sumsq(tb_backend *be, tb_tensor *out, const tb_tensor *x);
+/* roi_align.cu, smooth_l1.cu (detection). The box-level ops (rpn_targets,
+ * rpn_proposals, roi_targets, detect_boxes) have no CUDA implementation yet:
+ * their slots stay NULL and supports_op declines them. */
+int tb_cuda_roi_align_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *rois,
+                              const tb_roi_align_params *p);
+int tb_cuda_roi_align_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *rois,
+                               const tb_roi_align_params *p);
+int tb_cuda_smooth_l1_forward(tb_backend *be, tb_tensor *loss, const tb_tensor *pred, const tb_tensor *target,
+                              const tb_tensor *weights, float beta, float norm);
+int tb_cuda_smooth_l1_backward(tb_backend *be, tb_tensor *dpred, const tb_tensor *pred, const tb_tensor *target,
+                               const tb_tensor *weights, float beta, float norm, float scale);
 /* sgd.cu */
 int tb_cuda_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
                      const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,

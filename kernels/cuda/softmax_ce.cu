@@ -5,8 +5,16 @@
  * Forward: one block per row computes the stable log-sum-exp of logits / T,
  * the row's loss and (optionally) the probabilities; the batch mean is then
  * summed by one block in row order (deterministic) into the f32 loss {1}.
- * A label outside [0, k) makes that row's loss NaN, which the trainer's
- * divergence check reports (the device cannot return an error). */
+ * A label >= k makes that row's loss NaN, which the trainer's divergence
+ * check reports (the device cannot return an error).
+ *
+ * A negative label is an ignored row (ops.h): its probabilities are still
+ * written, but it adds nothing to the loss or the gradient, and the mean is
+ * over the labelled rows (0 when there are none), PyTorch's ignore_index
+ * with reduction "mean". The count of labelled rows never leaves the device:
+ * the forward's final block counts them while summing the row losses, and
+ * the backward counts them first (integer atomics: exact and
+ * order-independent) into the reduction scratch, which its kernel reads. */
 #include "kernels/cuda/cuda_common.cuh"
 
 /* Stable max and sum of exp over one row (logits / T), shared by the block. */
@@ -41,7 +49,7 @@ static __global__ void softmax_ce_forward_kernel(float *row_loss, float *probs, 
     float loss = 0.0f;
     if (labels) {
         int32_t y = labels[row];
-        loss = y >= 0 && y < k ? logsum - tb_f32(z[y]) / temperature : NAN;
+        loss = y < 0 ? 0.0f : (y < k ? logsum - tb_f32(z[y]) / temperature : NAN);
     } else {
         float l = 0.0f;
         for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
@@ -52,15 +60,50 @@ static __global__ void softmax_ce_forward_kernel(float *row_loss, float *probs, 
         row_loss[row] = loss;
 }
 
+/* loss = sum of the row losses / labelled rows (0 when none), in one block,
+ * in a fixed order; rows with a negative label have row_loss 0. */
+static __global__ void ce_labelled_mean_kernel(float *loss, const float *row_loss, const int32_t *labels, int64_t n)
+{
+    __shared__ float scratch[32];
+    float s = 0.0f, cnt = 0.0f; /* cnt is exact: n <= TB_CUDA_REDUCE_ELEMS < 2^24 */
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        s += row_loss[i];
+        cnt += labels[i] >= 0 ? 1.0f : 0.0f;
+    }
+    s = tb_block_sum(s, scratch);
+    cnt = tb_block_sum(cnt, scratch);
+    if (threadIdx.x == 0)
+        loss[0] = cnt > 0.0f ? s / cnt : 0.0f;
+}
+
+/* *count += rows with a label >= 0 (*count zeroed by the launcher). */
+static __global__ void ce_count_labelled_kernel(int32_t *count, const int32_t *labels, int64_t n)
+{
+    int32_t c = 0;
+    TB_GRID_STRIDE_LOOP(i, n) c += labels[i] >= 0 ? 1 : 0;
+    for (int o = 16; o > 0; o >>= 1)
+        c += __shfl_xor_sync(0xffffffffu, c, o);
+    if ((threadIdx.x & 31) == 0 && c)
+        atomicAdd(count, c);
+}
+
+/* dlogits += scale (probs - t) / (rows T), rows = n for soft targets, the
+ * labelled rows counted on the device (*count) for labels; an ignored row
+ * is left as it is. */
 template <typename T>
 static __global__ void softmax_ce_backward_kernel(T *dlogits, const float *probs, const int32_t *labels,
-                                                  const float *targets, int64_t total, int64_t k, float factor)
+                                                  const int32_t *count, const float *targets, int64_t n, int64_t k,
+                                                  float scale, float temperature)
 {
-    TB_GRID_STRIDE_LOOP(i, total)
+    double rows = labels ? (double)(*count > 0 ? *count : 1) : (double)n;
+    float f = (float)((double)scale / (rows * (double)temperature)); /* rounded as on the CPU */
+    TB_GRID_STRIDE_LOOP(i, n * k)
     {
         int64_t row = i / k, j = i % k;
+        if (labels && labels[row] < 0)
+            continue;
         float t = labels ? (labels[row] == j ? 1.0f : 0.0f) : targets[i];
-        dlogits[i] = tb_from_f32<T>(tb_f32(dlogits[i]) + factor * (probs[i] - t));
+        dlogits[i] = tb_from_f32<T>(tb_f32(dlogits[i]) + f * (probs[i] - t));
     }
 }
 
@@ -105,7 +148,11 @@ static int softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs,
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();
-    return tb_cuda_sum_f32(ctx, (float *)loss->data, ctx->reduce, n, 1.0f / (float)n, false);
+    if (!lab)
+        return tb_cuda_sum_f32(ctx, (float *)loss->data, ctx->reduce, n, 1.0f / (float)n, false);
+    ce_labelled_mean_kernel<<<1, 1024, 0, ctx->stream>>>((float *)loss->data, ctx->reduce, lab, n);
+    CUDA_CHECK_LAUNCH();
+    return TB_OK;
 }
 
 int tb_cuda_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,
@@ -124,11 +171,18 @@ static int softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tens
         return TB_OK;
     const int32_t *lab = labels && labels->data ? (const int32_t *)labels->data : NULL;
     const float *tgt = lab ? NULL : (const float *)targets->data;
-    float factor = scale / ((float)n * temperature);
+    int32_t *count = (int32_t *)ctx->reduce;
+    if (lab) {
+        TB_CHECK(n <= INT32_MAX, TB_ERR_UNSUPPORTED, "softmax_ce_backward: %lld rows exceed the i32 count",
+                 (long long)n);
+        CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof *count, ctx->stream));
+        ce_count_labelled_kernel<<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(count, lab, n);
+        CUDA_CHECK_LAUNCH();
+    }
     TB_TRY(tb_dispatch_float(dlogits->dtype, "softmax_ce_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
         softmax_ce_backward_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)dlogits->data, (const float *)probs->data, lab, tgt, total, k, factor);
+            (T *)dlogits->data, (const float *)probs->data, lab, count, tgt, n, k, scale, temperature);
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();

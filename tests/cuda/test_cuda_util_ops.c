@@ -1,5 +1,5 @@
 /* CUDA vs CPU, the loss, mixing, elementwise and optimizer ops: softmax
- * cross-entropy (hard and soft targets, temperature), soft targets,
+ * cross-entropy (hard and soft targets, temperature, ignored rows), soft targets,
  * softmax, mixup/cutmix/reverse labels, fill/copy/convert/axpby, the
  * non-finite check, sum of squares, and several SGD steps in a row. Exits 77
  * without a GPU; `test_cuda_util_ops --self-check` runs the CPU against
@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "cuda_test_util.h"
@@ -30,16 +31,34 @@ typedef struct ce_case {
     int n, k;
     float temperature;
     bool hard;
+    int ignore; /* hard labels: rows i with i % ignore == 0 get label -1 (ignored); 0: none */
 } ce_case;
 
 static const ce_case ce_cases[] = {
-    {4, 10, 1.0f, true}, {4, 10, 2.5f, false}, {1, 3, 1.0f, true}, {7, 1000, 1.0f, false}, {33, 100, 0.5f, true},
+    {4, 10, 1.0f, true, 0}, {4, 10, 2.5f, false, 0}, {1, 3, 1.0f, true, 0}, {7, 1000, 1.0f, false, 0},
+    {33, 100, 0.5f, true, 0},
+    /* ignored rows: a third, every row (loss 0, no gradient), half of two, a
+     * quarter of 1000 per-pixel rows of 21 classes (segmentation) */
+    {9, 10, 1.0f, true, 3}, {5, 7, 2.0f, true, 1}, {2, 4, 1.0f, true, 2}, {1000, 21, 1.0f, true, 4},
 };
+
+/* Labels in [0, k) with every ignore-th row (from row 0) set to -1. */
+static bool set_ignored_labels(tctx *t, tpair *labels, const ce_case *cc)
+{
+    float *v = malloc(sizeof(float) * (size_t)cc->n);
+    if (!v)
+        return false;
+    for (int i = 0; i < cc->n; i++)
+        v[i] = i % cc->ignore == 0 ? -1.0f : (float)tb_rng_below(&t->rng, (uint64_t)cc->k);
+    bool ok = tp_set(t, labels, v);
+    free(v);
+    return ok;
+}
 
 static void run_ce(tctx *t, const ce_case *cc, tb_dtype dt)
 {
-    tctx_case(t, "softmax_ce n %d k %d T %g %s %s", cc->n, cc->k, (double)cc->temperature,
-              cc->hard ? "labels" : "soft targets", tb_dtype_name(dt));
+    tctx_case(t, "softmax_ce n %d k %d T %g %s%s %s", cc->n, cc->k, (double)cc->temperature,
+              cc->hard ? "labels" : "soft targets", cc->ignore ? " (some ignored)" : "", tb_dtype_name(dt));
     tpair *logits = tp_2d(t, dt, cc->n, cc->k, TP_UNIFORM, -3, 3);
     tpair *labels = cc->hard ? tp_1d(t, TB_I32, cc->n, TP_LABELS, 0, (float)cc->k) : NULL;
     tpair *targets = cc->hard ? NULL : tp_2d(t, TB_F32, cc->n, cc->k, TP_PROB_ROWS, 0, 1);
@@ -48,8 +67,17 @@ static void run_ce(tctx *t, const ce_case *cc, tb_dtype dt)
     tpair *dlogits = tp_2d(t, dt, cc->n, cc->k, TP_UNIFORM, -1, 1);
     if (!logits || !loss || !probs || !dlogits || (cc->hard ? !labels : !targets))
         return;
+    if (cc->ignore && !set_ignored_labels(t, labels, cc))
+        return;
     RUN_BOTH(t, tb_softmax_ce_forward(BE, S(loss), S(probs), S(logits), S(labels), S(targets), cc->temperature));
     tp_check(t, "loss", loss, F32_REDUCE_TOL);
+    if (cc->ignore == 1) { /* the contract itself, not only agreement: no labelled row, loss exactly 0 */
+        float l = -1.0f;
+        if (tctx_rc(t, 1, "download loss", tb_download(t->be[1], &l, &loss->t[1])) && l != 0.0f) {
+            printf("FAIL %s: loss %g with every row ignored (want 0)\n", t->name, (double)l);
+            t->failures++;
+        }
+    }
     tp_check(t, "probs", probs, F32_REDUCE_TOL);
     RUN_BOTH(t, tb_softmax_ce_backward(BE, S(dlogits), S(probs), S(labels), S(targets), cc->temperature, 2.0f));
     tp_check(t, "dlogits", dlogits, tp_tol(dt, false));
