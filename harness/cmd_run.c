@@ -19,12 +19,13 @@ static const char usage[] =
     "\n"
     "Trains every run of the matrix that is not finished in the database, then\n"
     "prints the matrix's report. Safe to interrupt and run again: finished runs\n"
-    "are kept, the run in progress restarts.\n"
+    "are kept, and the run in progress goes on from its last finished epoch (its\n"
+    "training state is saved after every epoch beside the checkpoints).\n"
     "\n"
     "  --db PATH      results database (default " TB_STORE_DEFAULT_PATH "; created if missing)\n"
     "  --device D     auto (default: the config's), cpu or cuda\n"
     "  --threads N    CPU threads (default: all cores)\n"
-    "  --rerun        run finished runs again too\n"
+    "  --rerun        run finished runs again too, and every run from its first epoch\n"
     "  --fail-fast    stop at the first failed or diverged run\n"
     "  --shard I/N    run only shard I of N (for job arrays; merge the databases after)\n"
     "  --dry-run      list the runs and their status, train nothing\n"
@@ -154,7 +155,7 @@ int tb_cmd_run(int argc, char **argv)
     }
     tb_runner_options opt = {.db_path = a.db, .device = a.device, .threads = (int)a.threads, .rerun = a.rerun,
                              .fail_fast = a.fail_fast, .shard = shard, .shard_count = count,
-                             .trainer = tb_train_classification,
+                             .trainer = NULL, /* the run's task picks its trainer */
                              .progress = a.quiet ? TB_PROGRESS_QUIET : TB_PROGRESS_AUTO, .handle_signals = true};
     tb_runner_summary sum;
     rc = tb_runner_run(&m, &opt, &sum);

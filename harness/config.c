@@ -25,6 +25,46 @@ static void model_defaults(tb_model_config *m)
     m->dropout = 0.0f;
 }
 
+static void float_list(tb_float_list *l, int n, const float *v)
+{
+    l->n = n;
+    memcpy(l->v, v, (size_t)n * sizeof *v);
+}
+
+/* The original Faster R-CNN (Ren et al. 2015) and GluonCV's VOC model. */
+static void detection_defaults(tb_detection_config *d)
+{
+    memset(d, 0, sizeof *d);
+    d->max_objects = 64;
+    d->scenes_train = 10000;
+    d->scenes_val = 2000;
+    d->scene_size = 128;
+    float_list(&d->anchor_sizes, 3, (const float[]){128, 256, 512});
+    float_list(&d->anchor_ratios, 3, (const float[]){0.5f, 1, 2});
+    d->rpn_pre_nms_train = 12000;
+    d->rpn_post_nms_train = 2000;
+    d->rpn_pre_nms_test = 6000;
+    d->rpn_post_nms_test = 300;
+    d->rpn_nms = 0.7f;
+    d->rpn_min_size = 16;
+    d->rpn_batch = 256;
+    d->rpn_pos_fraction = 0.5f;
+    d->rpn_pos_iou = 0.7f;
+    d->rpn_neg_iou = 0.3f;
+    d->roi_batch = 128;
+    d->roi_pos_fraction = 0.25f;
+    d->roi_fg_iou = 0.5f;
+    d->roi_bg_iou_lo = 0.0f;
+    d->roi_size = 14;
+    d->roi_sampling = 2;
+    d->roi_aligned = false;
+    d->test_score = 0.05f;
+    d->test_nms = 0.3f;
+    d->test_max_detections = 100;
+    d->freeze_bn = true;
+    d->frozen_stages = 1;
+}
+
 static void distill_defaults(tb_distill_config *d)
 {
     memset(d, 0, sizeof *d);
@@ -78,6 +118,7 @@ void tb_config_defaults(tb_run_config *cfg)
     t->loss_scale_dynamic = true;
     t->loss_scale = 65536.0;
     distill_defaults(&t->distill);
+    detection_defaults(&cfg->detection);
 
     cfg->seed = 0;
     snprintf(cfg->device, sizeof cfg->device, "auto");
@@ -225,6 +266,28 @@ static int set_steps(const char *origin, const tb_config_key *k, tb_run_config *
     return TB_OK;
 }
 
+static int set_float_list(const char *origin, const tb_config_key *k, tb_float_list *out, const cJSON *v)
+{
+    if (!cJSON_IsArray(v))
+        return type_error(origin, k->path, "an array of numbers", v);
+    int n = cJSON_GetArraySize(v);
+    if (n < 1 || n > TB_MAX_LIST)
+        return FAIL(origin, "%s: %d numbers given, 1 to %d allowed", k->path, n, TB_MAX_LIST);
+    tb_float_list l = {.n = n};
+    int i = 0;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        char path[96];
+        snprintf(path, sizeof path, "%s[%d]", k->path, i);
+        tb_config_key item = *k;
+        item.path = path;
+        double d;
+        TB_TRY(read_number(origin, &item, e, false, &d));
+        l.v[i] = (float)d;
+    }
+    *out = l;
+    return TB_OK;
+}
+
 static int set_value(tb_run_config *cfg, const tb_config_key *k, const cJSON *v, const char *origin)
 {
     char *field = (char *)cfg + k->offset;
@@ -278,6 +341,8 @@ static int set_value(tb_run_config *cfg, const tb_config_key *k, const cJSON *v,
         return TB_OK;
     case TB_KEY_STEP_LIST:
         return set_steps(origin, k, cfg, v);
+    case TB_KEY_FLOAT_LIST:
+        return set_float_list(origin, k, (tb_float_list *)(void *)field, v);
     case TB_KEY_LOSS_SCALE:
         if (cJSON_IsString(v)) {
             if (strcmp(v->valuestring, "dynamic"))
@@ -362,8 +427,61 @@ int tb_config_set(tb_run_config *cfg, const char *key, const cJSON *value, const
     return apply_key(cfg, key, value, origin);
 }
 
+/* A key of another task set to anything but its default is a mistake worth
+ * an error: it would be dropped from the run's JSON and do nothing. */
+static int check_task_keys(const tb_run_config *cfg, const char *origin)
+{
+    tb_run_config d;
+    tb_config_defaults(&d);
+    for (size_t i = 0; i < tb_config_n_keys; i++) {
+        const tb_config_key *k = &tb_config_keys[i];
+        if (k->kind == TB_KEY_SECTION || tb_config_key_applies(cfg, k))
+            continue;
+        cJSON *a = tb_config_key_json(cfg, k), *b = tb_config_key_json(&d, k);
+        bool same = a && b && cJSON_Compare(a, b, true);
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        if (!same)
+            return FAIL(origin, "%s: applies to the %s task only (task is %s)", k->path,
+                        (k->flags & TB_KEY_DETECTION) ? "detection" : "detection and segmentation",
+                        tb_task_name(cfg->task));
+    }
+    return TB_OK;
+}
+
+static bool is_detection_dataset(const char *name) { return !strcmp(name, "voc") || !strcmp(name, "fashion-scenes"); }
+
+static int validate_detection(const tb_run_config *cfg, const char *origin)
+{
+    const tb_detection_config *d = &cfg->detection;
+    if (cfg->task != TB_TASK_DETECTION)
+        return is_detection_dataset(cfg->data.dataset)
+                   ? FAIL(origin, "data.dataset: '%s' is a detection dataset (task is %s)", cfg->data.dataset,
+                          tb_task_name(cfg->task))
+                   : TB_OK;
+    if (!is_detection_dataset(cfg->data.dataset))
+        return FAIL(origin, "data.dataset: '%s' has no boxes; the detection task reads voc or fashion-scenes",
+                    cfg->data.dataset);
+    if (d->rpn_neg_iou > d->rpn_pos_iou)
+        return FAIL(origin, "detection.rpn_neg_iou %g is above detection.rpn_pos_iou %g", (double)d->rpn_neg_iou,
+                    (double)d->rpn_pos_iou);
+    if (d->roi_bg_iou_lo >= d->roi_fg_iou)
+        return FAIL(origin, "detection.roi_bg_iou_lo %g must be below detection.roi_fg_iou %g",
+                    (double)d->roi_bg_iou_lo, (double)d->roi_fg_iou);
+    if (d->rpn_post_nms_train > d->rpn_pre_nms_train || d->rpn_post_nms_test > d->rpn_pre_nms_test)
+        return FAIL(origin, "detection.rpn_post_nms_*: more proposals after NMS than before (%d > %d or %d > %d)",
+                    d->rpn_post_nms_train, d->rpn_pre_nms_train, d->rpn_post_nms_test, d->rpn_pre_nms_test);
+    if (d->max_side > 0 && d->min_side > d->max_side)
+        return FAIL(origin, "detection.min_side %d exceeds detection.max_side %d", d->min_side, d->max_side);
+    if (strncmp(cfg->model.name, "resnet", 6))
+        return FAIL(origin, "model.name: the detection backbone must be a ResNet (got %s)", cfg->model.name);
+    return TB_OK;
+}
+
 int tb_config_validate(const tb_run_config *cfg, const char *origin)
 {
+    TB_TRY(check_task_keys(cfg, origin));
+    TB_TRY(validate_detection(cfg, origin));
     const tb_tricks_config *t = &cfg->tricks;
     if (t->distill.enabled) {
         bool by_label = t->distill.teacher[0] != '\0';

@@ -18,6 +18,7 @@ extern "C" {
 #define TB_NAME_MAX 64
 #define TB_PATH_MAX 1024
 #define TB_MAX_STEP_EPOCHS 16
+#define TB_MAX_LIST 8
 
 typedef enum tb_task { TB_TASK_CLASSIFICATION = 0, TB_TASK_DETECTION, TB_TASK_SEGMENTATION } tb_task;
 
@@ -60,6 +61,11 @@ typedef struct tb_model_config {
     char init[TB_NAME_MAX];     /* kaiming | xavier (the paper) */
     float dropout;              /* before the classifier; 0 = none */
     char checkpoint[TB_PATH_MAX]; /* "" or a safetensors file to start from */
+    /* detection and segmentation only (absent from other runs' JSON): the
+     * backbone's weights: "" (initialised by `init`), a .safetensors file, or
+     * "MATRIX/LABEL", the finished run of that classification matrix with
+     * this run's seed in the same database */
+    char backbone_from[TB_PATH_MAX];
 } tb_model_config;
 
 typedef struct tb_optim_config {
@@ -109,6 +115,50 @@ typedef struct tb_tricks_config {
     double ema;                 /* weight EMA decay; 0 = off */
 } tb_tricks_config;
 
+/* A short list of numbers (anchor sizes and ratios). */
+typedef struct tb_float_list {
+    float v[TB_MAX_LIST];
+    int n;
+} tb_float_list;
+
+/* The detection task (Faster R-CNN, harness/train/detection.c). These keys
+ * exist only in detection configs: a classification run's canonical JSON has
+ * no "detection" section, so adding them changed no classification run's
+ * identity. Defaults are the original paper's and GluonCV's VOC model
+ * (docs/config.md). */
+typedef struct tb_detection_config {
+    char train_sets[256];       /* "" = the dataset's: voc "VOC2007:trainval,VOC2012:trainval",
+                                   fashion-scenes "FashionScenes:train" */
+    char val_sets[256];         /* "" = voc "VOC2007:test", fashion-scenes "FashionScenes:test" */
+    int min_side;               /* shorter side resized to this; 0 = native size (VOC: 600) */
+    int max_side;               /* unless the longer side would exceed this; 0 = no cap (VOC: 1000) */
+    int max_objects;            /* gt boxes per image (capacity), default 64 */
+    int scenes_train;           /* fashion-scenes: training canvases (default 10000) */
+    int scenes_val;             /* test canvases (default 2000) */
+    int scene_size;             /* canvas side in pixels (default 128) */
+    tb_float_list anchor_sizes; /* anchor side lengths in input pixels: 128, 256, 512 */
+    tb_float_list anchor_ratios;/* height / width: 0.5, 1, 2 */
+    int rpn_pre_nms_train, rpn_post_nms_train; /* 12000, 2000 */
+    int rpn_pre_nms_test, rpn_post_nms_test;   /* 6000, 300 */
+    float rpn_nms;              /* 0.7 */
+    float rpn_min_size;         /* 16 px */
+    int rpn_batch;              /* anchors sampled per image: 256 */
+    float rpn_pos_fraction;     /* 0.5 */
+    float rpn_pos_iou, rpn_neg_iou; /* 0.7, 0.3 */
+    int roi_batch;              /* RoIs sampled per image: 128 */
+    float roi_pos_fraction;     /* 0.25 */
+    float roi_fg_iou;           /* 0.5 */
+    float roi_bg_iou_lo;        /* 0.0 */
+    int roi_size;               /* RoIAlign output: 14 (stage 5 halves it to 7) */
+    int roi_sampling;           /* RoIAlign samples per bin per axis: 2 */
+    bool roi_aligned;           /* half-pixel RoIAlign (Detectron2); false = torchvision/GluonCV legacy */
+    float test_score;           /* detections scoring below are dropped: 0.05 */
+    float test_nms;             /* per-class NMS: 0.3 */
+    int test_max_detections;    /* per image: 100 */
+    bool freeze_bn;             /* backbone BN frozen (running statistics, no update): true */
+    int frozen_stages;          /* stem and stages 1..N not trained: 1 */
+} tb_detection_config;
+
 typedef struct tb_run_config {
     tb_task task;
     tb_data_config data;
@@ -116,6 +166,7 @@ typedef struct tb_run_config {
     tb_optim_config optim;
     tb_schedule_config schedule;
     tb_tricks_config tricks;
+    tb_detection_config detection;
     uint64_t seed;
     char device[TB_NAME_MAX];   /* auto | cpu | cuda */
 } tb_run_config;

@@ -36,7 +36,7 @@ static cJSON *float_number(float v)
     return cJSON_CreateNumber(strtod(buf, NULL));
 }
 
-static cJSON *value_json(const tb_run_config *cfg, const tb_config_key *k)
+cJSON *tb_config_key_json(const tb_run_config *cfg, const tb_config_key *k)
 {
     const char *field = (const char *)cfg + k->offset;
     switch (k->kind) {
@@ -60,6 +60,19 @@ static cJSON *value_json(const tb_run_config *cfg, const tb_config_key *k)
     }
     case TB_KEY_STEP_LIST:
         return cJSON_CreateIntArray(cfg->schedule.step_epochs, cfg->schedule.n_step_epochs);
+    case TB_KEY_FLOAT_LIST: {
+        const tb_float_list *l = (const tb_float_list *)(const void *)field;
+        cJSON *arr = cJSON_CreateArray();
+        for (int i = 0; arr && i < l->n; i++) {
+            cJSON *e = float_number(l->v[i]);
+            if (!e || !cJSON_AddItemToArray(arr, e)) {
+                cJSON_Delete(e);
+                cJSON_Delete(arr);
+                return NULL;
+            }
+        }
+        return arr;
+    }
     case TB_KEY_LOSS_SCALE:
         if (cfg->tricks.loss_scale_dynamic)
             return cJSON_CreateString("dynamic");
@@ -108,9 +121,11 @@ cJSON *tb_config_to_json(const tb_run_config *cfg)
             }
             continue; /* distillation off: "distill": null and no sub-keys */
         }
+        if (!tb_config_key_applies(cfg, k))
+            continue; /* a key of another task: absent, so it never changes a run's identity */
         const char *leaf = NULL;
         cJSON *parent = parent_object(root, k->path, &leaf);
-        cJSON *v = value_json(cfg, k);
+        cJSON *v = tb_config_key_json(cfg, k);
         if (!parent || !v) {
             cJSON_Delete(v);
             goto oom;

@@ -8,9 +8,11 @@
 #include "harness/config.h"
 #include "harness/json_util.h"
 
+#define DET(kind, path, m, lo, hi) {path, kind, OFF(m), SZ(m), lo, hi, TB_KEY_DETECTION, NULL}
+
 static const char *const task_names[] = {"classification", "detection", "segmentation", NULL};
 static const char *const dataset_names[] = {"fashion-mnist", "idx", "cifar10", "cifar100",
-                                            "imagefolder", "synthetic", NULL};
+                                            "imagefolder", "synthetic", "voc", "fashion-scenes", NULL};
 static const char *const augment_names[] = {"auto", "none", "small", "imagenet", NULL};
 static const char *const model_names[] = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                                           "mobilenet_v1", "inception_v3", NULL};
@@ -66,6 +68,8 @@ const tb_config_key tb_config_keys[] = {
 
     SECTION("model", 0),
     MODEL_KEYS("model", model),
+    {"model.backbone_from", TB_KEY_STRING, OFF(model.backbone_from), SZ(model.backbone_from), 0, 0,
+     TB_KEY_TRANSFER, NULL},
 
     SECTION("optim", 0),
     CHOICE("optim.optimizer", optim.optimizer, optimizer_names),
@@ -108,11 +112,54 @@ const tb_config_key tb_config_keys[] = {
     NUM(TB_KEY_DOUBLE, "tricks.distill.temperature", tricks.distill.temperature, 0, 1000, TB_KEY_MIN_OPEN),
     NUM(TB_KEY_DOUBLE, "tricks.distill.hard_weight", tricks.distill.hard_weight, 0, 1000, 0),
 
+    {"detection", TB_KEY_SECTION, 0, 0, 0, 0, TB_KEY_DETECTION, NULL},
+    DET(TB_KEY_STRING, "detection.train_sets", detection.train_sets, 0, 0),
+    DET(TB_KEY_STRING, "detection.val_sets", detection.val_sets, 0, 0),
+    DET(TB_KEY_INT, "detection.min_side", detection.min_side, 0, 4096),
+    DET(TB_KEY_INT, "detection.max_side", detection.max_side, 0, 8192),
+    DET(TB_KEY_INT, "detection.max_objects", detection.max_objects, 1, 4096),
+    DET(TB_KEY_INT, "detection.scenes_train", detection.scenes_train, 1, 10000000),
+    DET(TB_KEY_INT, "detection.scenes_val", detection.scenes_val, 1, 10000000),
+    DET(TB_KEY_INT, "detection.scene_size", detection.scene_size, 32, 4096),
+    DET(TB_KEY_FLOAT_LIST, "detection.anchor_sizes", detection.anchor_sizes, 1, 4096),
+    DET(TB_KEY_FLOAT_LIST, "detection.anchor_ratios", detection.anchor_ratios, 0.05, 20),
+    DET(TB_KEY_INT, "detection.rpn_pre_nms_train", detection.rpn_pre_nms_train, 1, 1000000),
+    DET(TB_KEY_INT, "detection.rpn_post_nms_train", detection.rpn_post_nms_train, 1, 100000),
+    DET(TB_KEY_INT, "detection.rpn_pre_nms_test", detection.rpn_pre_nms_test, 1, 1000000),
+    DET(TB_KEY_INT, "detection.rpn_post_nms_test", detection.rpn_post_nms_test, 1, 100000),
+    DET(TB_KEY_FLOAT, "detection.rpn_nms", detection.rpn_nms, 0, 1),
+    DET(TB_KEY_FLOAT, "detection.rpn_min_size", detection.rpn_min_size, 0, 4096),
+    DET(TB_KEY_INT, "detection.rpn_batch", detection.rpn_batch, 1, 1000000),
+    DET(TB_KEY_FLOAT, "detection.rpn_pos_fraction", detection.rpn_pos_fraction, 0, 1),
+    DET(TB_KEY_FLOAT, "detection.rpn_pos_iou", detection.rpn_pos_iou, 0, 1),
+    DET(TB_KEY_FLOAT, "detection.rpn_neg_iou", detection.rpn_neg_iou, 0, 1),
+    DET(TB_KEY_INT, "detection.roi_batch", detection.roi_batch, 1, 100000),
+    DET(TB_KEY_FLOAT, "detection.roi_pos_fraction", detection.roi_pos_fraction, 0, 1),
+    DET(TB_KEY_FLOAT, "detection.roi_fg_iou", detection.roi_fg_iou, 0, 1),
+    DET(TB_KEY_FLOAT, "detection.roi_bg_iou_lo", detection.roi_bg_iou_lo, 0, 1),
+    DET(TB_KEY_INT, "detection.roi_size", detection.roi_size, 1, 64),
+    DET(TB_KEY_INT, "detection.roi_sampling", detection.roi_sampling, 0, 16),
+    DET(TB_KEY_BOOL, "detection.roi_aligned", detection.roi_aligned, 0, 0),
+    DET(TB_KEY_FLOAT, "detection.test_score", detection.test_score, 0, 1),
+    DET(TB_KEY_FLOAT, "detection.test_nms", detection.test_nms, 0, 1),
+    DET(TB_KEY_INT, "detection.test_max_detections", detection.test_max_detections, 1, 100000),
+    DET(TB_KEY_BOOL, "detection.freeze_bn", detection.freeze_bn, 0, 0),
+    DET(TB_KEY_INT, "detection.frozen_stages", detection.frozen_stages, 0, 4),
+
     NUM(TB_KEY_UINT64, "seed", seed, 0, 9007199254740992.0, 0),
     CHOICE("device", device, device_names),
 };
 
 const size_t tb_config_n_keys = sizeof tb_config_keys / sizeof tb_config_keys[0];
+
+bool tb_config_key_applies(const tb_run_config *cfg, const tb_config_key *k)
+{
+    if (k->flags & TB_KEY_DETECTION)
+        return cfg->task == TB_TASK_DETECTION;
+    if (k->flags & TB_KEY_TRANSFER)
+        return cfg->task != TB_TASK_CLASSIFICATION;
+    return true;
+}
 
 const tb_config_key *tb_config_find_key(const char *path)
 {

@@ -7,7 +7,12 @@
 #ifndef TB_CONFIG_KEYS_H
 #define TB_CONFIG_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "harness/config.h"
+
+struct cJSON;
 
 typedef enum tb_key_kind {
     TB_KEY_SECTION = 0, /* an object of further keys */
@@ -22,13 +27,16 @@ typedef enum tb_key_kind {
     TB_KEY_BOOL,        /* bool */
     TB_KEY_VARIANT,     /* char 'A'..'D', written "A".."D" */
     TB_KEY_STEP_LIST,   /* schedule.step_epochs: int[TB_MAX_STEP_EPOCHS] + count */
-    TB_KEY_LOSS_SCALE   /* a number (static) or "dynamic" */
+    TB_KEY_LOSS_SCALE,  /* a number (static) or "dynamic" */
+    TB_KEY_FLOAT_LIST   /* tb_float_list: 1..TB_MAX_LIST numbers in [min, max] */
 } tb_key_kind;
 
 enum {
     TB_KEY_MIN_OPEN = 1u << 0, /* value must be > min (else >= min) */
     TB_KEY_MAX_OPEN = 1u << 1, /* value must be < max (else <= max) */
-    TB_KEY_NULLABLE = 1u << 2  /* a section that may be null (= off): tricks.distill */
+    TB_KEY_NULLABLE = 1u << 2, /* a section that may be null (= off): tricks.distill */
+    TB_KEY_DETECTION = 1u << 3, /* exists only when task is detection (not in other runs' JSON) */
+    TB_KEY_TRANSFER = 1u << 4   /* exists only for the detection and segmentation tasks */
 };
 
 typedef struct tb_config_key {
@@ -43,6 +51,11 @@ typedef struct tb_config_key {
 
 extern const tb_config_key tb_config_keys[];
 extern const size_t tb_config_n_keys;
+
+/* Whether key k belongs in cfg (task-specific keys exist only for their task). */
+bool tb_config_key_applies(const tb_run_config *cfg, const tb_config_key *k);
+/* The value of key k in cfg as JSON (caller deletes; NULL when out of memory). */
+struct cJSON *tb_config_key_json(const tb_run_config *cfg, const tb_config_key *k);
 
 /* The row for an exact key path, or NULL. */
 const tb_config_key *tb_config_find_key(const char *path);

@@ -215,7 +215,7 @@ static int select_metrics(rp_matrix *m, const char *wanted)
         free(copy);
         return rc;
     }
-    static const char *const preferred[] = {"top1", "top5", "mAP", "pixacc", "miou"};
+    static const char *const preferred[] = {"top1", "top5", "mAP", "mAP_area", "pixacc", "miou"};
     for (size_t i = 0; i < sizeof preferred / sizeof preferred[0]; i++)
         if (has_name(m->available, m->n_available, preferred[i]))
             TB_TRY(add_name(&m->metrics, &m->n_metrics, preferred[i]));

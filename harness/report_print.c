@@ -30,11 +30,12 @@ static void cell(char *buf, size_t size, const char *fmt, ...)
 
 static bool is_percent(const char *metric)
 {
-    static const char *const pct[] = {"top1", "top5", "val_top1", "val_top5", "train_top1", "mAP", "pixacc", "miou"};
+    static const char *const pct[] = {"top1", "top5", "val_top1", "val_top5", "train_top1", "mAP", "mAP_area",
+                                      "pixacc", "miou"};
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++)
         if (!strcmp(metric, pct[i]))
             return true;
-    return false;
+    return !strncmp(metric, "AP_", 3); /* per-class detection AP */
 }
 
 void rp_format_value(const char *metric, double v, bool sign, char *buf, size_t size)

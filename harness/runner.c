@@ -1,5 +1,7 @@
 #include "harness/runner.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 
 #include "harness/fs.h"
 #include "harness/stats.h"
+#include "harness/train/resume.h"
 #include "kernels/error.h"
 
 /* ---- signals --------------------------------------------------------------- */
@@ -114,6 +117,76 @@ void tb_runner_checkpoint_path(const tb_runner_options *opt, const char *hash, c
     free(copy);
 }
 
+void tb_runner_state_path(const tb_runner_options *opt, const char *hash, char *buf, size_t size)
+{
+    char ckpt[TB_PATH_MAX * 2];
+    tb_runner_checkpoint_path(opt, hash, ckpt, sizeof ckpt);
+    if (!tb_resume_path_for(ckpt, buf, size) && size)
+        buf[0] = '\0';
+}
+
+/* The epoch a run resumes after: its state file's, when the database holds
+ * the rows of all those epochs (a state file beside another database, or a
+ * database edited since, cannot be resumed consistently: it is deleted).
+ * With `rerun` the state is deleted: the run starts from its first epoch. */
+static int resume_point(tb_store *st, int64_t run_id, const char *state, const tb_runner_options *opt,
+                        const char *hash, tb_progress *progress, int *epoch)
+{
+    *epoch = 0;
+    if (!state[0])
+        return TB_OK;
+    if (opt->rerun)
+        return tb_resume_remove(state);
+    int e = tb_resume_peek(state, hash), rows = 0;
+    if (e > 0)
+        TB_TRY(tb_store_count_epochs(st, run_id, e, &rows));
+    if (e > 0 && rows != e) {
+        tb_progress_note(progress, "warning: %s resumes after epoch %d but %s holds %d of those epochs: the run "
+                         "starts from epoch 1", state, e, tb_store_path(st), rows);
+        TB_TRY(tb_resume_remove(state));
+        e = 0;
+    }
+    *epoch = e;
+    return TB_OK;
+}
+
+/* model.backbone_from names a classification run as "MATRIX/LABEL" (a
+ * label may hold '/' itself, "w/o": the matrix name ends at the first one). */
+static bool backbone_is_run_label(const tb_run_config *cfg)
+{
+    const char *b = cfg->model.backbone_from;
+    return cfg->task != TB_TASK_CLASSIFICATION && b[0] && !strstr(b, ".safetensors") && strchr(b, '/');
+}
+
+/* The checkpoint and config of the backbone run with this run's seed. */
+static int backbone_checkpoint(tb_store *st, const tb_run_config *cfg, char *path, size_t size, tb_run_config *bcfg)
+{
+    const char *from = cfg->model.backbone_from, *slash = strchr(from, '/');
+    char matrix[TB_PATH_MAX];
+    snprintf(matrix, sizeof matrix, "%.*s", (int)(slash - from), from);
+    const char *label = slash + 1;
+    tb_run_status status;
+    char *json = NULL;
+    TB_TRY(tb_store_find_matrix_run(st, matrix, label, cfg->seed, &status, path, size, &json));
+    int rc = TB_OK;
+    if (status != TB_STATUS_FINISHED)
+        rc = tb_fail(TB_ERR_MISSING,
+                     "model.backbone_from '%s': matrix '%s' has %s run '%s' with seed %llu in this database "
+                     "(run that classification matrix into it first)",
+                     from, matrix, status == TB_STATUS_ABSENT ? "no" : tb_run_status_name(status), label,
+                     (unsigned long long)cfg->seed);
+    else if (!path[0])
+        rc = tb_fail(TB_ERR_MISSING, "model.backbone_from '%s' (seed %llu) finished without a checkpoint", from,
+                     (unsigned long long)cfg->seed);
+    cJSON *tree = rc == TB_OK ? cJSON_Parse(json) : NULL;
+    if (rc == TB_OK)
+        rc = tree ? tb_config_from_json(tree, from, bcfg)
+                  : tb_fail(TB_ERR_DATA, "model.backbone_from '%s': the stored config is not JSON", from);
+    cJSON_Delete(tree);
+    free(json);
+    return rc;
+}
+
 /* The teacher's checkpoint for a student that names it by label. */
 static int teacher_checkpoint(tb_store *st, const tb_matrix *m, int i, char *path, size_t size)
 {
@@ -139,10 +212,11 @@ static int train_one(tb_store *st, const tb_matrix *m, int i, int64_t run_id, co
                      tb_progress *progress, run_outcome *out)
 {
     const tb_matrix_run *run = &m->runs[i];
-    char ckpt[TB_PATH_MAX * 2], teacher[TB_PATH_MAX * 2];
+    char ckpt[TB_PATH_MAX * 2], teacher[TB_PATH_MAX * 2], state[TB_PATH_MAX * 2 + 16];
     tb_runner_checkpoint_path(opt, run->hash, ckpt, sizeof ckpt);
+    tb_runner_state_path(opt, run->hash, state, sizeof state);
     tb_train_options to = {.device = opt->device, .threads = opt->threads, .checkpoint_path = ckpt,
-                           .quiet = opt->progress == TB_PROGRESS_QUIET};
+                           .quiet = opt->progress == TB_PROGRESS_QUIET, .state_path = state[0] ? state : NULL};
     tb_train_result *res = calloc(1, sizeof *res);
     int cap = run->cfg.optim.epochs;
     run_ctx ctx = {.st = st, .run_id = run_id, .progress = progress, .cap = cap,
@@ -150,6 +224,12 @@ static int train_one(tb_store *st, const tb_matrix *m, int i, int64_t run_id, co
     int rc = res && ctx.seconds && ctx.ips ? TB_OK : tb_fail(TB_ERR_NOMEM, "out of memory starting a run");
     if (rc == TB_OK)
         rc = tb_make_parent_dirs(ckpt);
+    int resume_after = 0;
+    if (rc == TB_OK)
+        rc = resume_point(st, run_id, state, opt, run->hash, progress, &resume_after);
+    /* the rows of the epochs it resumes after stay, later ones go */
+    if (rc == TB_OK)
+        rc = tb_store_keep_epochs(st, run_id, resume_after);
     if (rc == TB_OK && run->teacher >= 0) {
         rc = teacher_checkpoint(st, m, i, teacher, sizeof teacher);
         to.teacher_checkpoint = teacher;
@@ -157,9 +237,21 @@ static int train_one(tb_store *st, const tb_matrix *m, int i, int64_t run_id, co
     }
     tb_train_callbacks cb = {.user = &ctx, .on_epoch = cb_epoch, .should_stop = cb_should_stop,
                              .on_progress = cb_progress};
+    char backbone[TB_PATH_MAX * 2];
+    tb_run_config backbone_cfg;
+    if (rc == TB_OK && backbone_is_run_label(&run->cfg)) {
+        rc = backbone_checkpoint(st, &run->cfg, backbone, sizeof backbone, &backbone_cfg);
+        to.backbone_checkpoint = backbone;
+        to.backbone_model = &backbone_cfg.model;
+    }
+    tb_trainer_fn trainer = opt->trainer;
+    if (rc == TB_OK && !trainer) {
+        trainer = tb_trainer_for_task(run->cfg.task);
+        rc = trainer ? TB_OK : TB_ERR_NOT_IMPLEMENTED;
+    }
     if (rc == TB_OK) {
         tb_err_clear();
-        rc = opt->trainer(&run->cfg, &to, &cb, res);
+        rc = trainer(&run->cfg, &to, &cb, res);
     }
     if (ctx.store_rc != TB_OK) {
         /* the database refused an epoch: record what we can, stop the matrix */
@@ -230,6 +322,12 @@ static int run_matrix(tb_store *st, const tb_matrix *m, const tb_runner_options 
         TB_TRY(tb_store_run_status(st, m->runs[i].hash, &s, NULL, 0));
         if (opt->rerun || !tb_run_status_done(s))
             total_epochs += m->runs[i].cfg.optim.epochs;
+        if (!opt->rerun && !tb_run_status_done(s)) {
+            /* a resumed run has fewer epochs to go: a closer ETA */
+            char state[TB_PATH_MAX * 2 + 16];
+            tb_runner_state_path(opt, m->runs[i].hash, state, sizeof state);
+            total_epochs -= tb_resume_peek(state, m->runs[i].hash);
+        }
     }
     tb_progress progress;
     tb_progress_init(&progress, opt->progress_out, opt->progress, sum->selected, total_epochs);
@@ -263,7 +361,7 @@ static int run_matrix(tb_store *st, const tb_matrix *m, const tb_runner_options 
         case TB_STATUS_INTERRUPTED:
             sum->interrupted++;
             return tb_fail(TB_ERR_INTERRUPTED, "interrupted: run '%s' (seed %llu) is recorded as interrupted and "
-                                               "restarts on the next 'trickbench run'",
+                                               "goes on from its last finished epoch on the next 'trickbench run'",
                            label, (unsigned long long)run->seed);
         default:
             sum->failed++;
@@ -283,7 +381,6 @@ static int run_matrix(tb_store *st, const tb_matrix *m, const tb_runner_options 
 int tb_runner_run(const tb_matrix *m, const tb_runner_options *opt, tb_runner_summary *sum)
 {
     memset(sum, 0, sizeof *sum);
-    TB_CHECK(opt->trainer, TB_ERR_INVALID, "runner: no trainer given");
     TB_CHECK(opt->shard_count <= 1 || (opt->shard >= 1 && opt->shard <= opt->shard_count), TB_ERR_USAGE,
              "--shard %d/%d: the shard must be between 1 and %d", opt->shard, opt->shard_count, opt->shard_count);
     tb_store *st = NULL;

@@ -3,7 +3,10 @@
  *
  * Resumable: a finished (or diverged) run is skipped unless `rerun`; a run
  * left 'running' by a process that is gone (a crash, kill -9) or
- * 'interrupted' / 'failed' is started again from scratch. A failing or
+ * 'interrupted' / 'failed' goes on after its last finished epoch from its
+ * training state (DIR/<hash>.state.safetensors, harness/train/resume.h),
+ * keeping the rows of those epochs; without a usable state it starts again
+ * from its first epoch. `rerun` deletes the state first. A failing or
  * diverging run is recorded with its error and the matrix goes on, unless
  * `fail_fast`. SIGINT/SIGTERM (with `handle_signals`) stop the current run,
  * record it as interrupted and return TB_ERR_INTERRUPTED; a second signal
@@ -33,7 +36,7 @@ typedef struct tb_runner_options {
     bool rerun;                 /* run finished runs again too */
     bool fail_fast;             /* stop at the first failed or diverged run */
     int shard, shard_count;     /* run only shard `shard` (1-based) of `shard_count`; 0 = all */
-    tb_trainer_fn trainer;
+    tb_trainer_fn trainer;      /* NULL = the trainer of each run's task (tb_trainer_for_task) */
     const char *checkpoint_dir; /* NULL = "checkpoints" beside the database */
     int busy_ms;                /* lock wait; 0 = TB_STORE_BUSY_MS */
     FILE *progress_out;         /* NULL = stderr */
@@ -62,6 +65,9 @@ int tb_runner_run(const tb_matrix *m, const tb_runner_options *opt, tb_runner_su
 
 /* The path of a run's checkpoint: DIR/<hash>.safetensors. */
 void tb_runner_checkpoint_path(const tb_runner_options *opt, const char *hash, char *buf, size_t size);
+
+/* The path of a run's training state: DIR/<hash>.state.safetensors. */
+void tb_runner_state_path(const tb_runner_options *opt, const char *hash, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

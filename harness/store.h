@@ -77,6 +77,11 @@ int tb_store_register_matrix(tb_store *st, const tb_matrix *m);
 
 /* Status of a run by hash (TB_STATUS_ABSENT when unknown); `checkpoint` may be NULL. */
 int tb_store_run_status(tb_store *st, const char *hash, tb_run_status *status, char *checkpoint, size_t size);
+/* The run that matrix `matrix` holds under (label, seed): its status
+ * (TB_STATUS_ABSENT when there is none), checkpoint path and, when
+ * config_json is given, its canonical config (malloc'd; the caller frees). */
+int tb_store_find_matrix_run(tb_store *st, const char *matrix, const char *label, uint64_t seed,
+                             tb_run_status *status, char *checkpoint, size_t size, char **config_json);
 
 typedef struct tb_run_claim {
     bool claimed;      /* true: this process now runs it */
@@ -87,16 +92,28 @@ typedef struct tb_run_claim {
 
 /* Atomically takes a run for this process: a done run only with `rerun`; a
  * run marked running by a live process on this host never (by another host
- * only with `rerun`); everything else is reset (its epochs and metrics
- * deleted) and marked running. */
+ * only with `rerun`); everything else is reset (its metrics deleted, and its
+ * epochs with `rerun`) and marked running. Without `rerun` the epoch rows
+ * stay for a run that resumes from its training state: the runner then
+ * calls tb_store_keep_epochs with the epoch it resumes after. */
 int tb_store_claim_run(tb_store *st, const char *hash, const char *label, const char *device, bool rerun,
                        tb_run_claim *claim);
 
-/* One epoch, in its own transaction. */
+/* Keeps epoch rows 1..keep of a run and deletes the later ones; epochs_done
+ * becomes the number of rows kept. */
+int tb_store_keep_epochs(tb_store *st, int64_t run_id, int keep);
+
+/* The number of a run's epoch rows numbered <= up_to. */
+int tb_store_count_epochs(tb_store *st, int64_t run_id, int up_to, int *count);
+
+/* One epoch, in its own transaction; it replaces any row of this epoch or a
+ * later one (an epoch trained again). */
 int tb_store_add_epoch(tb_store *st, int64_t run_id, const tb_epoch_record *rec);
 
 /* The end of a run: status, error text (or NULL), device, checkpoint and
- * final metrics (res may be NULL for a run that failed before starting). */
+ * final metrics (res may be NULL for a run that failed before starting).
+ * With res, epoch rows after res->epochs_done are deleted (left by an earlier
+ * attempt that got further than this one resumed from). */
 int tb_store_finish_run(tb_store *st, int64_t run_id, tb_run_status status, const tb_train_result *res,
                         const char *error);
 

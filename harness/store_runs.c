@@ -181,15 +181,19 @@ static bool held_elsewhere(const char *host, int pid, const char *my_host, bool 
     return false; /* its process is gone: a crash or a kill; redo it */
 }
 
-static int reset_and_claim(tb_store *st, int64_t id, const char *label, const char *device, const char *host)
+/* Without `rerun` the epoch rows stay: a run that resumes from its training
+ * state keeps those of its finished epochs (tb_store_keep_epochs). */
+static int reset_and_claim(tb_store *st, int64_t id, const char *label, const char *device, const char *host,
+                           bool rerun)
 {
     static const char *const sql[] = {"DELETE FROM epochs WHERE run_id = ?1", "DELETE FROM metrics WHERE run_id = ?1",
                                       "UPDATE runs SET status = 'running', label = ?2, device = ?3, host = ?4, "
                                       "pid = ?5, tb_version = ?6, git_commit = ?7, attempts = attempts + 1, "
-                                      "epochs_done = 0, diverged_epoch = NULL, error = NULL, checkpoint = NULL, "
+                                      "epochs_done = (SELECT count(*) FROM epochs WHERE run_id = ?1), "
+                                      "diverged_epoch = NULL, error = NULL, checkpoint = NULL, "
                                       "started_at = " TB_SQL_NOW ", finished_at = NULL, updated_at = " TB_SQL_NOW
                                       " WHERE id = ?1"};
-    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+    for (size_t i = rerun ? 0 : 1; i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *stmt;
         TB_TRY(tb_store_prepare(st, sql[i], &stmt, "starting a run"));
         sqlite3_bind_int64(stmt, 1, id);
@@ -236,7 +240,7 @@ static int claim_locked(tb_store *st, const char *hash, const char *label, const
     }
     if (c->previous == TB_STATUS_RUNNING && held_elsewhere(host, pid, my_host, rerun, c->reason, sizeof c->reason))
         return TB_OK;
-    TB_TRY(reset_and_claim(st, c->run_id, label, device, my_host));
+    TB_TRY(reset_and_claim(st, c->run_id, label, device, my_host, rerun));
     c->claimed = true;
     return TB_OK;
 }
@@ -261,6 +265,15 @@ int tb_store_claim_run(tb_store *st, const char *hash, const char *label, const 
 static int add_epoch_locked(tb_store *st, int64_t run_id, const tb_epoch_record *e)
 {
     sqlite3_stmt *stmt;
+    /* an epoch run again (after a crash between its row and its training state,
+     * or a fresh start over kept rows) replaces its row and every later one */
+    TB_TRY(tb_store_prepare(st, "DELETE FROM epochs WHERE run_id = ?1 AND epoch >= ?2", &stmt, "recording an epoch"));
+    sqlite3_bind_int64(stmt, 1, run_id);
+    sqlite3_bind_int(stmt, 2, e->epoch);
+    int s = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (s != SQLITE_DONE)
+        return tb_store_error(st, s, "recording an epoch");
     TB_TRY(tb_store_prepare(st,
                             "INSERT INTO epochs (run_id, epoch, lr, train_loss, train_top1, evaluated, val_loss, "
                             "val_top1, val_top5, seconds, images_per_sec, skipped_steps, loss_scale, recorded_at) "
@@ -281,7 +294,7 @@ static int add_epoch_locked(tb_store *st, int64_t run_id, const tb_epoch_record 
     tb_store_bind_real(stmt, 11, e->images_per_sec);
     sqlite3_bind_int64(stmt, 12, e->skipped_steps);
     tb_store_bind_real(stmt, 13, e->loss_scale);
-    int s = sqlite3_step(stmt);
+    s = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (s != SQLITE_DONE)
         return tb_store_error(st, s, "recording an epoch");
@@ -315,6 +328,57 @@ int tb_store_add_epoch(tb_store *st, int64_t run_id, const tb_epoch_record *rec)
     return tb_store_commit(st, what);
 }
 
+/* Rows of epochs after `keep`: left by an earlier attempt that got further
+ * than the training state this attempt resumed from. */
+static int delete_epochs_after(tb_store *st, int64_t run_id, int keep, const char *what)
+{
+    sqlite3_stmt *stmt;
+    TB_TRY(tb_store_prepare(st, "DELETE FROM epochs WHERE run_id = ?1 AND epoch > ?2", &stmt, what));
+    sqlite3_bind_int64(stmt, 1, run_id);
+    sqlite3_bind_int(stmt, 2, keep);
+    int s = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return s == SQLITE_DONE ? TB_OK : tb_store_error(st, s, what);
+}
+
+static int keep_locked(tb_store *st, int64_t run_id, int keep)
+{
+    TB_TRY(delete_epochs_after(st, run_id, keep, "keeping a run's epochs"));
+    sqlite3_stmt *stmt;
+    TB_TRY(tb_store_prepare(st,
+                            "UPDATE runs SET epochs_done = (SELECT count(*) FROM epochs WHERE run_id = ?1), "
+                            "updated_at = " TB_SQL_NOW " WHERE id = ?1",
+                            &stmt, "keeping a run's epochs"));
+    sqlite3_bind_int64(stmt, 1, run_id);
+    int s = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return s == SQLITE_DONE ? TB_OK : tb_store_error(st, s, "keeping a run's epochs");
+}
+
+int tb_store_keep_epochs(tb_store *st, int64_t run_id, int keep)
+{
+    TB_TRY(tb_store_begin(st, "keeping a run's epochs"));
+    int rc = keep_locked(st, run_id, keep);
+    if (rc != TB_OK) {
+        tb_store_rollback(st);
+        return rc;
+    }
+    return tb_store_commit(st, "keeping a run's epochs");
+}
+
+int tb_store_count_epochs(tb_store *st, int64_t run_id, int up_to, int *count)
+{
+    sqlite3_stmt *stmt;
+    TB_TRY(tb_store_prepare(st, "SELECT count(*) FROM epochs WHERE run_id = ?1 AND epoch <= ?2", &stmt,
+                            "counting a run's epochs"));
+    sqlite3_bind_int64(stmt, 1, run_id);
+    sqlite3_bind_int(stmt, 2, up_to);
+    int s = sqlite3_step(stmt);
+    *count = s == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return s == SQLITE_ROW ? TB_OK : tb_store_error(st, s, "counting a run's epochs");
+}
+
 static int finish_locked(tb_store *st, int64_t run_id, tb_run_status status, const tb_train_result *res,
                          const char *error)
 {
@@ -338,6 +402,8 @@ static int finish_locked(tb_store *st, int64_t run_id, tb_run_status status, con
     sqlite3_finalize(stmt);
     if (s != SQLITE_DONE)
         return tb_store_error(st, s, "recording the end of a run");
+    if (res)
+        TB_TRY(delete_epochs_after(st, run_id, res->epochs_done, "recording the end of a run"));
     if (!res || res->n_metrics == 0)
         return TB_OK;
     TB_TRY(tb_store_prepare(st, "INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?1, ?2, ?3)", &stmt,

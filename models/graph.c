@@ -24,6 +24,9 @@ typedef struct node {
     tb_pool_params pool;
     float eps, momentum, drop_p;
     unsigned flags;
+    int part;         /* tb_g_begin_part index */
+    bool bn_frozen;   /* BN: running statistics in training too, no update */
+    tb_roi_align_params roi;
     tb_tensor save_mean, save_invstd; /* BN */
     tb_tensor mask;                   /* dropout */
 } node;
@@ -34,7 +37,10 @@ typedef struct value {
     int producer;     /* node index, -1 for the input */
     int consumers;
     int alias_of;     /* value whose activation memory this one reuses (in-place ReLU), -1 none */
+    bool needs_grad;  /* something trainable lies upstream: backward writes its gradient */
 } value;
+
+#define TB_MAX_OUTPUTS 8
 
 struct tb_graph {
     tb_backend *be;
@@ -53,6 +59,10 @@ struct tb_graph {
     int n_buffers, cap_buffers;
 
     int input, output;
+    int outputs[TB_MAX_OUTPUTS];
+    int n_outputs;
+    int cur_part;
+    bool mode_frozen, mode_bn_frozen;
     int64_t macs;
     int64_t bn_batches_tracked;
     uint64_t seed, step;
@@ -114,7 +124,7 @@ static int new_value(tb_graph *g, int ndim, const int64_t *shape, int producer)
     value *v = &g->values[g->n_values];
     memset(v, 0, sizeof *v);
     v->t = tb_tensor_make(NULL, g->dtype, ndim, shape);
-    v->grad = v->t;
+    v->grad = tb_tensor_1d(NULL, g->dtype, 0); /* sized by set_needs_grad when it needs one */
     v->producer = producer;
     v->alias_of = -1;
     return g->n_values++;
@@ -138,13 +148,23 @@ static node *new_node(tb_graph *g, tb_node_kind kind, const char *name, const in
     memcpy(nd->in, in, sizeof(int) * (size_t)n_in);
     nd->n_in = n_in;
     nd->p_w = nd->p_b = nd->buf_mean = nd->buf_var = -1;
+    nd->part = g->cur_part;
     g->n_nodes++;
     for (int i = 0; i < n_in; i++)
         g->values[in[i]].consumers++;
     return nd;
 }
 
-/* Adds the node's output value; returns its index (or -1). */
+static bool param_frozen(const tb_graph *g, int p) { return p >= 0 && (g->params[p].flags & TB_PARAM_FROZEN); }
+
+static void set_needs_grad(value *v, bool needs)
+{
+    v->needs_grad = needs;
+    v->grad = needs ? v->t : tb_tensor_1d(NULL, v->t.dtype, 0);
+}
+
+/* Adds the node's output value; returns its index (or -1). The output needs a
+ * gradient when an input does or the node has a trainable parameter. */
 static int finish_node(tb_graph *g, node *nd, int ndim, const int64_t *shape)
 {
     /* new_value grows only the value array, so nd stays valid */
@@ -152,6 +172,10 @@ static int finish_node(tb_graph *g, node *nd, int ndim, const int64_t *shape)
     if (v < 0)
         return -1;
     nd->out = v;
+    bool needs = (nd->p_w >= 0 && !param_frozen(g, nd->p_w)) || (nd->p_b >= 0 && !param_frozen(g, nd->p_b));
+    for (int i = 0; i < nd->n_in; i++)
+        needs = needs || g->values[nd->in[i]].needs_grad;
+    set_needs_grad(&g->values[v], needs);
     return v;
 }
 
@@ -164,8 +188,8 @@ static int add_param(tb_graph *g, const char *module, const char *suffix, tb_par
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s%s%s", module, *module ? "." : "", suffix);
     p->role = role;
-    p->flags = flags;
     bool bn = role == TB_ROLE_BN_GAMMA || role == TB_ROLE_BN_BETA;
+    p->flags = flags | ((g->mode_frozen || (bn && g->mode_bn_frozen)) ? TB_PARAM_FROZEN : 0u);
     p->group = (g->dtype == TB_F32 || bn) ? TB_GROUP_F32 : TB_GROUP_LOWP;
     p->fan_in = fan_in;
     p->fan_out = fan_out;
@@ -262,7 +286,7 @@ tb_value tb_g_conv(tb_graph *g, const char *name, tb_value x, tb_conv_spec s)
     g->nodes[ni].p_w = pw;
     g->nodes[ni].p_b = pb;
     g->macs += oh * ow * s.k * s.kh * s.kw * cg;
-    int64_t yshape[4] = {g->batch, oh, ow, s.k};
+    int64_t yshape[4] = {xt->shape[0], oh, ow, s.k};
     return finish_node(g, &g->nodes[ni], 4, yshape);
 }
 
@@ -280,6 +304,7 @@ tb_value tb_g_bn(tb_graph *g, const char *name, tb_value x, float eps, float mom
     nd->eps = eps;
     nd->momentum = momentum;
     nd->flags = flags;
+    nd->bn_frozen = g->mode_bn_frozen;
     nd->save_mean = tb_tensor_1d(NULL, TB_F32, c);
     nd->save_invstd = tb_tensor_1d(NULL, TB_F32, c);
     int64_t shape[1] = {c};
@@ -329,7 +354,7 @@ static tb_value pool(tb_graph *g, tb_node_kind kind, tb_value x, tb_pool_params 
         return fail(g, tb_fail(TB_ERR_INVALID, "graph: pool %dx%d stride %d does not fit input %lldx%lld",
                                p.kernel_h, p.kernel_w, p.stride_h, (long long)xt.shape[1],
                                (long long)xt.shape[2]));
-    int64_t shape[4] = {g->batch, oh, ow, xt.shape[3]};
+    int64_t shape[4] = {xt.shape[0], oh, ow, xt.shape[3]};
     node *nd = NULL;
     int v = unary(g, kind, x, 4, shape, &nd);
     if (nd)
@@ -348,7 +373,7 @@ tb_value tb_g_global_avgpool(tb_graph *g, tb_value x)
     tb_tensor xt = g->values[x].t;
     if (xt.ndim != 4)
         return fail(g, tb_fail(TB_ERR_INVALID, "graph: global average pool needs a 4-D input"));
-    int64_t shape[2] = {g->batch, xt.shape[3]};
+    int64_t shape[2] = {xt.shape[0], xt.shape[3]};
     return unary(g, TB_NODE_GLOBAL_AVGPOOL, x, 2, shape, NULL);
 }
 
@@ -371,7 +396,7 @@ tb_value tb_g_linear(tb_graph *g, const char *name, tb_value x, int k, bool bias
     g->nodes[ni].p_w = pw;
     g->nodes[ni].p_b = pb;
     g->macs += c * k;
-    int64_t yshape[2] = {g->batch, k};
+    int64_t yshape[2] = {xt.shape[0], k};
     return finish_node(g, &g->nodes[ni], 2, yshape);
 }
 
@@ -442,10 +467,82 @@ int tb_g_set_output(tb_graph *g, tb_value v)
     if (g->values[v].t.ndim != 2)
         return fail(g, tb_fail(TB_ERR_INVALID, "graph: the output must be 2-D logits {n, k}")), g->status;
     g->output = v;
+    g->outputs[0] = v;
+    if (g->n_outputs == 0)
+        g->n_outputs = 1;
     return TB_OK;
 }
 
+int tb_g_add_output(tb_graph *g, tb_value v)
+{
+    if (bad_value(g, v))
+        return -1;
+    if (g->n_outputs == TB_MAX_OUTPUTS)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: more than %d outputs", TB_MAX_OUTPUTS));
+    if (!g->values[v].needs_grad)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: output value %d has nothing trainable upstream", v));
+    g->outputs[g->n_outputs] = v;
+    if (g->n_outputs == 0)
+        g->output = v;
+    return g->n_outputs++;
+}
+
+void tb_g_set_frozen(tb_graph *g, bool frozen) { g->mode_frozen = frozen; }
+void tb_g_set_bn_frozen(tb_graph *g, bool frozen) { g->mode_bn_frozen = frozen; }
+
+int tb_g_begin_part(tb_graph *g)
+{
+    if (g->status != TB_OK)
+        return -1;
+    return ++g->cur_part;
+}
+
+tb_value tb_g_external(tb_graph *g, tb_dtype dtype, int ndim, const int64_t *shape)
+{
+    if (g->status != TB_OK)
+        return -1;
+    if (ndim < 1 || ndim > 4)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: external value of rank %d (1-4 allowed)", ndim));
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 1)
+            return fail(g, tb_fail(TB_ERR_INVALID, "graph: external value with dimension %d of size %lld", d,
+                                   (long long)shape[d]));
+    int v = new_value(g, ndim, shape, -1);
+    if (v < 0)
+        return -1;
+    g->values[v].t.dtype = dtype;
+    set_needs_grad(&g->values[v], false);
+    return v;
+}
+
+tb_value tb_g_roi_align(tb_graph *g, tb_value x, tb_value rois, tb_roi_align_params p)
+{
+    if (bad_value(g, x) || bad_value(g, rois))
+        return -1;
+    tb_tensor xt = g->values[x].t, rt = g->values[rois].t;
+    if (xt.ndim != 4 || rt.ndim != 2 || rt.shape[1] != 5 || rt.dtype != TB_F32)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: roi_align needs a 4-D feature map and f32 rois {r, 5}"));
+    if (p.pooled_h < 1 || p.pooled_w < 1 || !(p.spatial_scale > 0.0f))
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: roi_align pooled %dx%d scale %g invalid", p.pooled_h,
+                               p.pooled_w, (double)p.spatial_scale));
+    int in[2] = {x, rois};
+    node *nd = new_node(g, TB_NODE_ROI_ALIGN, "", in, 2);
+    if (!nd)
+        return -1;
+    nd->roi = p;
+    int64_t shape[4] = {rt.shape[0], p.pooled_h, p.pooled_w, xt.shape[3]};
+    return finish_node(g, nd, 4, shape);
+}
+
 /* ------------------------------------------------------------- planning */
+
+static bool is_output(const tb_graph *g, int v)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
 
 /* In-place ReLU: its input may be overwritten when nothing else reads it and
  * its producer's backward does not need its own output (ReLU and max pool do). */
@@ -456,7 +553,7 @@ static void plan_inplace_relus(tb_graph *g)
         if (nd->kind != TB_NODE_RELU)
             continue;
         value *in = &g->values[nd->in[0]];
-        if (in->consumers != 1 || in->producer < 0 || nd->in[0] == g->output)
+        if (in->consumers != 1 || in->producer < 0 || is_output(g, nd->in[0]))
             continue;
         tb_node_kind pk = g->nodes[in->producer].kind;
         if (pk == TB_NODE_RELU || pk == TB_NODE_MAXPOOL)
@@ -613,7 +710,7 @@ int tb_graph_finalize(tb_graph *g, bool allocate)
     TB_TRY(g->status);
     TB_CHECK(!g->finalized, TB_ERR_INVALID, "graph: finalized twice");
     TB_CHECK(g->input >= 0, TB_ERR_INVALID, "graph: no input defined (tb_g_input)");
-    TB_CHECK(g->output >= 0, TB_ERR_INVALID, "graph: no output defined (tb_g_set_output)");
+    TB_CHECK(g->n_outputs > 0, TB_ERR_INVALID, "graph: no output defined (tb_g_set_output)");
     g->finalized = true;
     if (!allocate)
         return TB_OK;
@@ -647,6 +744,8 @@ void tb_graph_set_bn_batches_tracked(tb_graph *g, int64_t n) { g->bn_batches_tra
 tb_value tb_graph_value_count(const tb_graph *g) { return g->n_values; }
 int tb_graph_n_nodes(const tb_graph *g) { return g->n_nodes; }
 void tb_graph_set_seed(tb_graph *g, uint64_t seed) { g->seed = seed; }
+uint64_t tb_graph_step(const tb_graph *g) { return g->step; }
+void tb_graph_set_step(tb_graph *g, uint64_t step) { g->step = step; }
 
 size_t tb_graph_memory_bytes(const tb_graph *g)
 {
@@ -696,6 +795,20 @@ int tb_graph_node_info(const tb_graph *g, int i, tb_node_info *out)
 }
 
 tb_tensor *tb_graph_input(tb_graph *g) { return &g->values[g->input].t; }
+int tb_graph_n_parts(const tb_graph *g) { return g->cur_part + 1; }
+int tb_graph_n_outputs(const tb_graph *g) { return g->n_outputs; }
+tb_tensor *tb_graph_output_at(tb_graph *g, int i)
+{
+    return (i >= 0 && i < g->n_outputs) ? &g->values[g->outputs[i]].t : NULL;
+}
+tb_tensor *tb_graph_output_grad_at(tb_graph *g, int i)
+{
+    return (i >= 0 && i < g->n_outputs) ? &g->values[g->outputs[i]].grad : NULL;
+}
+tb_tensor *tb_graph_value_tensor_mut(tb_graph *g, tb_value v)
+{
+    return (v >= 0 && v < g->n_values) ? &g->values[v].t : NULL;
+}
 tb_tensor *tb_graph_output(tb_graph *g) { return &g->values[g->output].t; }
 tb_tensor *tb_graph_output_grad(tb_graph *g) { return &g->values[g->output].grad; }
 
@@ -716,7 +829,7 @@ static int forward_node(tb_graph *g, int i, bool train)
     case TB_NODE_CONV:
         return tb_conv2d_forward(be, y, x, &g->params[nd->p_w].value, bias_of(g, nd), &nd->conv);
     case TB_NODE_BN:
-        if (train)
+        if (train && !nd->bn_frozen)
             return tb_batchnorm_forward_train(be, y, &nd->save_mean, &nd->save_invstd,
                                               &g->buffers[nd->buf_mean].t, &g->buffers[nd->buf_var].t, x,
                                               &g->params[nd->p_w].value, &g->params[nd->p_b].value,
@@ -741,19 +854,24 @@ static int forward_node(tb_graph *g, int i, bool train)
             return tb_copy(be, y, x);
         return tb_dropout_forward(be, y, &nd->mask, x, nd->drop_p,
                                   tb_splitmix64(g->seed ^ tb_splitmix64(g->step * 4099u + (uint64_t)i)));
+    case TB_NODE_ROI_ALIGN: return tb_roi_align_forward(be, y, x, &g->values[nd->in[1]].t, &nd->roi);
     }
     return tb_fail(TB_ERR_INTERNAL, "graph: unknown node kind %d", (int)nd->kind);
 }
 
-int tb_graph_forward(tb_graph *g, bool train)
+int tb_graph_forward_part(tb_graph *g, bool train, int part)
 {
     TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: forward before tb_graph_finalize(g, true)");
+    TB_CHECK(part >= 0 && part <= g->cur_part, TB_ERR_INVALID, "graph: part %d does not exist (%d parts)", part,
+             g->cur_part + 1);
     for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].part != part)
+            continue;
         int rc = forward_node(g, i, train);
         if (rc != TB_OK)
             return tb_err_context(rc, "forward node %d (%s)", i, g->nodes[i].name);
     }
-    if (train) {
+    if (train && part == g->cur_part) {
         g->step++;
         g->bn_batches_tracked++;
         /* a dropout node in training reads its own mask in backward: nothing else to record */
@@ -761,7 +879,19 @@ int tb_graph_forward(tb_graph *g, bool train)
     return TB_OK;
 }
 
-static tb_tensor *param_grad(tb_graph *g, int p) { return p >= 0 ? &g->params[p].grad : NULL; }
+int tb_graph_forward(tb_graph *g, bool train)
+{
+    for (int part = 0; part <= g->cur_part; part++)
+        TB_TRY(tb_graph_forward_part(g, train, part));
+    return TB_OK;
+}
+
+static tb_tensor *param_grad(tb_graph *g, int p)
+{
+    return (p >= 0 && !param_frozen(g, p)) ? &g->params[p].grad : NULL;
+}
+
+static tb_tensor *input_grad(tb_graph *g, int v) { return g->values[v].needs_grad ? &g->values[v].grad : NULL; }
 
 static int backward_node(tb_graph *g, int i)
 {
@@ -771,17 +901,24 @@ static int backward_node(tb_graph *g, int i)
     const tb_tensor *y = &g->values[nd->out].t;
     int in0 = nd->in[0];
     const tb_tensor *x = &g->values[in0].t;
-    /* the network input needs no gradient */
-    tb_tensor *dx = in0 == g->input ? NULL : &g->values[in0].grad;
+    /* nothing trainable upstream (the network input, frozen stages): no gradient */
+    if (!g->values[nd->out].needs_grad)
+        return TB_OK;
+    tb_tensor *dx = input_grad(g, in0);
     switch (nd->kind) {
     case TB_NODE_CONV:
         if (dx)
             TB_TRY(tb_conv2d_backward_data(be, dx, dy, &g->params[nd->p_w].value, &nd->conv));
+        if (!param_grad(g, nd->p_w))
+            return TB_OK;
         return tb_conv2d_backward_filter(be, param_grad(g, nd->p_w), param_grad(g, nd->p_b), dy, x, &nd->conv);
     case TB_NODE_BN:
-        return tb_batchnorm_backward(be, dx ? dx : &g->values[in0].grad, param_grad(g, nd->p_w),
-                                     param_grad(g, nd->p_b), dy, x, &g->params[nd->p_w].value,
-                                     &nd->save_mean, &nd->save_invstd);
+        if (nd->bn_frozen)
+            return tb_batchnorm_backward_eval(be, dx, param_grad(g, nd->p_w), param_grad(g, nd->p_b), dy, x,
+                                              &g->params[nd->p_w].value, &g->buffers[nd->buf_mean].t,
+                                              &g->buffers[nd->buf_var].t, nd->eps);
+        return tb_batchnorm_backward(be, dx, param_grad(g, nd->p_w), param_grad(g, nd->p_b), dy, x,
+                                     &g->params[nd->p_w].value, &nd->save_mean, &nd->save_invstd);
     case TB_NODE_RELU: return dx ? tb_relu_backward(be, dx, dy, y) : TB_OK;
     case TB_NODE_MAXPOOL: return dx ? tb_maxpool_backward(be, dx, dy, y, x, &nd->pool) : TB_OK;
     case TB_NODE_AVGPOOL: return dx ? tb_avgpool_backward(be, dx, dy, &nd->pool) : TB_OK;
@@ -789,16 +926,18 @@ static int backward_node(tb_graph *g, int i)
     case TB_NODE_LINEAR:
         return tb_linear_backward(be, dx, param_grad(g, nd->p_w), param_grad(g, nd->p_b), dy, x,
                                   &g->params[nd->p_w].value);
-    case TB_NODE_ADD: {
-        tb_tensor *db = nd->in[1] == g->input ? NULL : &g->values[nd->in[1]].grad;
-        return tb_add_backward(be, dx, db, dy);
-    }
+    case TB_NODE_ADD: return tb_add_backward(be, dx, input_grad(g, nd->in[1]), dy);
     case TB_NODE_CONCAT: {
         tb_tensor *dxs[64];
-        for (int k = 0; k < nd->n_in; k++)
-            dxs[k] = &g->values[nd->in[k]].grad;
+        for (int k = 0; k < nd->n_in; k++) {
+            dxs[k] = input_grad(g, nd->in[k]);
+            /* the concat op writes every slice: a frozen input would need a scratch gradient */
+            TB_CHECK(dxs[k] != NULL, TB_ERR_UNSUPPORTED, "graph: concat input %d has no gradient (frozen)", k);
+        }
         return tb_concat_backward(be, dxs, nd->n_in, dy);
     }
+    case TB_NODE_ROI_ALIGN:
+        return dx ? tb_roi_align_backward(be, dx, dy, &g->values[nd->in[1]].t, &nd->roi) : TB_OK;
     case TB_NODE_DROPOUT:
         if (!dx)
             return TB_OK;

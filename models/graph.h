@@ -38,6 +38,9 @@ typedef enum tb_param_role {
 
 /* Flags on a BN node and its gamma/beta parameters. */
 #define TB_BN_LAST_IN_RESIDUAL_BLOCK 1u /* the BN whose output joins the residual sum */
+/* Flag on a parameter: never updated (no gradient is computed, no weight
+ * decay applies; the SGD step leaves it as it is). */
+#define TB_PARAM_FROZEN 2u
 
 #define TB_NAME_LEN 96
 #define TB_GROUP_F32 0  /* parameters computed with in f32 (BN, and everything in fp32 graphs) */
@@ -101,8 +104,35 @@ tb_value tb_g_linear(tb_graph *g, const char *name, tb_value x, int k, bool bias
 tb_value tb_g_add(tb_graph *g, tb_value a, tb_value b);
 tb_value tb_g_concat(tb_graph *g, const tb_value *xs, int count);
 tb_value tb_g_dropout(tb_graph *g, tb_value x, float p);
-/* Marks the network output (logits {n, k}). Exactly one output for now. */
+/* Marks the network output (logits {n, k}): output 0. */
 int tb_g_set_output(tb_graph *g, tb_value v);
+
+/* ---- beyond a classifier (detection, segmentation) ----
+ * Values are shaped by their inputs, so a graph may change its batch axis
+ * midway (RoIAlign turns n images into r RoIs).
+ *
+ * Builder modes, sticky until changed: parameters of nodes added while
+ * `frozen` carry TB_PARAM_FROZEN; BN nodes added while `bn_frozen` use their
+ * running statistics in training too (tb_batchnorm_forward_eval and
+ * tb_batchnorm_backward_eval), never update them, and their gamma and beta
+ * are frozen (torchvision's FrozenBatchNorm2d). A value needs a gradient only
+ * when something trainable lies upstream of it; backward skips the rest. */
+void tb_g_set_frozen(tb_graph *g, bool frozen);
+void tb_g_set_bn_frozen(tb_graph *g, bool frozen);
+/* A value the caller fills before a forward (e.g. RoIs), of any dtype; it has
+ * no gradient. */
+tb_value tb_g_external(tb_graph *g, tb_dtype dtype, int ndim, const int64_t *shape);
+/* RoIAlign of feature map x {n,h,w,c} over rois (an f32 {r,5} value, usually
+ * external): {r, pooled_h, pooled_w, c}. */
+tb_value tb_g_roi_align(tb_graph *g, tb_value x, tb_value rois, tb_roi_align_params p);
+/* Adds an output of any rank; returns its index (output 0 is tb_g_set_output's
+ * when that was called first). */
+int tb_g_add_output(tb_graph *g, tb_value v);
+/* Starts a new part: nodes added from now on run in tb_graph_forward_part(g,
+ * train, index). Parts let a caller compute between two stretches of one
+ * forward (proposals and RoI sampling between the RPN and the box head). A
+ * graph starts in part 0; returns the new part's index. */
+int tb_g_begin_part(tb_graph *g);
 
 /* Plans every tensor; with allocate=false only counts (parameters, MACs) are
  * available, which is what `trickbench model` needs for large inputs. */
@@ -131,7 +161,8 @@ const tb_tensor *tb_graph_value_tensor(tb_graph *g, tb_value v);
 /* Node introspection (tests check model structure, e.g. ResNet-D's pool). */
 typedef enum tb_node_kind {
     TB_NODE_CONV = 0, TB_NODE_BN, TB_NODE_RELU, TB_NODE_MAXPOOL, TB_NODE_AVGPOOL,
-    TB_NODE_GLOBAL_AVGPOOL, TB_NODE_LINEAR, TB_NODE_ADD, TB_NODE_CONCAT, TB_NODE_DROPOUT
+    TB_NODE_GLOBAL_AVGPOOL, TB_NODE_LINEAR, TB_NODE_ADD, TB_NODE_CONCAT, TB_NODE_DROPOUT,
+    TB_NODE_ROI_ALIGN
 } tb_node_kind;
 typedef struct tb_node_info {
     tb_node_kind kind;
@@ -151,9 +182,18 @@ tb_tensor *tb_graph_output_grad(tb_graph *g);  /* d loss / d logits, same shape 
 
 /* train=true: batch statistics, running-stat update, dropout on. */
 int tb_graph_forward(tb_graph *g, bool train);
+/* Runs the nodes of one part; a training forward is complete (step counters
+ * advance) when its last part has run. */
+int tb_graph_forward_part(tb_graph *g, bool train, int part);
+int tb_graph_n_parts(const tb_graph *g);
+int tb_graph_n_outputs(const tb_graph *g);
+tb_tensor *tb_graph_output_at(tb_graph *g, int i);      /* NULL when out of range */
+tb_tensor *tb_graph_output_grad_at(tb_graph *g, int i);
+/* The writable tensor of a value (an external's, to fill it). */
+tb_tensor *tb_graph_value_tensor_mut(tb_graph *g, tb_value v);
 /* Zeroes all gradients (activation and parameter). */
 int tb_graph_zero_grads(tb_graph *g);
-/* Runs the nodes in reverse from the output gradient (which the caller has
+/* Runs the nodes in reverse from the output gradients (which the caller has
  * filled after tb_graph_zero_grads), accumulating parameter gradients. */
 int tb_graph_backward(tb_graph *g);
 /* Copies master weights into the low-precision copies (after init or load). */
@@ -163,6 +203,10 @@ int tb_graph_param_upload(tb_graph *g, int i, const float *host);
 int tb_graph_param_download(tb_graph *g, int i, float *host);
 /* Seed for dropout masks; each training forward advances a step counter. */
 void tb_graph_set_seed(tb_graph *g, uint64_t seed);
+/* The training-forward counter (dropout masks are a function of seed and it):
+ * saved and restored to resume a run. */
+uint64_t tb_graph_step(const tb_graph *g);
+void tb_graph_set_step(tb_graph *g, uint64_t step);
 
 #ifdef __cplusplus
 }

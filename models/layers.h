@@ -46,6 +46,11 @@ tb_value tb_resnet_build(tb_graph *g, const tb_model_spec *spec, tb_value x);
 tb_value tb_mobilenet_v1_build(tb_graph *g, const tb_model_spec *spec, tb_value x);
 tb_value tb_inception_v3_build(tb_graph *g, const tb_model_spec *spec, tb_value x);
 
+/* A ResNet in pieces (detection and segmentation backbones): the stem, and
+ * stage 1-4 (torchvision's layer1-layer4) on top of whatever x holds. */
+tb_value tb_resnet_build_stem(tb_graph *g, const tb_model_spec *spec, tb_value x);
+tb_value tb_resnet_build_stage(tb_graph *g, const tb_model_spec *spec, tb_value x, int stage);
+
 /* ResNet depths: blocks per stage and whether the blocks are bottlenecks;
  * false for an unknown name. */
 bool tb_resnet_layout(const char *name, int blocks[4], bool *bottleneck);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/error.h"
 #include "models/layers.h"
 
 typedef struct resnet_ctx {
@@ -117,24 +118,42 @@ static tb_value bottleneck_block(resnet_ctx *r, tb_value x, int planes, int stri
     return tb_g_relu(g, tb_g_add(g, y, id));
 }
 
-tb_value tb_resnet_build(tb_graph *g, const tb_model_spec *spec, tb_value x)
+static int64_t value_channels(tb_graph *g, tb_value x)
+{
+    const tb_tensor *t = tb_graph_value_tensor(g, x);
+    return t ? t->shape[t->ndim - 1] : 0;
+}
+
+tb_value tb_resnet_build_stem(tb_graph *g, const tb_model_spec *spec, tb_value x)
+{
+    resnet_ctx r = {.g = g, .variant = spec->variant, .width = spec->width};
+    return stem(&r, spec, x);
+}
+
+tb_value tb_resnet_build_stage(tb_graph *g, const tb_model_spec *spec, tb_value x, int stage)
 {
     int blocks[4];
     bool bottleneck;
-    if (!tb_resnet_layout(spec->name, blocks, &bottleneck))
+    if (tb_graph_status(g) != TB_OK || !tb_resnet_layout(spec->name, blocks, &bottleneck) || stage < 1 ||
+        stage > 4)
         return -1; /* tb_model_spec_validate has rejected the name already */
-    resnet_ctx r = {.g = g, .variant = spec->variant, .width = spec->width};
-    x = stem(&r, spec, x);
     static const int base_planes[4] = {64, 128, 256, 512};
-    for (int stage = 0; stage < 4; stage++) {
-        int planes = tb_scale_width(base_planes[stage], spec->width);
-        for (int b = 0; b < blocks[stage]; b++) {
-            char block[32];
-            snprintf(block, sizeof block, "layer%d.%d", stage + 1, b);
-            int stride = (b == 0 && stage > 0) ? 2 : 1;
-            x = bottleneck ? bottleneck_block(&r, x, planes, stride, block)
-                           : basic_block(&r, x, planes, stride, block);
-        }
+    resnet_ctx r = {.g = g, .variant = spec->variant, .width = spec->width,
+                    .inplanes = (int)value_channels(g, x)};
+    int planes = tb_scale_width(base_planes[stage - 1], spec->width);
+    for (int b = 0; b < blocks[stage - 1]; b++) {
+        char block[32];
+        snprintf(block, sizeof block, "layer%d.%d", stage, b);
+        int stride = (b == 0 && stage > 1) ? 2 : 1;
+        x = bottleneck ? bottleneck_block(&r, x, planes, stride, block) : basic_block(&r, x, planes, stride, block);
     }
+    return x;
+}
+
+tb_value tb_resnet_build(tb_graph *g, const tb_model_spec *spec, tb_value x)
+{
+    x = tb_resnet_build_stem(g, spec, x);
+    for (int stage = 1; stage <= 4; stage++)
+        x = tb_resnet_build_stage(g, spec, x, stage);
     return tb_layer_head(g, x, spec, "fc");
 }

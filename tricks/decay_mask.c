@@ -25,7 +25,9 @@ static int fill_group_mask(tb_graph *g, int gi, const tb_param_group *grp, uint8
         TB_CHECK(p->offset >= 0 && p->offset + n <= grp->count, TB_ERR_INTERNAL,
                  "decay mask: parameter %s [%lld, %lld) lies outside group %d of %lld elements", p->name,
                  (long long)p->offset, (long long)(p->offset + n), gi, (long long)grp->count);
-        memset(mask + p->offset, tb_role_decays(p->role, no_bias_decay) ? 1 : 0, (size_t)n);
+        /* a frozen parameter must not shrink either: the SGD step leaves it alone */
+        bool decays = !(p->flags & TB_PARAM_FROZEN) && tb_role_decays(p->role, no_bias_decay);
+        memset(mask + p->offset, decays ? 1 : 0, (size_t)n);
     }
     return TB_OK;
 }

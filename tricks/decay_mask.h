@@ -3,7 +3,8 @@
  * tb_sgd_step applies weight decay where a group's u8 decay_mask is 1. With
  * no_bias_decay only convolution and fully-connected weights decay; biases
  * and BatchNorm gamma/beta do not. Without it every parameter decays, which
- * is PyTorch's default (one param group with weight_decay).
+ * is PyTorch's default (one param group with weight_decay). Frozen
+ * parameters (TB_PARAM_FROZEN) never decay.
  */
 #ifndef TB_DECAY_MASK_H
 #define TB_DECAY_MASK_H

@@ -2,6 +2,8 @@
  *   epochs of: data -> forward -> loss -> backward -> SGD step -> schedule,
  *   evaluation every optim.eval_every epochs (and after the last),
  *   per-epoch wall time of the training pass alone (after a device sync).
+ * With opt->state_path the full training state is written after every
+ * finished epoch and a run resumes from it (harness/train/resume.h).
  * The harness owns the store; this file reports through callbacks. */
 #include <math.h>
 #include <stdio.h>
@@ -14,14 +16,20 @@
 #include "harness/data/loader.h"
 #include "models/safetensors.h"
 #include "harness/stats.h"
+#include "harness/train/resume.h"
 #include "harness/train/step.h"
 #include "harness/train/trainer.h"
+#include "harness/train/trainer_common.h"
 #include "kernels/error.h"
 #include "models/models.h"
 #include "tricks/decay_mask.h"
 #include "tricks/mix.h"
 #include "tricks/schedule.h"
 #include "tricks/zero_gamma.h"
+
+typedef struct eval_stats {
+    double loss, top1, top5;
+} eval_stats;
 
 typedef struct cls_run {
     const tb_run_config *cfg;
@@ -40,6 +48,10 @@ typedef struct cls_run {
     int image;
     int64_t steps_per_epoch;
     double *epoch_seconds, *epoch_ips;
+    eval_stats last;          /* the latest evaluation */
+    int start_epoch;          /* epochs finished before this process (a resumed run) */
+    char hash[65];            /* the run's config hash, for the state file */
+    bool state_failed;        /* a state write failed: warned once, not tried again */
     float *logits;            /* host copy of one evaluation batch's logits, f32 */
     void *logits_raw;         /* the same in the graph dtype */
 } cls_run;
@@ -65,31 +77,7 @@ static tb_dtype precision_dtype(tb_precision p)
 
 /* ------------------------------------------------------------------ setup */
 
-static int open_backend(cls_run *r)
-{
-    tb_device_kind kind;
-    const char *dev = r->opt->device ? r->opt->device : r->cfg->device;
-    TB_TRY(tb_device_parse(dev[0] ? dev : "auto", &kind));
-    char note[256];
-    TB_TRY(tb_backend_create(&r->be, kind, r->opt->threads, note, sizeof note));
-    if (!r->opt->quiet)
-        fprintf(stderr, "%s\n", note);
-    snprintf(r->res->device, sizeof r->res->device, "%s", r->be->name);
-    return TB_OK;
-}
 
-/* Batch buffers come from the backend's host allocator (pinned memory on CUDA). */
-static int loader_alloc(void *user, void **p, size_t bytes)
-{
-    tb_backend *be = user;
-    return be->iface.alloc_host(be, p, bytes);
-}
-
-static void loader_free(void *user, void *p)
-{
-    tb_backend *be = user;
-    be->iface.free_host(be, p);
-}
 
 static int open_data(cls_run *r)
 {
@@ -102,13 +90,13 @@ static int open_data(cls_run *r)
              (long long)tb_dataset_count(r->train_ds));
     tb_loader_options lo;
     tb_loader_options_from_config(&lo, d, batch, true, r->cfg->seed);
-    lo.alloc = loader_alloc;
-    lo.free = loader_free;
+    lo.alloc = tb_trainer_loader_alloc;
+    lo.free = tb_trainer_loader_free;
     lo.alloc_user = r->be;
     TB_TRY(tb_loader_create(&r->train_ld, r->train_ds, &lo));
     tb_loader_options_from_config(&lo, d, batch, false, r->cfg->seed);
-    lo.alloc = loader_alloc;
-    lo.free = loader_free;
+    lo.alloc = tb_trainer_loader_alloc;
+    lo.free = tb_trainer_loader_free;
     lo.alloc_user = r->be;
     TB_TRY(tb_loader_create(&r->val_ld, r->val_ds, &lo));
     int n, h, w, c;
@@ -215,10 +203,6 @@ static int setup_training(cls_run *r)
 }
 
 /* ------------------------------------------------------------- evaluation */
-
-typedef struct eval_stats {
-    double loss, top1, top5;
-} eval_stats;
 
 /* Adds one batch's loss and hits (rows < count) computed from f32 logits. */
 static void score_batch(const float *logits, const int32_t *labels, int count, int k, double *loss_sum,
@@ -340,13 +324,82 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
     return TB_OK;
 }
 
+/* ------------------------------------------------------------ training state */
+
+static bool state_wanted(const cls_run *r) { return r->opt->state_path && r->opt->state_path[0]; }
+
+static tb_resume_progress progress_of(cls_run *r, int epoch)
+{
+    tb_resume_progress p = {.epoch = epoch, .epochs = r->cfg->optim.epochs, .steps_per_epoch = r->steps_per_epoch,
+                            .epoch_seconds = r->epoch_seconds, .epoch_ips = r->epoch_ips,
+                            .last_eval = {r->last.loss, r->last.top1, r->last.top5}};
+    return p;
+}
+
+/* Goes on from the state file when there is a usable one. */
+static int resume(cls_run *r)
+{
+    const char *path = r->opt->state_path;
+    if (!state_wanted(r))
+        return TB_OK;
+    TB_TRY(tb_config_hash(r->cfg, r->hash));
+    tb_resume_progress p = progress_of(r, 0);
+    tb_resume_outcome outcome;
+    char device[TB_RESUME_DEVICE_LEN];
+    TB_TRY(tb_resume_load(path, r->hash, r->g, &r->step, &p, device, sizeof device, &outcome));
+    if (outcome == TB_RESUME_REJECTED) {
+        /* never silently: the user learns that the saved epochs are lost */
+        fprintf(stderr, "warning: training state not used, starting from epoch 1: %s\n", tb_errmsg());
+        tb_err_clear();
+    }
+    if (outcome != TB_RESUME_LOADED)
+        return TB_OK;
+    r->start_epoch = r->res->resumed_epoch = r->res->epochs_done = p.epoch;
+    r->last = (eval_stats){p.last_eval[0], p.last_eval[1], p.last_eval[2]};
+    if (!r->opt->quiet)
+        fprintf(stderr, "resuming from epoch %d of %d (training goes on with epoch %d): %s\n", p.epoch,
+                r->cfg->optim.epochs, p.epoch + 1, path);
+    if (strcmp(device, r->be->name))
+        fprintf(stderr, "warning: %s was written on %s and the run goes on on %s: the result will not be "
+                        "bitwise that of an uninterrupted run\n", path, device, r->be->name);
+    return TB_OK;
+}
+
+/* After a finished (and recorded) epoch. A failed write costs only the
+ * ability to resume from this epoch: warn once and train on. */
+static void save_state(cls_run *r, int epoch)
+{
+    if (!state_wanted(r) || r->state_failed)
+        return;
+    tb_resume_progress p = progress_of(r, epoch);
+    if (tb_resume_save(r->opt->state_path, r->hash, r->be->name, r->g, &r->step, &p) == TB_OK)
+        return;
+    fprintf(stderr, "warning: cannot write the training state (an interruption will resume from an earlier epoch): "
+                    "%s\n", tb_errmsg());
+    tb_err_clear();
+    r->state_failed = true;
+}
+
+/* A finished or diverged run is a result: its state has served. */
+static void drop_state(cls_run *r)
+{
+    if (!state_wanted(r) || (r->res->outcome != TB_RUN_FINISHED && r->res->outcome != TB_RUN_DIVERGED))
+        return;
+    if (tb_resume_remove(r->opt->state_path) != TB_OK) {
+        fprintf(stderr, "warning: %s\n", tb_errmsg());
+        tb_err_clear();
+    }
+}
+
+/* --------------------------------------------------------------- the loop */
+
 static int run_epochs(cls_run *r)
 {
     const tb_run_config *cfg = r->cfg;
     tb_train_result *res = r->res;
-    eval_stats last = {NAN, NAN, NAN};
+    eval_stats *last = &r->last;
     int every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : 1;
-    for (int e = 0; e < cfg->optim.epochs; e++) {
+    for (int e = r->start_epoch; e < cfg->optim.epochs; e++) {
         tb_epoch_record rec;
         memset(&rec, 0, sizeof rec);
         rec.val_loss = rec.val_top1 = rec.val_top5 = NAN;
@@ -364,21 +417,22 @@ static int run_epochs(cls_run *r)
         r->epoch_seconds[e] = rec.seconds;
         r->epoch_ips[e] = rec.images_per_sec;
         if ((e + 1) % every == 0 || e + 1 == cfg->optim.epochs) {
-            TB_TRY(evaluate(r, &last));
+            TB_TRY(evaluate(r, last));
             rec.evaluated = true;
-            rec.val_loss = last.loss;
-            rec.val_top1 = last.top1;
-            rec.val_top5 = last.top5;
+            rec.val_loss = last->loss;
+            rec.val_top1 = last->top1;
+            rec.val_top5 = last->top5;
         }
         res->epochs_done = e + 1;
         if (r->cb && r->cb->on_epoch)
             TB_TRY(r->cb->on_epoch(r->cb->user, &rec));
+        save_state(r, e + 1); /* after the epoch's row: a state file for epoch E implies rows 1..E */
     }
     int n = cfg->optim.epochs;
-    tb_result_set_metric(res, "top1", last.top1);
-    if (!isnan(last.top5))
-        tb_result_set_metric(res, "top5", last.top5);
-    tb_result_set_metric(res, "loss", last.loss);
+    tb_result_set_metric(res, "top1", last->top1);
+    if (!isnan(last->top5))
+        tb_result_set_metric(res, "top5", last->top5);
+    tb_result_set_metric(res, "loss", last->loss);
     tb_result_set_metric(res, "params", (double)tb_graph_param_elements(r->g));
     tb_result_set_metric(res, "macs", (double)tb_graph_macs(r->g));
     tb_result_set_metric(res, "epoch_seconds_median", tb_stats_median(r->epoch_seconds, n));
@@ -423,7 +477,7 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
     memset(res, 0, sizeof *res);
     res->outcome = TB_RUN_FAILED;
     if (cfg->task != TB_TASK_CLASSIFICATION)
-        return tb_fail(TB_ERR_NOT_IMPLEMENTED, "task: only \"classification\" is implemented yet");
+        return tb_fail(TB_ERR_NOT_IMPLEMENTED, "task: the classification trainer got a %s run", tb_task_name(cfg->task));
     TB_CHECK(cfg->optim.epochs >= 1, TB_ERR_INVALID, "optim.epochs must be >= 1");
     cls_run r;
     memset(&r, 0, sizeof r);
@@ -431,7 +485,8 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
     r.opt = opt ? opt : &default_opt;
     r.cb = cb;
     r.res = res;
-    int rc = open_backend(&r);
+    r.last = (eval_stats){NAN, NAN, NAN};
+    int rc = tb_trainer_open_backend(cfg, r.opt, res, &r.be);
     if (rc == TB_OK)
         rc = open_data(&r);
     if (rc == TB_OK)
@@ -441,9 +496,13 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
     if (rc == TB_OK)
         rc = setup_training(&r);
     if (rc == TB_OK)
+        rc = resume(&r);
+    if (rc == TB_OK)
         rc = run_epochs(&r);
     if (rc == TB_OK)
         rc = save_checkpoint(&r);
+    if (rc == TB_OK)
+        drop_state(&r);
     if (rc != TB_OK)
         res->outcome = TB_RUN_FAILED;
     cleanup(&r);

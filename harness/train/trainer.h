@@ -44,7 +44,7 @@ typedef struct tb_metric {
     double value;
 } tb_metric;
 
-#define TB_MAX_METRICS 32
+#define TB_MAX_METRICS 64
 
 typedef struct tb_train_result {
     tb_run_outcome outcome;
@@ -54,6 +54,7 @@ typedef struct tb_train_result {
     int n_metrics;
     char device[128];         /* the backend's name, e.g. "cpu (2 threads)" */
     char checkpoint[1024];    /* safetensors written at the end, "" if none */
+    int resumed_epoch;        /* the run went on after this epoch from its state file; 0 = from the start */
 } tb_train_result;
 
 typedef struct tb_train_options {
@@ -62,7 +63,12 @@ typedef struct tb_train_options {
     const char *checkpoint_path; /* where to write the final checkpoint; NULL = none */
     const char *teacher_checkpoint; /* resolved teacher for distillation (from a run label); NULL = cfg's */
     const tb_model_config *teacher_model; /* that teacher run's model section; NULL = cfg's teacher_model */
+    const char *backbone_checkpoint; /* resolved model.backbone_from (a run label); NULL = cfg's */
+    const tb_model_config *backbone_model; /* that backbone run's model section, to check against cfg's */
     bool quiet;               /* no progress output */
+    /* The training-state file (harness/train/resume.h): written after every
+     * finished epoch and resumed from when it exists; NULL = none. */
+    const char *state_path;
 } tb_train_options;
 
 typedef struct tb_train_callbacks {
@@ -84,6 +90,13 @@ typedef int (*tb_trainer_fn)(const tb_run_config *cfg, const tb_train_options *o
 /* The classification trainer (harness/train/classification.c). */
 int tb_train_classification(const tb_run_config *cfg, const tb_train_options *opt,
                             const tb_train_callbacks *cb, tb_train_result *res);
+
+/* The detection trainer (harness/train/detection.c): Faster R-CNN. */
+int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
+                       tb_train_result *res);
+
+/* The trainer of a task; NULL for a task without one (the message in tb_errmsg). */
+tb_trainer_fn tb_trainer_for_task(tb_task task);
 
 /* Adds or replaces a named metric in a result. */
 void tb_result_set_metric(tb_train_result *res, const char *name, double value);

@@ -1,0 +1,477 @@
+/* The detection trainer: Faster R-CNN (models/faster_rcnn.h) on the shared
+ * loop of DESIGN.md: epochs of data -> forward -> losses -> backward -> SGD
+ * -> schedule, per-epoch wall time of the training pass alone, evaluation
+ * (VOC mAP, harness/eval/voc_map.h) every optim.eval_every epochs and after
+ * the last.
+ *
+ * Decisions:
+ *  - Epoch records carry the training loss (the sum of the four losses), lr,
+ *    seconds and images/s; mAP is not a top-1, so the val_* columns stay
+ *    NULL and the mAP of the last evaluation goes into the final metrics:
+ *    mAP (VOC07 11-point, %, the paper's Table 8), mAP_area (VOC2010+ area,
+ *    %), and AP_<class> (11-point, %) for every class with ground truth.
+ *  - Evaluation is on the whole validation set list (VOC: VOC2007 test, as
+ *    the paper; fashion-scenes: its test scenes), in canvas coordinates
+ *    (IoU does not change under the resize), no flip.
+ *  - fashion-scenes with data.root "" lives in data/fashion-scenes-SIZE-
+ *    TRAIN-TEST under the working directory and is generated on first use.
+ *  - Only what the detection task implements is accepted: fp32, SGD, the
+ *    lr schedules; label smoothing, mixup/cutmix, distillation, EMA and
+ *    fp16/bf16 are classification tricks here and are errors, never ignored.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/clock.h"
+#include "harness/data/det_dataset.h"
+#include "harness/data/det_loader.h"
+#include "harness/data/fashion_scenes.h"
+#include "harness/eval/voc_map.h"
+#include "harness/stats.h"
+#include "harness/train/det_step.h"
+#include "harness/train/trainer.h"
+#include "harness/train/trainer_common.h"
+#include "kernels/error.h"
+#include "kernels/rng.h"
+#include "models/faster_rcnn.h"
+#include "models/safetensors.h"
+#include "tricks/decay_mask.h"
+#include "tricks/schedule.h"
+#include "tricks/zero_gamma.h"
+
+typedef struct det_run {
+    const tb_run_config *cfg;
+    const tb_train_options *opt;
+    const tb_train_callbacks *cb;
+    tb_train_result *res;
+    tb_backend *be;
+    tb_det_dataset *train_ds, *val_ds;
+    tb_det_loader *train_ld, *val_ld;
+    int n, h, w, c, max_objects;
+    tb_frcnn_spec spec;
+    tb_frcnn net;
+    tb_graph *g;
+    tb_det_step step;
+    bool step_ready;
+    tb_schedule sched;
+    int64_t steps_per_epoch;
+    double *epoch_seconds, *epoch_ips;
+    float *det_boxes, *det_scores;
+    int32_t *det_classes, *det_count;
+    tb_voc_eval *eval;
+} det_run;
+
+/* ------------------------------------------------------------------ checks */
+
+static int check_supported(const tb_run_config *cfg)
+{
+    const tb_tricks_config *t = &cfg->tricks;
+    const char *bad = t->precision != TB_PREC_FP32  ? "tricks.precision (only fp32)"
+                      : t->label_smoothing > 0      ? "tricks.label_smoothing"
+                      : t->mixup_alpha > 0          ? "tricks.mixup_alpha"
+                      : t->cutmix_alpha > 0         ? "tricks.cutmix_alpha"
+                      : t->distill.enabled          ? "tricks.distill"
+                      : t->ema > 0                  ? "tricks.ema"
+                      : cfg->optim.grad_clip > 0    ? "optim.grad_clip"
+                      : cfg->data.holdout > 0       ? "data.holdout"
+                      : cfg->data.train_limit > 0   ? "data.train_limit"
+                      : cfg->data.val_limit > 0     ? "data.val_limit"
+                      : cfg->data.random_erasing > 0 ? "data.random_erasing"
+                      : cfg->model.dropout > 0      ? "model.dropout"
+                                                    : NULL;
+    if (bad)
+        return tb_fail(TB_ERR_UNSUPPORTED,
+                       "%s: not implemented for the detection task (it trains Faster R-CNN in fp32 with the "
+                       "lr schedules, zero_gamma and no_bias_decay)",
+                       bad);
+    return TB_OK;
+}
+
+/* -------------------------------------------------------------------- data */
+
+static const char *default_sets(const char *dataset, bool train)
+{
+    if (!strcmp(dataset, "voc"))
+        return train ? "VOC2007:trainval,VOC2012:trainval" : "VOC2007:test";
+    return train ? TB_FASHION_SCENES_FOLDER ":train" : TB_FASHION_SCENES_FOLDER ":test";
+}
+
+static int data_root(const tb_run_config *cfg, char *root, size_t size)
+{
+    const tb_detection_config *d = &cfg->detection;
+    if (cfg->data.root[0]) {
+        snprintf(root, size, "%s", cfg->data.root);
+    } else {
+        TB_CHECK(strcmp(cfg->data.dataset, "voc"), TB_ERR_INVALID,
+                 "data.root: give the VOCdevkit directory (the one holding VOC2007/ and VOC2012/)");
+        snprintf(root, size, "data/fashion-scenes-%d-%d-%d", d->scene_size, d->scenes_train, d->scenes_val);
+    }
+    if (strcmp(cfg->data.dataset, "fashion-scenes"))
+        return TB_OK;
+    tb_fashion_scenes_options fo;
+    tb_fashion_scenes_defaults(&fo);
+    fo.train_count = d->scenes_train;
+    fo.test_count = d->scenes_val;
+    fo.size = d->scene_size;
+    return tb_fashion_scenes_ensure(&fo, root);
+}
+
+static int open_loader(det_run *r, tb_det_dataset *ds, bool train, tb_det_loader **out)
+{
+    const tb_detection_config *d = &r->cfg->detection;
+    tb_det_loader_options lo = {.batch = r->cfg->optim.batch, .shuffle = train, .flip = train, .drop_last = train,
+                                .min_side = d->min_side, .max_side = d->max_side, .max_objects = d->max_objects,
+                                .seed = r->cfg->seed, .workers = r->cfg->data.workers,
+                                .alloc = tb_trainer_loader_alloc, .free = tb_trainer_loader_free,
+                                .alloc_user = r->be};
+    if (d->max_side > 0) /* a fixed canvas for every image (static shapes, one for both splits) */
+        lo.canvas_h = lo.canvas_w = (d->max_side + TB_DET_CANVAS_ALIGN - 1) / TB_DET_CANVAS_ALIGN * TB_DET_CANVAS_ALIGN;
+    return tb_det_loader_create(out, ds, &lo);
+}
+
+static int open_data(det_run *r)
+{
+    const tb_run_config *cfg = r->cfg;
+    const tb_detection_config *d = &cfg->detection;
+    const tb_det_format *fmt = tb_det_format_find(cfg->data.dataset);
+    TB_CHECK(fmt != NULL, TB_ERR_INVALID, "data.dataset: '%s' is not a detection dataset", cfg->data.dataset);
+    char root[TB_PATH_MAX];
+    TB_TRY(data_root(cfg, root, sizeof root));
+    const char *tr = d->train_sets[0] ? d->train_sets : default_sets(cfg->data.dataset, true);
+    const char *va = d->val_sets[0] ? d->val_sets : default_sets(cfg->data.dataset, false);
+    TB_TRY(tb_det_dataset_open(&r->train_ds, root, tr, fmt));
+    TB_TRY(tb_det_dataset_open(&r->val_ds, root, va, fmt));
+    TB_CHECK(tb_det_dataset_count(r->train_ds) >= cfg->optim.batch, TB_ERR_INVALID,
+             "optim.batch %d is larger than the training set (%lld images)", cfg->optim.batch,
+             (long long)tb_det_dataset_count(r->train_ds));
+    TB_TRY(open_loader(r, r->train_ds, true, &r->train_ld));
+    TB_TRY(open_loader(r, r->val_ds, false, &r->val_ld));
+    int vh, vw, vc, vg;
+    tb_det_loader_shape(r->train_ld, &r->n, &r->h, &r->w, &r->c, &r->max_objects);
+    tb_det_loader_shape(r->val_ld, &vc, &vh, &vw, &vc, &vg);
+    TB_CHECK(vh == r->h && vw == r->w && vg == r->max_objects, TB_ERR_INVALID,
+             "data: the validation canvas %dx%d (%d objects) differs from the training one %dx%d (%d); set "
+             "detection.max_side (and detection.max_objects) so both use one canvas",
+             vh, vw, vg, r->h, r->w, r->max_objects);
+    r->steps_per_epoch = tb_det_loader_steps_per_epoch(r->train_ld);
+    if (!r->opt->quiet)
+        fprintf(stderr, "data: %s (%s), %lld training / %lld validation images, canvas %dx%dx%d, %d workers\n",
+                cfg->data.dataset, root, (long long)tb_det_dataset_count(r->train_ds),
+                (long long)tb_det_dataset_count(r->val_ds), r->h, r->w, r->c, tb_det_loader_workers(r->train_ld));
+    return TB_OK;
+}
+
+/* ------------------------------------------------------------------- model */
+
+static bool same_backbone(const tb_model_config *a, const tb_model_config *b)
+{
+    return !strcmp(a->name, b->name) && a->variant == b->variant && !strcmp(a->stem, b->stem) &&
+           a->width == b->width;
+}
+
+static const char *backbone_path(det_run *r)
+{
+    if (r->opt->backbone_checkpoint)
+        return r->opt->backbone_checkpoint;
+    return r->cfg->model.backbone_from;
+}
+
+static int load_weights(det_run *r)
+{
+    const tb_model_config *mc = &r->cfg->model;
+    const char *bb = backbone_path(r);
+    if (r->opt->backbone_model)
+        TB_CHECK(same_backbone(mc, r->opt->backbone_model), TB_ERR_INVALID,
+                 "model: %s %c stem %s width %g differs from the backbone run's %s %c stem %s width %g "
+                 "(model.backbone_from %s)",
+                 mc->name, mc->variant, mc->stem, (double)mc->width, r->opt->backbone_model->name,
+                 r->opt->backbone_model->variant, r->opt->backbone_model->stem,
+                 (double)r->opt->backbone_model->width, mc->backbone_from);
+    if (bb && bb[0]) {
+        TB_CHECK(strstr(bb, ".safetensors") != NULL, TB_ERR_INVALID,
+                 "model.backbone_from '%s': not a .safetensors file, and no run resolved it (a run label "
+                 "\"MATRIX/LABEL\" needs `trickbench run` and the database holding that run)",
+                 bb);
+        TB_TRY(tb_safetensors_load_prefixes(r->g, bb, tb_frcnn_backbone_prefixes, tb_frcnn_n_backbone_prefixes));
+    }
+    if (mc->checkpoint[0])
+        TB_TRY(tb_safetensors_load(r->g, mc->checkpoint));
+    return TB_OK;
+}
+
+static int build_network(det_run *r)
+{
+    const tb_run_config *cfg = r->cfg;
+    const tb_detection_config *d = &cfg->detection;
+    tb_frcnn_spec *s = &r->spec;
+    memset(s, 0, sizeof *s);
+    TB_CHECK(r->h == r->w, TB_ERR_INVALID, "data: canvas %dx%d; the backbone takes square inputs", r->h, r->w);
+    TB_TRY(tb_model_spec_from_config(&s->backbone, &cfg->model, r->h, r->c, tb_det_dataset_classes(r->train_ds) + 1));
+    s->images = cfg->optim.batch;
+    s->height = r->h;
+    s->width = r->w;
+    s->anchors = d->anchor_sizes.n * d->anchor_ratios.n;
+    s->rois = cfg->optim.batch * d->roi_batch;
+    s->roi = (tb_roi_align_params){.pooled_h = d->roi_size, .pooled_w = d->roi_size,
+                                   .sampling_ratio = d->roi_sampling, .aligned = d->roi_aligned};
+    s->freeze_bn = d->freeze_bn;
+    s->frozen_stages = d->frozen_stages;
+    TB_TRY(tb_graph_create(&r->g, r->be, TB_F32, cfg->optim.batch));
+    tb_graph_set_seed(r->g, cfg->seed);
+    TB_TRY(tb_frcnn_build(r->g, s, &r->net));
+    TB_TRY(tb_graph_finalize(r->g, true));
+    TB_TRY(tb_frcnn_init(r->g, s, cfg->seed));
+    const char *bb = backbone_path(r);
+    bool pretrained = (bb && bb[0]) || cfg->model.checkpoint[0];
+    if (cfg->tricks.zero_gamma) {
+        TB_CHECK(!pretrained, TB_ERR_INVALID,
+                 "tricks.zero_gamma initialises a backbone from scratch; this run loads its weights");
+        int zeroed = 0;
+        TB_TRY(tb_trick_zero_gamma(r->g, &zeroed));
+    }
+    TB_TRY(load_weights(r));
+    if (!r->opt->quiet)
+        fprintf(stderr, "model: Faster R-CNN, %s-%c backbone (width %g), feature map %dx%d (stride %g), %d anchors, %s\n",
+                s->backbone.name, s->backbone.variant, (double)s->backbone.width, r->net.feat_h, r->net.feat_w,
+                (double)r->net.stride, s->anchors, pretrained ? "pretrained backbone" : "backbone from scratch");
+    return TB_OK;
+}
+
+static int setup_training(det_run *r)
+{
+    const tb_run_config *cfg = r->cfg;
+    TB_TRY(tb_trick_decay_mask(r->g, cfg->tricks.no_bias_decay));
+    TB_TRY(tb_schedule_init(&r->sched, &cfg->optim, &cfg->schedule, r->steps_per_epoch));
+    tb_det_step_options so = {.images = cfg->optim.batch, .classes = r->spec.backbone.classes,
+                              .max_objects = r->max_objects, .det = &cfg->detection,
+                              .momentum = cfg->optim.momentum, .weight_decay = cfg->optim.weight_decay,
+                              .nesterov = cfg->optim.nesterov};
+    TB_TRY(tb_det_step_init(&r->step, r->g, &r->net, &so));
+    r->step_ready = true;
+    size_t nd = (size_t)cfg->optim.batch * (size_t)cfg->detection.test_max_detections;
+    r->det_boxes = malloc(nd * 4 * sizeof(float));
+    r->det_scores = malloc(nd * sizeof(float));
+    r->det_classes = malloc(nd * sizeof(int32_t));
+    r->det_count = malloc((size_t)cfg->optim.batch * sizeof(int32_t));
+    r->epoch_seconds = calloc((size_t)cfg->optim.epochs + 1, sizeof(double));
+    r->epoch_ips = calloc((size_t)cfg->optim.epochs + 1, sizeof(double));
+    TB_CHECK(r->det_boxes && r->det_scores && r->det_classes && r->det_count && r->epoch_seconds && r->epoch_ips,
+             TB_ERR_NOMEM, "detection trainer: out of memory");
+    return tb_voc_eval_create(&r->eval, tb_det_dataset_classes(r->train_ds));
+}
+
+/* ------------------------------------------------------------- evaluation */
+
+static tb_det_host_batch host_batch(const tb_det_batch *b)
+{
+    return (tb_det_host_batch){.images = b->images, .gt_boxes = b->boxes, .gt_labels = b->labels,
+                               .gt_count = b->count, .im_size = b->im_size};
+}
+
+static int add_detections(det_run *r, const tb_det_batch *b)
+{
+    int dmax = r->cfg->detection.test_max_detections, g = b->max_objects;
+    for (int i = 0; i < b->valid; i++)
+        TB_TRY(tb_voc_eval_add_image(r->eval, b->boxes + (size_t)i * g * 4, b->labels + (size_t)i * g,
+                                     b->difficult + (size_t)i * g, b->count[i], r->det_boxes + (size_t)i * dmax * 4,
+                                     r->det_scores + (size_t)i * dmax, r->det_classes + (size_t)i * dmax,
+                                     r->det_count[i]));
+    return TB_OK;
+}
+
+static int evaluate(det_run *r)
+{
+    tb_voc_eval_reset(r->eval);
+    TB_TRY(tb_det_loader_start_epoch(r->val_ld, 0));
+    for (;;) {
+        tb_det_batch *b = NULL;
+        TB_TRY(tb_det_loader_next(r->val_ld, &b));
+        if (!b)
+            break;
+        tb_det_host_batch hb = host_batch(b);
+        int rc = tb_det_step_detect(&r->step, &hb, r->det_boxes, r->det_scores, r->det_classes, r->det_count);
+        if (rc == TB_OK)
+            rc = add_detections(r, b);
+        tb_det_loader_release(r->val_ld, b);
+        TB_TRY(rc);
+    }
+    return TB_OK;
+}
+
+static void record_map(det_run *r)
+{
+    tb_train_result *res = r->res;
+    double map = NAN, area = NAN;
+    tb_voc_eval_map(r->eval, TB_VOC_AP_11POINT, &map, NULL);
+    tb_voc_eval_map(r->eval, TB_VOC_AP_AREA, &area, NULL);
+    tb_result_set_metric(res, "mAP", 100.0 * map);
+    tb_result_set_metric(res, "mAP_area", 100.0 * area);
+    for (int c = 0; c < tb_voc_eval_classes(r->eval); c++) {
+        tb_voc_class_result cr;
+        if (tb_voc_eval_class(r->eval, c, &cr) != TB_OK || cr.gt == 0)
+            continue;
+        char name[48];
+        snprintf(name, sizeof name, "AP_%s", tb_det_dataset_class_name(r->train_ds, c));
+        tb_result_set_metric(res, name, 100.0 * cr.ap_11point);
+    }
+}
+
+/* --------------------------------------------------------------- training */
+
+static bool stop_requested(const det_run *r) { return r->cb && r->cb->should_stop && r->cb->should_stop(r->cb->user); }
+
+static int train_epoch(det_run *r, int epoch, tb_epoch_record *rec, bool *diverged, bool *stopped)
+{
+    const tb_run_config *cfg = r->cfg;
+    double loss_sum = 0.0, lr = 0.0;
+    int64_t steps = 0;
+    TB_TRY(tb_det_loader_start_epoch(r->train_ld, epoch));
+    TB_TRY(tb_synchronize(r->be));
+    double t0 = tb_seconds_now();
+    for (;;) {
+        tb_det_batch *b = NULL;
+        TB_TRY(tb_det_loader_next(r->train_ld, &b));
+        if (!b)
+            break;
+        int64_t iter = (int64_t)epoch * r->steps_per_epoch + steps;
+        lr = tb_schedule_lr(&r->sched, iter);
+        tb_det_host_batch hb = host_batch(b);
+        tb_det_step_result sr;
+        int rc = tb_det_step_run(&r->step, &hb, lr, tb_splitmix64(cfg->seed ^ tb_splitmix64((uint64_t)iter)), &sr);
+        tb_det_loader_release(r->train_ld, b);
+        TB_TRY(rc);
+        steps++;
+        if (!isfinite(sr.loss)) {
+            *diverged = true;
+            break;
+        }
+        loss_sum += sr.loss;
+        if (r->cb && r->cb->on_progress) {
+            double el = tb_seconds_now() - t0;
+            r->cb->on_progress(r->cb->user, epoch + 1, steps, r->steps_per_epoch, sr.loss,
+                               el > 0 ? (double)steps * cfg->optim.batch / el : 0.0);
+        }
+        if (stop_requested(r)) {
+            *stopped = true;
+            break;
+        }
+    }
+    TB_TRY(tb_synchronize(r->be));
+    double seconds = tb_seconds_now() - t0;
+    rec->epoch = epoch + 1;
+    rec->lr = lr;
+    rec->train_loss = steps ? loss_sum / (double)steps : NAN;
+    rec->train_top1 = NAN;
+    rec->seconds = seconds;
+    rec->images_per_sec = seconds > 0 ? (double)steps * cfg->optim.batch / seconds : 0.0;
+    rec->loss_scale = 1.0;
+    return TB_OK;
+}
+
+static int run_epochs(det_run *r)
+{
+    const tb_run_config *cfg = r->cfg;
+    tb_train_result *res = r->res;
+    int every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : 1;
+    for (int e = 0; e < cfg->optim.epochs; e++) {
+        tb_epoch_record rec;
+        memset(&rec, 0, sizeof rec);
+        rec.val_loss = rec.val_top1 = rec.val_top5 = NAN;
+        bool diverged = false, stopped = false;
+        TB_TRY(train_epoch(r, e, &rec, &diverged, &stopped));
+        if (diverged) {
+            res->outcome = TB_RUN_DIVERGED;
+            res->diverged_epoch = e + 1;
+            return TB_OK;
+        }
+        if (stopped) {
+            res->outcome = TB_RUN_INTERRUPTED;
+            return TB_OK;
+        }
+        r->epoch_seconds[e] = rec.seconds;
+        r->epoch_ips[e] = rec.images_per_sec;
+        if ((e + 1) % every == 0 || e + 1 == cfg->optim.epochs) {
+            TB_TRY(evaluate(r));
+            rec.evaluated = true;
+            if (!r->opt->quiet) {
+                double map = NAN;
+                tb_voc_eval_map(r->eval, TB_VOC_AP_11POINT, &map, NULL);
+                fprintf(stderr, "epoch %d: mAP (VOC07 11-point) %.2f%%\n", e + 1, 100.0 * map);
+            }
+        }
+        res->epochs_done = e + 1;
+        if (r->cb && r->cb->on_epoch)
+            TB_TRY(r->cb->on_epoch(r->cb->user, &rec));
+    }
+    int n = cfg->optim.epochs;
+    record_map(r);
+    tb_result_set_metric(res, "params", (double)tb_graph_param_elements(r->g));
+    tb_result_set_metric(res, "epoch_seconds_median", tb_stats_median(r->epoch_seconds, n));
+    tb_result_set_metric(res, "images_per_sec_median", tb_stats_median(r->epoch_ips, n));
+    res->outcome = TB_RUN_FINISHED;
+    return TB_OK;
+}
+
+static int save_checkpoint(det_run *r)
+{
+    const char *path = r->opt->checkpoint_path;
+    if (!path || !path[0] || r->res->outcome != TB_RUN_FINISHED)
+        return TB_OK;
+    TB_TRY(tb_safetensors_save(r->g, path));
+    snprintf(r->res->checkpoint, sizeof r->res->checkpoint, "%s", path);
+    return TB_OK;
+}
+
+static void cleanup(det_run *r)
+{
+    if (r->step_ready)
+        tb_det_step_destroy(&r->step);
+    tb_det_loader_destroy(r->train_ld);
+    tb_det_loader_destroy(r->val_ld);
+    tb_det_dataset_close(r->train_ds);
+    tb_det_dataset_close(r->val_ds);
+    tb_graph_destroy(r->g);
+    if (r->be)
+        tb_backend_destroy(r->be);
+    tb_voc_eval_destroy(r->eval);
+    free(r->det_boxes);
+    free(r->det_scores);
+    free(r->det_classes);
+    free(r->det_count);
+    free(r->epoch_seconds);
+    free(r->epoch_ips);
+}
+
+int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
+                       tb_train_result *res)
+{
+    static const tb_train_options default_opt = {0};
+    memset(res, 0, sizeof *res);
+    res->outcome = TB_RUN_FAILED;
+    TB_CHECK(cfg->task == TB_TASK_DETECTION, TB_ERR_INVALID, "detection trainer: task is %s",
+             tb_task_name(cfg->task));
+    TB_TRY(check_supported(cfg));
+    det_run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.opt = opt ? opt : &default_opt;
+    r.cb = cb;
+    r.res = res;
+    int rc = tb_trainer_open_backend(cfg, r.opt, res, &r.be);
+    if (rc == TB_OK)
+        rc = open_data(&r);
+    if (rc == TB_OK)
+        rc = build_network(&r);
+    if (rc == TB_OK)
+        rc = setup_training(&r);
+    if (rc == TB_OK)
+        rc = run_epochs(&r);
+    if (rc == TB_OK)
+        rc = save_checkpoint(&r);
+    if (rc != TB_OK)
+        res->outcome = TB_RUN_FAILED;
+    cleanup(&r);
+    return rc;
+}
