@@ -54,6 +54,8 @@ static const char *const op_names[TB_OP_COUNT] = {
     [TB_OP_RPN_PROPOSALS] = "rpn_proposals",
     [TB_OP_ROI_TARGETS] = "roi_targets",
     [TB_OP_DETECT_BOXES] = "detect_boxes",
+    [TB_OP_RESIZE_BILINEAR_FORWARD] = "resize_bilinear_forward",
+    [TB_OP_RESIZE_BILINEAR_BACKWARD] = "resize_bilinear_backward",
 };
 
 const char *tb_op_name(tb_op_id op)

@@ -65,6 +65,8 @@ typedef enum tb_op_id {
     TB_OP_RPN_PROPOSALS,
     TB_OP_ROI_TARGETS,
     TB_OP_DETECT_BOXES,
+    TB_OP_RESIZE_BILINEAR_FORWARD,
+    TB_OP_RESIZE_BILINEAR_BACKWARD,
     TB_OP_COUNT
 } tb_op_id;
 
@@ -137,25 +139,38 @@ typedef struct tb_backend_iface {
     int (*batchnorm_backward_eval)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
                                    const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
                                    float);
-    /* detection */
+    /* detection; a NULL *_workspace_size slot means the op needs no workspace */
     int (*roi_align_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                              const tb_roi_align_params *);
     int (*roi_align_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                               const tb_roi_align_params *);
+    size_t (*roi_align_workspace_size)(tb_backend *, const tb_tensor *, const tb_tensor *,
+                                       const tb_roi_align_params *);
     int (*smooth_l1_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
                              float, float);
     int (*smooth_l1_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                               const tb_tensor *, float, float, float);
     int (*rpn_targets)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                        const tb_tensor *, const tb_rpn_target_params *);
+    size_t (*rpn_targets_workspace_size)(tb_backend *, const tb_tensor *, const tb_tensor *,
+                                         const tb_rpn_target_params *);
     int (*rpn_proposals)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                          const tb_tensor *, const tb_tensor *, const tb_proposal_params *);
+    size_t (*rpn_proposals_workspace_size)(tb_backend *, const tb_tensor *, const tb_tensor *,
+                                           const tb_proposal_params *);
     int (*roi_targets)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
                        const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
                        const tb_roi_target_params *);
+    size_t (*roi_targets_workspace_size)(tb_backend *, const tb_tensor *, const tb_tensor *,
+                                         const tb_roi_target_params *);
     int (*detect_boxes)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, const tb_tensor *,
                         const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
                         const tb_detect_params *);
+    size_t (*detect_boxes_workspace_size)(tb_backend *, const tb_tensor *, const tb_tensor *,
+                                          const tb_detect_params *);
+    /* segmentation */
+    int (*resize_bilinear_forward)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*resize_bilinear_backward)(tb_backend *, tb_tensor *, const tb_tensor *);
 } tb_backend_iface;
 
 struct tb_backend {

@@ -213,6 +213,12 @@ int tb_roi_align_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const
 /* dx += the transpose of the forward (bilinear weights scattered back). */
 int tb_roi_align_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *rois,
                           const tb_roi_align_params *p);
+/* Bytes of workspace the two calls above need: x is the feature map (x of
+ * the forward, dx of the backward: same shape and dtype). The CPU needs
+ * none for f32; for f16/bf16 its backward accumulates in f32 one block of
+ * channels per thread. Both calls fail (TB_ERR_INVALID) on a smaller workspace. */
+size_t tb_roi_align_workspace_size(tb_backend *be, const tb_tensor *x, const tb_tensor *rois,
+                                   const tb_roi_align_params *p);
 
 /* loss (f32 {1}) = sum_i weights_i * sl1(pred_i - target_i) / norm, where
  * sl1(d) = 0.5 d^2 / beta for |d| < beta, |d| - 0.5 beta otherwise (beta 0 = L1).
@@ -243,6 +249,10 @@ typedef struct tb_rpn_target_params {
 int tb_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
                    const tb_tensor *anchors, const tb_tensor *gt_boxes, const tb_tensor *gt_count,
                    const tb_rpn_target_params *p);
+/* Bytes of workspace tb_rpn_targets needs for these anchors {a,4} and gt
+ * boxes {n,g,4} (smaller: TB_ERR_INVALID). */
+size_t tb_rpn_targets_workspace_size(tb_backend *be, const tb_tensor *anchors, const tb_tensor *gt_boxes,
+                                     const tb_rpn_target_params *p);
 
 typedef struct tb_proposal_params {
     int pre_nms_topk;       /* best-scoring anchors kept per image before NMS */
@@ -260,6 +270,10 @@ typedef struct tb_proposal_params {
 int tb_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, const tb_tensor *logits,
                      const tb_tensor *deltas, const tb_tensor *anchors, const tb_tensor *im_size,
                      const tb_proposal_params *p);
+/* Bytes of workspace tb_rpn_proposals needs for logits {n*a,2}, anchors
+ * {a,4} and p's top-k sizes (smaller: TB_ERR_INVALID). */
+size_t tb_rpn_proposals_workspace_size(tb_backend *be, const tb_tensor *logits, const tb_tensor *anchors,
+                                       const tb_proposal_params *p);
 
 typedef struct tb_roi_target_params {
     int rois_per_image;     /* RoIs sampled per image: the capacity (128 GluonCV, 512 torchvision) */
@@ -284,6 +298,10 @@ typedef struct tb_roi_target_params {
 int tb_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
                    const tb_tensor *proposals, const tb_tensor *proposal_count, const tb_tensor *gt_boxes,
                    const tb_tensor *gt_labels, const tb_tensor *gt_count, const tb_roi_target_params *p);
+/* Bytes of workspace tb_roi_targets needs for proposals {n*p,5} and gt
+ * boxes {n,g,4} (smaller: TB_ERR_INVALID). */
+size_t tb_roi_targets_workspace_size(tb_backend *be, const tb_tensor *proposals, const tb_tensor *gt_boxes,
+                                     const tb_roi_target_params *p);
 
 typedef struct tb_detect_params {
     float score_thresh;     /* 0.05 */
@@ -301,6 +319,21 @@ typedef struct tb_detect_params {
 int tb_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_tensor *classes, tb_tensor *count,
                     const tb_tensor *probs, const tb_tensor *deltas, const tb_tensor *rois,
                     const tb_tensor *roi_count, const tb_tensor *im_size, const tb_detect_params *p);
+/* Bytes of workspace tb_detect_boxes needs for probs {n*p,classes}, n =
+ * roi_count's length, and p->max_per_image (smaller: TB_ERR_INVALID). */
+size_t tb_detect_boxes_workspace_size(tb_backend *be, const tb_tensor *probs, const tb_tensor *roi_count,
+                                      const tb_detect_params *p);
+
+/* ========================================================= segmentation */
+
+/* Bilinear resize of x {n,h,w,c} to y {n,oh,ow,c}, align_corners = false
+ * (PyTorch's F.interpolate(mode="bilinear", align_corners=False)): output
+ * pixel (i, j) samples the input at ((i + 0.5) * h / oh - 0.5, (j + 0.5) * w /
+ * ow - 0.5), coordinates below 0 clamped to 0, the upper neighbour clamped to
+ * the last row/column. Any float dtype (x and y the same). */
+int tb_resize_bilinear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
+/* dx += the transpose of the forward (each dy spread over its 4 taps). */
+int tb_resize_bilinear_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy);
 
 /* ------------------------------------------------------------- optimizer */
 typedef struct tb_sgd_params {

@@ -8,6 +8,12 @@
  * The batch size n is read from the per-image count (or im_size) tensor;
  * tensors of n * capacity rows must have a row count divisible by n, and the
  * capacity is the quotient (or the parameter that names it).
+ *
+ * Workspace: an op whose backend reports scratch (the *_workspace_size
+ * queries; a NULL slot means none) checks, after its shapes, that the
+ * backend's workspace holds it: it is reserved once at graph build, and a
+ * smaller one is TB_ERR_INVALID naming the op and the bytes, never a
+ * reallocation. The queries return 0 for arguments the op would refuse.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +22,30 @@
 #include "kernels/error.h"
 #include "kernels/ops.h"
 #include "kernels/ops_check.h"
+
+/* ------------------------------------------------------------- workspace */
+
+/* t is given with ndim positive dims: the queries read nothing else. */
+static bool dims_ok(const tb_tensor *t, int ndim)
+{
+    if (!t || t->ndim != ndim)
+        return false;
+    for (int i = 0; i < ndim; i++)
+        if (t->shape[i] <= 0)
+            return false;
+    return true;
+}
+
+/* The op's scratch (need bytes, from the query named `query`) fits the workspace. */
+static int need_workspace(const vcall *v, const tb_backend *be, size_t need, const char *query)
+{
+    if (be && be->workspace_size < need)
+        return vc_fail(v,
+                       "needs %zu bytes of workspace but %s has %zu reserved; reserve %s() bytes with "
+                       "tb_backend_reserve_workspace at graph build",
+                       need, be->name, be->workspace_size, query);
+    return TB_OK;
+}
 
 /* ------------------------------------------------------------- roi_align */
 
@@ -59,6 +89,7 @@ int tb_roi_align_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const
     vc_add(&v, "y", y), vc_add(&v, "x", x), vc_add(&v, "rois", rois);
     TB_TRY(roi_align_shapes(&v, "x", x, "y", y, rois, p));
     TB_TRY(no_overlap(&v, "y", y, "x", x));
+    TB_TRY(need_workspace(&v, be, tb_roi_align_workspace_size(be, x, rois, p), "tb_roi_align_workspace_size"));
     DISPATCH(TB_OP_ROI_ALIGN_FORWARD, roi_align_forward, x->dtype, y, x, rois, p);
 }
 
@@ -69,7 +100,17 @@ int tb_roi_align_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, co
     vc_add(&v, "dx", dx), vc_add(&v, "dy", dy), vc_add(&v, "rois", rois);
     TB_TRY(roi_align_shapes(&v, "dx", dx, "dy", dy, rois, p));
     TB_TRY(no_overlap(&v, "dx", dx, "dy", dy));
+    TB_TRY(need_workspace(&v, be, tb_roi_align_workspace_size(be, dx, rois, p), "tb_roi_align_workspace_size"));
     DISPATCH(TB_OP_ROI_ALIGN_BACKWARD, roi_align_backward, dx->dtype, dx, dy, rois, p);
+}
+
+size_t tb_roi_align_workspace_size(tb_backend *be, const tb_tensor *x, const tb_tensor *rois,
+                                   const tb_roi_align_params *p)
+{
+    if (!be || !be->iface.roi_align_workspace_size || !dims_ok(x, 4) || !tb_dtype_is_float(x->dtype) ||
+        !dims_ok(rois, 2) || !p)
+        return 0;
+    return be->iface.roi_align_workspace_size(be, x, rois, p);
 }
 
 /* ------------------------------------------------------------- smooth L1 */
@@ -199,8 +240,18 @@ int tb_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb_ten
     TB_TRY(need_vec(&v, "labels", labels, TB_I32, rows, "images x anchors"));
     TB_TRY(need_mat(&v, "targets", targets, TB_F32, rows, 4));
     TB_TRY(need_mat(&v, "weights", weights, TB_F32, rows, 4));
+    TB_TRY(need_workspace(&v, be, tb_rpn_targets_workspace_size(be, anchors, gt_boxes, p),
+                          "tb_rpn_targets_workspace_size"));
     DISPATCH(TB_OP_RPN_TARGETS, rpn_targets, TB_DTYPE_COUNT, labels, targets, weights, anchors, gt_boxes, gt_count,
              p);
+}
+
+size_t tb_rpn_targets_workspace_size(tb_backend *be, const tb_tensor *anchors, const tb_tensor *gt_boxes,
+                                     const tb_rpn_target_params *p)
+{
+    if (!be || !be->iface.rpn_targets_workspace_size || !dims_ok(anchors, 2) || !dims_ok(gt_boxes, 3) || !p)
+        return 0;
+    return be->iface.rpn_targets_workspace_size(be, anchors, gt_boxes, p);
 }
 
 /* -------------------------------------------------------- rpn_proposals */
@@ -239,8 +290,19 @@ int tb_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, cons
     TB_TRY(need_mat(&v, "rois", rois, TB_F32, n * p->post_nms_topk, 5));
     TB_TRY(need_vec(&v, "roi_count", roi_count, TB_I32, n, "images of im_size"));
     TB_TRY(need_backend(be, TB_OP_RPN_PROPOSALS, be && be->iface.rpn_proposals != NULL, deltas->dtype));
+    TB_TRY(need_workspace(&v, be, tb_rpn_proposals_workspace_size(be, logits, anchors, p),
+                          "tb_rpn_proposals_workspace_size"));
     DISPATCH(TB_OP_RPN_PROPOSALS, rpn_proposals, logits->dtype, rois, roi_count, logits, deltas, anchors, im_size,
              p);
+}
+
+size_t tb_rpn_proposals_workspace_size(tb_backend *be, const tb_tensor *logits, const tb_tensor *anchors,
+                                       const tb_proposal_params *p)
+{
+    if (!be || !be->iface.rpn_proposals_workspace_size || !dims_ok(logits, 2) || !dims_ok(anchors, 2) || !p ||
+        p->pre_nms_topk < 1 || logits->shape[0] % anchors->shape[0] != 0)
+        return 0;
+    return be->iface.rpn_proposals_workspace_size(be, logits, anchors, p);
 }
 
 /* ---------------------------------------------------------- roi_targets */
@@ -288,8 +350,19 @@ int tb_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_tensor
     /* candidate keys b * (P + G) + i must stay in 32-bit indices */
     if (proposals->shape[0] + n * g > INT32_MAX)
         return vc_fail(&v, "more than 2^31 candidates");
+    TB_TRY(need_workspace(&v, be, tb_roi_targets_workspace_size(be, proposals, gt_boxes, p),
+                          "tb_roi_targets_workspace_size"));
     DISPATCH(TB_OP_ROI_TARGETS, roi_targets, TB_DTYPE_COUNT, rois, labels, targets, weights, proposals,
              proposal_count, gt_boxes, gt_labels, gt_count, p);
+}
+
+size_t tb_roi_targets_workspace_size(tb_backend *be, const tb_tensor *proposals, const tb_tensor *gt_boxes,
+                                     const tb_roi_target_params *p)
+{
+    if (!be || !be->iface.roi_targets_workspace_size || !dims_ok(proposals, 2) || !dims_ok(gt_boxes, 3) || !p ||
+        proposals->shape[0] % gt_boxes->shape[0] != 0)
+        return 0;
+    return be->iface.roi_targets_workspace_size(be, proposals, gt_boxes, p);
 }
 
 /* --------------------------------------------------------- detect_boxes */
@@ -335,6 +408,17 @@ int tb_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_tens
     TB_TRY(need_mat(&v, "scores", scores, TB_F32, n, d));
     TB_TRY(need_mat(&v, "classes", classes, TB_I32, n, d));
     TB_TRY(need_vec(&v, "count", count, TB_I32, n, "images of roi_count"));
+    TB_TRY(need_workspace(&v, be, tb_detect_boxes_workspace_size(be, probs, roi_count, p),
+                          "tb_detect_boxes_workspace_size"));
     DISPATCH(TB_OP_DETECT_BOXES, detect_boxes, deltas->dtype, boxes, scores, classes, count, probs, deltas, rois,
              roi_count, im_size, p);
+}
+
+size_t tb_detect_boxes_workspace_size(tb_backend *be, const tb_tensor *probs, const tb_tensor *roi_count,
+                                      const tb_detect_params *p)
+{
+    if (!be || !be->iface.detect_boxes_workspace_size || !dims_ok(probs, 2) || probs->shape[1] < 2 ||
+        !dims_ok(roi_count, 1) || !p || p->max_per_image < 1 || probs->shape[0] % roi_count->shape[0] != 0)
+        return 0;
+    return be->iface.detect_boxes_workspace_size(be, probs, roi_count, p);
 }

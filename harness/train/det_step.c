@@ -37,6 +37,34 @@ static int upload_anchors(tb_det_step *s)
     return rc;
 }
 
+static tb_proposal_params proposal_params(const tb_det_step *s, bool train);
+static tb_rpn_target_params rpn_target_params(const tb_det_step *s, uint64_t seed);
+static tb_roi_target_params roi_target_params(const tb_det_step *s, uint64_t seed);
+static tb_detect_params detect_params(const tb_det_step *s);
+static tb_tensor rows_of(const tb_tensor *t, int64_t first, int64_t rows);
+static tb_tensor per_anchor(const tb_tensor *t, int m);
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The box ops take their scratch from the backend's workspace: reserve the
+ * most any of them needs, once, here (never inside a step). */
+static int reserve_workspace(tb_det_step *s)
+{
+    tb_backend *be = s->be;
+    tb_tensor logits = per_anchor(tb_graph_output_at(s->g, s->net.out_rpn_logits), 2);
+    tb_tensor props = rows_of(&s->proposals, 0, (int64_t)s->opt.images * s->post_train);
+    tb_rpn_target_params tp = rpn_target_params(s, 0);
+    tb_proposal_params ptrain = proposal_params(s, true), ptest = proposal_params(s, false);
+    tb_roi_target_params rp = roi_target_params(s, 0);
+    tb_detect_params dp = detect_params(s);
+    size_t need = tb_rpn_targets_workspace_size(be, &s->anchor_boxes, &s->gt_boxes, &tp);
+    need = max_size(need, tb_rpn_proposals_workspace_size(be, &logits, &s->anchor_boxes, &ptrain));
+    need = max_size(need, tb_rpn_proposals_workspace_size(be, &logits, &s->anchor_boxes, &ptest));
+    need = max_size(need, tb_roi_targets_workspace_size(be, &props, &s->gt_boxes, &rp));
+    need = max_size(need, tb_detect_boxes_workspace_size(be, &s->all_probs, &s->proposal_count, &dp));
+    return tb_backend_reserve_workspace(be, need);
+}
+
 int tb_det_step_init(tb_det_step *s, tb_graph *g, const tb_frcnn *net, const tb_det_step_options *opt)
 {
     memset(s, 0, sizeof *s);
@@ -82,6 +110,7 @@ int tb_det_step_init(tb_det_step *s, tb_graph *g, const tb_frcnn *net, const tb_
                         &s->losses, &s->all_probs, &s->all_deltas, &s->det_boxes, &s->det_scores,
                         &s->det_classes, &s->det_count};
     TB_TRY(allocate(s, all, (int)(sizeof all / sizeof all[0])));
+    TB_TRY(reserve_workspace(s));
     return upload_anchors(s);
 }
 
@@ -142,12 +171,37 @@ static int propose(tb_det_step *s, bool train, tb_tensor *props)
                             &pp);
 }
 
+static tb_rpn_target_params rpn_target_params(const tb_det_step *s, uint64_t seed)
+{
+    const tb_detection_config *d = s->opt.det;
+    return (tb_rpn_target_params){.pos_iou = d->rpn_pos_iou, .neg_iou = d->rpn_neg_iou,
+                                  .samples_per_image = d->rpn_batch, .pos_fraction = d->rpn_pos_fraction,
+                                  .seed = seed};
+}
+
+static tb_roi_target_params roi_target_params(const tb_det_step *s, uint64_t seed)
+{
+    const tb_detection_config *d = s->opt.det;
+    tb_roi_target_params rp = {.rois_per_image = d->roi_batch, .pos_fraction = d->roi_pos_fraction,
+                               .fg_iou = d->roi_fg_iou, .bg_iou_hi = d->roi_fg_iou,
+                               .bg_iou_lo = d->roi_bg_iou_lo, .seed = seed};
+    memcpy(rp.box_std, box_std, sizeof box_std);
+    return rp;
+}
+
+static tb_detect_params detect_params(const tb_det_step *s)
+{
+    const tb_detection_config *d = s->opt.det;
+    tb_detect_params dp = {.score_thresh = d->test_score, .nms_iou = d->test_nms,
+                           .max_per_image = d->test_max_detections};
+    memcpy(dp.box_std, box_std, sizeof box_std);
+    return dp;
+}
+
 static int rpn_losses(tb_det_step *s, uint64_t seed)
 {
     const tb_detection_config *d = s->opt.det;
-    tb_rpn_target_params tp = {.pos_iou = d->rpn_pos_iou, .neg_iou = d->rpn_neg_iou,
-                               .samples_per_image = d->rpn_batch, .pos_fraction = d->rpn_pos_fraction,
-                               .seed = seed};
+    tb_rpn_target_params tp = rpn_target_params(s, seed);
     TB_TRY(tb_rpn_targets(s->be, &s->rpn_labels, &s->rpn_targets, &s->rpn_weights, &s->anchor_boxes, &s->gt_boxes,
                           &s->gt_count, &tp));
     tb_tensor logits = per_anchor(tb_graph_output_at(s->g, s->net.out_rpn_logits), 2);
@@ -160,11 +214,7 @@ static int rpn_losses(tb_det_step *s, uint64_t seed)
 
 static int sample_rois(tb_det_step *s, const tb_tensor *props, uint64_t seed)
 {
-    const tb_detection_config *d = s->opt.det;
-    tb_roi_target_params rp = {.rois_per_image = d->roi_batch, .pos_fraction = d->roi_pos_fraction,
-                               .fg_iou = d->roi_fg_iou, .bg_iou_hi = d->roi_fg_iou,
-                               .bg_iou_lo = d->roi_bg_iou_lo, .seed = seed};
-    memcpy(rp.box_std, box_std, sizeof box_std);
+    tb_roi_target_params rp = roi_target_params(s, seed);
     tb_tensor *rois = tb_graph_value_tensor_mut(s->g, s->net.rois);
     return tb_roi_targets(s->be, rois, &s->roi_labels, &s->roi_targets, &s->roi_weights, props, &s->proposal_count,
                           &s->gt_boxes, &s->gt_labels, &s->gt_count, &rp);
@@ -265,15 +315,12 @@ static int score_proposals(tb_det_step *s, const tb_tensor *props)
 int tb_det_step_detect(tb_det_step *s, const tb_det_host_batch *b, float *boxes, float *scores, int32_t *classes,
                        int32_t *count)
 {
-    const tb_detection_config *d = s->opt.det;
     TB_TRY(upload_batch(s, b));
     TB_TRY(tb_graph_forward_part(s->g, false, 0));
     tb_tensor props;
     TB_TRY(propose(s, false, &props));
     TB_TRY(score_proposals(s, &props));
-    tb_detect_params dp = {.score_thresh = d->test_score, .nms_iou = d->test_nms,
-                           .max_per_image = d->test_max_detections};
-    memcpy(dp.box_std, box_std, sizeof box_std);
+    tb_detect_params dp = detect_params(s);
     TB_TRY(tb_detect_boxes(s->be, &s->det_boxes, &s->det_scores, &s->det_classes, &s->det_count, &s->all_probs,
                            &s->all_deltas, &props, &s->proposal_count, &s->im_size, &dp));
     TB_TRY(tb_download(s->be, boxes, &s->det_boxes));

@@ -124,12 +124,19 @@ int tb_cpu_backend_create(tb_backend **out, int threads)
     f->batchnorm_backward_eval = tb_cpu_batchnorm_backward_eval;
     f->roi_align_forward = tb_cpu_roi_align_forward;
     f->roi_align_backward = tb_cpu_roi_align_backward;
+    f->roi_align_workspace_size = tb_cpu_roi_align_workspace_size;
     f->smooth_l1_forward = tb_cpu_smooth_l1_forward;
     f->smooth_l1_backward = tb_cpu_smooth_l1_backward;
     f->rpn_targets = tb_cpu_rpn_targets;
+    f->rpn_targets_workspace_size = tb_cpu_rpn_targets_workspace_size;
     f->rpn_proposals = tb_cpu_rpn_proposals;
+    f->rpn_proposals_workspace_size = tb_cpu_rpn_proposals_workspace_size;
     f->roi_targets = tb_cpu_roi_targets;
+    f->roi_targets_workspace_size = tb_cpu_roi_targets_workspace_size;
     f->detect_boxes = tb_cpu_detect_boxes;
+    f->detect_boxes_workspace_size = tb_cpu_detect_boxes_workspace_size;
+    f->resize_bilinear_forward = tb_cpu_resize_bilinear_forward;
+    f->resize_bilinear_backward = tb_cpu_resize_bilinear_backward;
     *out = be;
     return TB_OK;
 }

@@ -1,10 +1,11 @@
-/* Box encode/decode/clip and the random subset draw of the detection ops
- * (see box.h for the rules). */
+/* Box encode/decode/clip, the random subset draw, the in-place sorts and the
+ * workspace check of the detection ops (see box.h for the rules). */
 #include "kernels/cpu/box.h"
 
 #include <math.h>
-#include <stdlib.h>
+#include <stdbool.h>
 
+#include "kernels/error.h"
 #include "kernels/rng.h"
 
 #define BOX_MIN_SIZE 1e-6f
@@ -49,19 +50,70 @@ void tb_cpu_box_clip(float *box, float height, float width)
     box[3] = clampf(box[3], 0.0f, height);
 }
 
-/* ascending key, then ascending index */
-static int cmp_key_asc(const void *pa, const void *pb)
+/* The orders of the sorts, strict and total on distinct indices, so every
+ * correct sort gives the one same result. */
+typedef bool (*keyed_before)(const tb_cpu_keyed *a, const tb_cpu_keyed *b);
+
+/* ascending key, then ascending index (keys of tb_hash_uniform are never NaN) */
+static bool key_asc(const tb_cpu_keyed *a, const tb_cpu_keyed *b)
 {
-    const tb_cpu_keyed *a = pa, *b = pb;
     if (a->key != b->key)
-        return a->key < b->key ? -1 : 1;
-    return (a->index > b->index) - (a->index < b->index);
+        return a->key < b->key;
+    return a->index < b->index;
 }
 
-static int cmp_i32(const void *pa, const void *pb)
+/* descending key (NaN last), then ascending index */
+static bool key_desc(const tb_cpu_keyed *a, const tb_cpu_keyed *b)
 {
-    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-    return (a > b) - (a < b);
+    bool an = isnan(a->key), bn = isnan(b->key);
+    if (an != bn)
+        return bn;
+    if (!an && a->key != b->key)
+        return a->key > b->key;
+    return a->index < b->index;
+}
+
+static bool index_asc(const tb_cpu_keyed *a, const tb_cpu_keyed *b) { return a->index < b->index; }
+
+/* Restores the heap below i in v[0..m): a parent comes before its children. */
+static void sift_down(tb_cpu_keyed *v, int64_t i, int64_t m, keyed_before before)
+{
+    tb_cpu_keyed x = v[i];
+    for (;;) {
+        int64_t c = 2 * i + 1;
+        if (c >= m)
+            break;
+        if (c + 1 < m && before(&v[c + 1], &v[c]))
+            c++;
+        if (!before(&v[c], &x))
+            break;
+        v[i] = v[c];
+        i = c;
+    }
+    v[i] = x;
+}
+
+/* Partial heap sort, in place: the first k of the order end up in v[0..k),
+ * in order. Each pop parks the heap's first at the back (v[m-1] first), and
+ * a final reversal brings them to the front. */
+static void keyed_select(tb_cpu_keyed *v, int64_t m, int64_t k, keyed_before before)
+{
+    if (m < 2 || k <= 0)
+        return;
+    k = k < m ? k : m;
+    for (int64_t i = m / 2; i-- > 0;)
+        sift_down(v, i, m, before);
+    for (int64_t end = m - 1; end >= m - k && end > 0; end--) {
+        tb_cpu_keyed t = v[0];
+        v[0] = v[end];
+        v[end] = t;
+        sift_down(v, 0, end, before);
+    }
+    for (int64_t i = 0, j = m - 1; i < j; i++, j--) {
+        tb_cpu_keyed t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
 }
 
 int64_t tb_cpu_sample_subset(int32_t *cand, int64_t m, int64_t k, uint64_t seed, uint64_t key_base,
@@ -75,27 +127,23 @@ int64_t tb_cpu_sample_subset(int32_t *cand, int64_t m, int64_t k, uint64_t seed,
         scratch[i].key = tb_hash_uniform(seed, key_base + (uint64_t)cand[i]);
         scratch[i].index = cand[i];
     }
-    qsort(scratch, (size_t)m, sizeof *scratch, cmp_key_asc);
+    keyed_select(scratch, m, k, key_asc);
+    keyed_select(scratch, k, k, index_asc); /* the kept ones back in candidate order */
     for (int64_t i = 0; i < k; i++)
         cand[i] = scratch[i].index;
-    qsort(cand, (size_t)k, sizeof *cand, cmp_i32);
     return k;
 }
 
-/* descending key (NaN last), then ascending index */
-static int cmp_key_desc(const void *pa, const void *pb)
-{
-    const tb_cpu_keyed *a = pa, *b = pb;
-    int an = isnan(a->key), bn = isnan(b->key);
-    if (an != bn)
-        return an - bn;
-    if (!an && a->key != b->key)
-        return a->key > b->key ? -1 : 1;
-    return (a->index > b->index) - (a->index < b->index);
-}
+void tb_cpu_sort_desc(tb_cpu_keyed *v, int64_t m) { keyed_select(v, m, m, key_desc); }
 
-void tb_cpu_sort_desc(tb_cpu_keyed *v, int64_t m)
+void tb_cpu_top_desc(tb_cpu_keyed *v, int64_t m, int64_t k) { keyed_select(v, m, k, key_desc); }
+
+int tb_cpu_workspace_check(const tb_backend *be, const char *op, const char *query, size_t need)
 {
-    if (m > 1)
-        qsort(v, (size_t)m, sizeof *v, cmp_key_desc);
+    if (be->workspace_size < need || (need > 0 && !be->workspace))
+        return tb_fail(TB_ERR_INVALID,
+                       "cpu %s: needs %zu bytes of workspace, %zu reserved; reserve tb_%s_workspace_size() at "
+                       "graph build",
+                       op, need, be->workspace_size, query);
+    return TB_OK;
 }

@@ -14,11 +14,21 @@
  * candidates with the smallest keys are kept (equal keys: the lower index
  * first). Choosing the k smallest of i.i.d. uniform keys is a uniformly random
  * k-subset; the keys depend only on (seed, index), not on threads.
+ *
+ * Scratch: the detection ops never allocate. Each carves its scratch out of
+ * the backend's workspace (reserved at graph build from the op's
+ * *_workspace_size query) with a tb_cpu_carver, and its query runs the same
+ * carving code over a NULL base, so the size asked for and the size used
+ * cannot drift apart. The sorts here are in place for the same reason
+ * (glibc's qsort mallocs a merge buffer for arrays above 1 KiB).
  */
 #ifndef TB_CPU_BOX_H
 #define TB_CPU_BOX_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "kernels/backend.h"
 
 /* log(1000 / 16): the largest dw, dh a decode applies (torchvision's bbox_xform_clip). */
 #define TB_BOX_DWH_CLIP 4.135166556742356f
@@ -70,5 +80,30 @@ int64_t tb_cpu_sample_subset(int32_t *cand, int64_t m, int64_t k, uint64_t seed,
 /* Sorts v[0..m) by descending key, ties by ascending index: the score order
  * of the detection ops. A NaN key sorts last. */
 void tb_cpu_sort_desc(tb_cpu_keyed *v, int64_t m);
+/* The same order, but only the first k: afterwards v[0..min(k, m)) holds the
+ * k first entries of that order, in order; the rest of v is permuted.
+ * O(m + k log m) (a partial heap sort). */
+void tb_cpu_top_desc(tb_cpu_keyed *v, int64_t m, int64_t k);
+
+/* Consecutive scratch regions, each starting 64-byte aligned, taken from
+ * base (the workspace). With base NULL nothing is handed out (NULL
+ * pointers) and only the bytes are counted: that is the workspace query. */
+typedef struct tb_cpu_carver {
+    char *base;
+    size_t used; /* bytes taken so far, a multiple of 64 */
+} tb_cpu_carver;
+
+static inline void *tb_cpu_carve(tb_cpu_carver *c, size_t bytes)
+{
+    void *p = c->base ? c->base + c->used : NULL;
+    c->used += (bytes + 63) & ~(size_t)63;
+    return p;
+}
+
+/* TB_OK when be's workspace holds `need` bytes, else TB_ERR_INVALID naming
+ * the op, the bytes needed and reserved, and the query to reserve from
+ * ("cpu <op>: needs N bytes of workspace, M reserved; reserve
+ * tb_<query>_workspace_size() at graph build"). */
+int tb_cpu_workspace_check(const tb_backend *be, const char *op, const char *query, size_t need);
 
 #endif

@@ -97,11 +97,14 @@ int tb_cpu_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
                     const tb_sgd_params *p);
 
 /* detection: roi_align.c, smooth_l1.c, rpn_targets.c, rpn_proposals.c,
- * roi_targets.c, detect_boxes.c (box helpers: box.h) */
+ * roi_targets.c, detect_boxes.c (box helpers: box.h). Their scratch comes
+ * from be->workspace, sized by the *_workspace_size functions. */
 int tb_cpu_roi_align_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *rois,
                              const tb_roi_align_params *p);
 int tb_cpu_roi_align_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *rois,
                               const tb_roi_align_params *p);
+size_t tb_cpu_roi_align_workspace_size(tb_backend *be, const tb_tensor *x, const tb_tensor *rois,
+                                       const tb_roi_align_params *p);
 int tb_cpu_smooth_l1_forward(tb_backend *be, tb_tensor *loss, const tb_tensor *pred, const tb_tensor *target,
                              const tb_tensor *weights, float beta, float norm);
 int tb_cpu_smooth_l1_backward(tb_backend *be, tb_tensor *dpred, const tb_tensor *pred, const tb_tensor *target,
@@ -109,15 +112,27 @@ int tb_cpu_smooth_l1_backward(tb_backend *be, tb_tensor *dpred, const tb_tensor 
 int tb_cpu_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
                        const tb_tensor *anchors, const tb_tensor *gt_boxes, const tb_tensor *gt_count,
                        const tb_rpn_target_params *p);
+size_t tb_cpu_rpn_targets_workspace_size(tb_backend *be, const tb_tensor *anchors, const tb_tensor *gt_boxes,
+                                         const tb_rpn_target_params *p);
 int tb_cpu_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, const tb_tensor *logits,
                          const tb_tensor *deltas, const tb_tensor *anchors, const tb_tensor *im_size,
                          const tb_proposal_params *p);
+size_t tb_cpu_rpn_proposals_workspace_size(tb_backend *be, const tb_tensor *logits, const tb_tensor *anchors,
+                                           const tb_proposal_params *p);
 int tb_cpu_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
                        const tb_tensor *proposals, const tb_tensor *proposal_count, const tb_tensor *gt_boxes,
                        const tb_tensor *gt_labels, const tb_tensor *gt_count, const tb_roi_target_params *p);
+size_t tb_cpu_roi_targets_workspace_size(tb_backend *be, const tb_tensor *proposals, const tb_tensor *gt_boxes,
+                                         const tb_roi_target_params *p);
 int tb_cpu_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_tensor *classes, tb_tensor *count,
                         const tb_tensor *probs, const tb_tensor *deltas, const tb_tensor *rois,
                         const tb_tensor *roi_count, const tb_tensor *im_size, const tb_detect_params *p);
+size_t tb_cpu_detect_boxes_workspace_size(tb_backend *be, const tb_tensor *probs, const tb_tensor *roi_count,
+                                          const tb_detect_params *p);
+
+/* segmentation: resize_bilinear.c */
+int tb_cpu_resize_bilinear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
+int tb_cpu_resize_bilinear_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy);
 
 /* nms.c: greedy NMS over host boxes f32 {n, 4} (x1, y1, x2, y2) already in
  * descending score order: box i is kept unless an earlier kept box has IoU >

@@ -14,10 +14,9 @@
  *     with class -1 (ops.h: label -1 where there is a label).
  * The RoIs of image b are rows b * P .. b * P + P - 1 (their column 0 is not
  * read). roi_count values outside [0, P] are TB_ERR_INVALID naming the image,
- * checked before anything is written. Scratch per call is malloc'ed: ops.h
- * has no workspace query for this op.
+ * checked before anything is written. Scratch (db_layout) comes from the
+ * workspace, reserved from tb_detect_boxes_workspace_size.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/box.h"
@@ -31,32 +30,30 @@ typedef struct db_scratch {
     float *sorted;        /* {P, 4} in score order, for the NMS */
     int32_t *keep;        /* {P} */
     tb_cpu_keyed *merged; /* {(C - 1) * min(P, D)}: index = class * P + RoI */
-    void *nms;
-    void *block;
+    void *nms;            /* tb_cpu_nms_scratch_size(P) */
 } db_scratch;
 
-static int db_alloc(db_scratch *s, int64_t np, int64_t classes, int64_t d)
+/* Carves the scratch for P = np RoIs per image out of base (NULL: only
+ * counts); returns its bytes. */
+static size_t db_layout(db_scratch *s, void *base, int64_t np, int64_t classes, int64_t d)
 {
+    tb_cpu_carver c = {base, 0};
     int64_t mcap = (classes - 1) * tb_cpu_min64(np, d);
-    size_t nms_bytes = (tb_cpu_nms_scratch_size(np) + 63) & ~(size_t)63;
-    size_t bytes = nms_bytes + (size_t)np * (sizeof(tb_cpu_keyed) + 8 * sizeof(float) + sizeof(int32_t)) +
-                   (size_t)mcap * sizeof(tb_cpu_keyed);
-    char *p = malloc(bytes);
-    if (!p)
-        return tb_fail(TB_ERR_NOMEM, "detect_boxes: out of memory for %zu bytes of scratch", bytes);
-    s->block = p;
-    s->nms = p; /* first, at the malloc alignment */
-    p += nms_bytes;
-    s->order = (tb_cpu_keyed *)p;
-    p += (size_t)np * sizeof(tb_cpu_keyed);
-    s->merged = (tb_cpu_keyed *)p;
-    p += (size_t)mcap * sizeof(tb_cpu_keyed);
-    s->boxes = (float *)p;
-    p += (size_t)np * 4 * sizeof(float);
-    s->sorted = (float *)p;
-    p += (size_t)np * 4 * sizeof(float);
-    s->keep = (int32_t *)p;
-    return TB_OK;
+    s->order = tb_cpu_carve(&c, (size_t)np * sizeof(tb_cpu_keyed));
+    s->merged = tb_cpu_carve(&c, (size_t)mcap * sizeof(tb_cpu_keyed));
+    s->boxes = tb_cpu_carve(&c, (size_t)np * 4 * sizeof(float));
+    s->sorted = tb_cpu_carve(&c, (size_t)np * 4 * sizeof(float));
+    s->keep = tb_cpu_carve(&c, (size_t)np * sizeof(int32_t));
+    s->nms = tb_cpu_carve(&c, tb_cpu_nms_scratch_size(np));
+    return c.used;
+}
+
+size_t tb_cpu_detect_boxes_workspace_size(tb_backend *be, const tb_tensor *probs, const tb_tensor *roi_count,
+                                          const tb_detect_params *p)
+{
+    (void)be;
+    db_scratch s;
+    return db_layout(&s, NULL, probs->shape[0] / roi_count->shape[0], probs->shape[1], p->max_per_image);
 }
 
 /* The views of one call. */
@@ -109,15 +106,16 @@ int tb_cpu_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_
                         const tb_tensor *probs, const tb_tensor *deltas, const tb_tensor *rois,
                         const tb_tensor *roi_count, const tb_tensor *im_size, const tb_detect_params *p)
 {
-    (void)be; /* sequential: a few thousand candidates per image */
+    /* sequential: a few thousand candidates per image */
     int64_t n = roi_count->shape[0], np = rois->shape[0] / n, nc = probs->shape[1], d = p->max_per_image;
     const int32_t *rc = roi_count->data;
     for (int64_t b = 0; b < n; b++)
         if (rc[b] < 0 || rc[b] > np)
             return tb_fail(TB_ERR_INVALID, "detect_boxes: roi_count[%lld] = %d is outside [0, %lld]", (long long)b,
                            (int)rc[b], (long long)np);
-    db_scratch s = {0};
-    TB_TRY(db_alloc(&s, np, nc, d));
+    db_scratch s;
+    TB_TRY(tb_cpu_workspace_check(be, "detect_boxes", "detect_boxes", db_layout(&s, NULL, np, nc, d)));
+    db_layout(&s, be->workspace, np, nc, d);
     db_call k = {probs, deltas, rois->data, im_size->data, np, nc, p};
     float *ob = boxes->data, *os = scores->data;
     int32_t *oc = classes->data, *on = count->data;
@@ -143,6 +141,5 @@ int tb_cpu_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_
         }
         on[b] = (int32_t)kept;
     }
-    free(s.block);
     return TB_OK;
 }

@@ -17,10 +17,10 @@
  *     and weights 1 there; every other target and weight is 0.
  * proposal_count, gt_count and the labels of the counted gts are checked
  * first (TB_ERR_INVALID naming the image and row; nothing written).
- * Scratch per call is malloc'ed: ops.h has no workspace query for this op.
+ * Scratch (rg_layout: 36 bytes per candidate row P + G) comes from the
+ * workspace, reserved from tb_roi_targets_workspace_size.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/box.h"
@@ -29,30 +29,36 @@
 #include "kernels/error.h"
 
 typedef struct rg_scratch {
-    float *boxes;        /* {P + G, 4} candidate boxes */
-    int32_t *arg;        /* {P + G} */
-    int32_t *fg, *bg;    /* {P + G} candidate lists */
-    tb_cpu_keyed *keys;  /* {P + G} */
-    void *block;
+    float *boxes;       /* {P + G, 4} candidate boxes */
+    int32_t *arg;       /* {P + G} */
+    int32_t *fg, *bg;   /* {P + G} candidate lists */
+    tb_cpu_keyed *keys; /* {P + G} */
 } rg_scratch;
 
-static int rg_alloc(rg_scratch *s, int64_t m)
+/* Carves the scratch for m candidates out of base (NULL: only counts); returns its bytes. */
+static size_t rg_layout(rg_scratch *s, void *base, int64_t m)
 {
-    size_t bytes = (size_t)m * (4 * sizeof(float) + 3 * sizeof(int32_t) + sizeof(tb_cpu_keyed));
-    char *p = malloc(bytes);
-    if (!p)
-        return tb_fail(TB_ERR_NOMEM, "roi_targets: out of memory for %zu bytes of scratch", bytes);
-    s->block = p;
-    s->keys = (tb_cpu_keyed *)p;
-    p += (size_t)m * sizeof(tb_cpu_keyed);
-    s->boxes = (float *)p;
-    p += (size_t)m * 4 * sizeof(float);
-    s->arg = (int32_t *)p;
-    p += (size_t)m * sizeof(int32_t);
-    s->fg = (int32_t *)p;
-    p += (size_t)m * sizeof(int32_t);
-    s->bg = (int32_t *)p;
-    return TB_OK;
+    tb_cpu_carver c = {base, 0};
+    s->keys = tb_cpu_carve(&c, (size_t)m * sizeof(tb_cpu_keyed));
+    s->boxes = tb_cpu_carve(&c, (size_t)m * 4 * sizeof(float));
+    s->arg = tb_cpu_carve(&c, (size_t)m * sizeof(int32_t));
+    s->fg = tb_cpu_carve(&c, (size_t)m * sizeof(int32_t));
+    s->bg = tb_cpu_carve(&c, (size_t)m * sizeof(int32_t));
+    return c.used;
+}
+
+/* Candidates per image: P proposal rows + G gt rows. */
+static int64_t rg_candidates(const tb_tensor *proposals, const tb_tensor *gt_boxes)
+{
+    return proposals->shape[0] / gt_boxes->shape[0] + gt_boxes->shape[1];
+}
+
+size_t tb_cpu_roi_targets_workspace_size(tb_backend *be, const tb_tensor *proposals, const tb_tensor *gt_boxes,
+                                         const tb_roi_target_params *p)
+{
+    (void)be, (void)p;
+    rg_scratch s;
+    return rg_layout(&s, NULL, rg_candidates(proposals, gt_boxes));
 }
 
 static int rg_check(const tb_tensor *proposal_count, const tb_tensor *gt_labels, const tb_tensor *gt_count,
@@ -138,12 +144,14 @@ int tb_cpu_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_te
                        const tb_tensor *proposals, const tb_tensor *proposal_count, const tb_tensor *gt_boxes,
                        const tb_tensor *gt_labels, const tb_tensor *gt_count, const tb_roi_target_params *p)
 {
-    (void)be; /* sequential: a few thousand candidates per image */
+    /* sequential: a few thousand candidates per image */
     int64_t n = gt_count->shape[0], g = gt_boxes->shape[1], np = proposals->shape[0] / n;
     int64_t classes = targets->shape[1] / 4, per = p->rois_per_image;
     TB_TRY(rg_check(proposal_count, gt_labels, gt_count, np, classes));
-    rg_scratch s = {0};
-    TB_TRY(rg_alloc(&s, np + g));
+    rg_scratch s;
+    int64_t m = rg_candidates(proposals, gt_boxes);
+    TB_TRY(tb_cpu_workspace_check(be, "roi_targets", "roi_targets", rg_layout(&s, NULL, m)));
+    rg_layout(&s, be->workspace, m);
     const int32_t *pc = proposal_count->data, *gc = gt_count->data, *gl = gt_labels->data;
     const float *props = proposals->data, *gts = gt_boxes->data;
     float *out = rois->data, *tgt = targets->data, *wgt = weights->data;
@@ -169,6 +177,5 @@ int tb_cpu_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_te
         for (; row < (b + 1) * per; row++)
             rg_write(out, lab, tgt, wgt, row, b, classes, NULL, -1, NULL, NULL);
     }
-    free(s.block);
     return TB_OK;
 }

@@ -14,43 +14,60 @@
  *     post_nms_topk rows are (b, 0, 0, 0, 0); roi_count[b] = rows kept.
  * Top-k comes before decoding and the size filter, as torchvision orders it
  * (ops.h lists the steps without fixing their order).
- * Images run in parallel, each with its own scratch (malloc'ed per call:
- * ops.h has no workspace query for this op).
+ * Ranking needs only the first pre_nms_topk of the order: a partial heap
+ * sort (tb_cpu_top_desc), O(a + k log a), instead of sorting every anchor.
+ * Images run in parallel (dynamic schedule: their NMS costs differ), each
+ * OpenMP thread on its own copy of the per-image scratch (rp_layout), all
+ * carved from the workspace: min(threads, n) copies, reserved from
+ * tb_rpn_proposals_workspace_size. A thread rewrites every scratch element
+ * it reads, so results do not depend on which thread runs an image.
  */
 #include <math.h>
-#include <stdlib.h>
+#include <omp.h>
 
 #include "kernels/cpu/box.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/error.h"
 
-/* The scratch of one image; images run in parallel, each on its own. */
+/* The scratch of one image; each thread has its own. */
 typedef struct rp_scratch {
     tb_cpu_keyed *order; /* {a} */
     float *boxes;        /* {k, 4} */
     int32_t *keep;       /* {k} */
-    void *nms;
+    void *nms;           /* tb_cpu_nms_scratch_size(k) */
 } rp_scratch;
 
-static size_t rp_bytes(int64_t a, int64_t k, size_t *nms_bytes)
+/* Carves one image's scratch out of c (base NULL: only counts). */
+static void rp_layout(rp_scratch *s, tb_cpu_carver *c, int64_t a, int64_t k)
 {
-    *nms_bytes = (tb_cpu_nms_scratch_size(k) + 63) & ~(size_t)63;
-    size_t bytes = *nms_bytes + (size_t)a * sizeof(tb_cpu_keyed) + (size_t)k * (4 * sizeof(float) + sizeof(int32_t));
-    return (bytes + 63) & ~(size_t)63;
+    s->order = tb_cpu_carve(c, (size_t)a * sizeof(tb_cpu_keyed));
+    s->boxes = tb_cpu_carve(c, (size_t)k * 4 * sizeof(float));
+    s->keep = tb_cpu_carve(c, (size_t)k * sizeof(int32_t));
+    s->nms = tb_cpu_carve(c, tb_cpu_nms_scratch_size(k));
 }
 
-static rp_scratch rp_carve(char *p, int64_t a, int64_t k, size_t nms_bytes)
+/* Threads that run images: one per image at most. */
+static int rp_threads(const tb_backend *be, int64_t n)
 {
+    int t = be->threads > 0 ? be->threads : 1;
+    return (int)tb_cpu_min64(t, n > 0 ? n : 1);
+}
+
+/* Bytes of one image's scratch. */
+static size_t rp_bytes(int64_t a, int64_t k)
+{
+    tb_cpu_carver c = {NULL, 0};
     rp_scratch s;
-    s.nms = p;
-    p += nms_bytes;
-    s.order = (tb_cpu_keyed *)p;
-    p += (size_t)a * sizeof(tb_cpu_keyed);
-    s.boxes = (float *)p;
-    p += (size_t)k * 4 * sizeof(float);
-    s.keep = (int32_t *)p;
-    return s;
+    rp_layout(&s, &c, a, k);
+    return c.used;
+}
+
+size_t tb_cpu_rpn_proposals_workspace_size(tb_backend *be, const tb_tensor *logits, const tb_tensor *anchors,
+                                           const tb_proposal_params *p)
+{
+    int64_t a = anchors->shape[0], n = logits->shape[0] / a;
+    return (size_t)rp_threads(be, n) * rp_bytes(a, tb_cpu_min64(p->pre_nms_topk, a));
 }
 
 /* Steps 1-3: the ranked, decoded, clipped, big-enough boxes of image b; returns their count. */
@@ -64,8 +81,8 @@ static int64_t rp_candidates(rp_scratch *s, const tb_tensor *logits, const tb_te
         s->order[j].key = tb_load_f32(l, logits->dtype, 2 * row + 1) - tb_load_f32(l, logits->dtype, 2 * row);
         s->order[j].index = (int32_t)j;
     }
-    tb_cpu_sort_desc(s->order, a);
     int64_t k = tb_cpu_min64(p->pre_nms_topk, a), m = 0;
+    tb_cpu_top_desc(s->order, a, k);
     for (int64_t t = 0; t < k; t++) {
         int64_t j = s->order[t].index, row = b * a + j;
         float delta[4], *box = s->boxes + 4 * m;
@@ -85,16 +102,19 @@ int tb_cpu_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, 
 {
     int64_t n = im_size->shape[0], a = anchors->shape[0], post = p->post_nms_topk;
     int64_t k = tb_cpu_min64(p->pre_nms_topk, a);
-    size_t nms_bytes, per_image = rp_bytes(a, k, &nms_bytes);
-    char *block = malloc(per_image * (size_t)n);
-    if (!block)
-        return tb_fail(TB_ERR_NOMEM, "rpn_proposals: out of memory for %zu bytes of scratch", per_image * (size_t)n);
+    int threads = rp_threads(be, n);
+    size_t per_thread = rp_bytes(a, k);
+    TB_TRY(tb_cpu_workspace_check(be, "rpn_proposals", "rpn_proposals", (size_t)threads * per_thread));
+    char *ws = be->workspace;
     const float *anc = anchors->data, *ims = im_size->data;
     float *out = rois->data;
     int32_t *cnt = roi_count->data;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(be->threads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int64_t b = 0; b < n; b++) {
-        rp_scratch s = rp_carve(block + per_image * (size_t)b, a, k, nms_bytes);
+        /* the team has at most `threads` threads, so the copy exists */
+        tb_cpu_carver c = {ws + per_thread * (size_t)omp_get_thread_num(), 0};
+        rp_scratch s;
+        rp_layout(&s, &c, a, k);
         int64_t m = rp_candidates(&s, logits, deltas, anc, a, b, ims + 2 * b, p);
         int64_t kept = tb_cpu_nms(s.keep, s.boxes, m, p->nms_iou, post, s.nms);
         for (int64_t t = 0; t < post; t++) {
@@ -105,6 +125,5 @@ int tb_cpu_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, 
         }
         cnt[b] = (int32_t)kept;
     }
-    free(block);
     return TB_OK;
 }

@@ -20,11 +20,12 @@
  * IoUs are recomputed per pass (anchor-major, gt-major, anchor-major) rather
  * than stored: 3 * g * a IoUs cost less than the g x a matrix's memory
  * traffic, and tb_cpu_box_iou gives bitwise equal values each time, which the
- * equality test of step 2 relies on. Scratch per call is malloc'ed: ops.h
- * has no workspace query for the detection target ops.
+ * equality test of step 2 relies on. Scratch (rt_layout: 20 bytes per anchor
+ * and 4 per gt) comes from the workspace, reserved from
+ * tb_rpn_targets_workspace_size; images run one after the other, the anchors
+ * of one in parallel, so one copy serves every thread.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/box.h"
@@ -33,34 +34,32 @@
 #include "kernels/error.h"
 
 typedef struct rt_scratch {
-    float *best;       /* {a} best IoU of each anchor */
-    int32_t *arg;      /* {a} its gt */
-    float *gt_best;    /* {g} best IoU of each gt */
+    float *best;        /* {a} best IoU of each anchor */
+    int32_t *arg;       /* {a} its gt */
+    float *gt_best;     /* {g} best IoU of each gt */
     int32_t *pos, *neg; /* {a} candidate lists */
     tb_cpu_keyed *keys; /* {a} */
-    void *block;
 } rt_scratch;
 
-static int rt_alloc(rt_scratch *s, int64_t a, int64_t g)
+/* Carves the scratch out of base (NULL: only counts); returns its bytes. */
+static size_t rt_layout(rt_scratch *s, void *base, int64_t a, int64_t g)
 {
-    size_t bytes = (size_t)a * (sizeof(float) + 3 * sizeof(int32_t) + sizeof(tb_cpu_keyed)) +
-                   (size_t)g * sizeof(float);
-    char *p = malloc(bytes);
-    if (!p)
-        return tb_fail(TB_ERR_NOMEM, "rpn_targets: out of memory for %zu bytes of scratch", bytes);
-    s->block = p;
-    s->keys = (tb_cpu_keyed *)p;
-    p += (size_t)a * sizeof(tb_cpu_keyed);
-    s->best = (float *)p;
-    p += (size_t)a * sizeof(float);
-    s->arg = (int32_t *)p;
-    p += (size_t)a * sizeof(int32_t);
-    s->pos = (int32_t *)p;
-    p += (size_t)a * sizeof(int32_t);
-    s->neg = (int32_t *)p;
-    p += (size_t)a * sizeof(int32_t);
-    s->gt_best = (float *)p;
-    return TB_OK;
+    tb_cpu_carver c = {base, 0};
+    s->keys = tb_cpu_carve(&c, (size_t)a * sizeof(tb_cpu_keyed));
+    s->best = tb_cpu_carve(&c, (size_t)a * sizeof(float));
+    s->arg = tb_cpu_carve(&c, (size_t)a * sizeof(int32_t));
+    s->pos = tb_cpu_carve(&c, (size_t)a * sizeof(int32_t));
+    s->neg = tb_cpu_carve(&c, (size_t)a * sizeof(int32_t));
+    s->gt_best = tb_cpu_carve(&c, (size_t)g * sizeof(float));
+    return c.used;
+}
+
+size_t tb_cpu_rpn_targets_workspace_size(tb_backend *be, const tb_tensor *anchors, const tb_tensor *gt_boxes,
+                                         const tb_rpn_target_params *p)
+{
+    (void)be, (void)p;
+    rt_scratch s;
+    return rt_layout(&s, NULL, anchors->shape[0], gt_boxes->shape[1]);
 }
 
 /* Steps 1-3 for one image: labels[j] in {1, 0, -1}, with best/arg filled. */
@@ -135,8 +134,9 @@ int tb_cpu_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb
         if (gtc[b] < 0 || gtc[b] > g)
             return tb_fail(TB_ERR_INVALID, "rpn_targets: gt_count[%lld] = %d is outside [0, %lld]", (long long)b,
                            (int)gtc[b], (long long)g);
-    rt_scratch s = {0};
-    TB_TRY(rt_alloc(&s, a, g));
+    rt_scratch s;
+    TB_TRY(tb_cpu_workspace_check(be, "rpn_targets", "rpn_targets", rt_layout(&s, NULL, a, g)));
+    rt_layout(&s, be->workspace, a, g);
     const float *anc = anchors->data, *gts = gt_boxes->data;
     int32_t *lab = labels->data;
     float *tgt = targets->data, *wgt = weights->data;
@@ -157,6 +157,5 @@ int tb_cpu_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb
                 wgt[4 * row + k] = 1.0f;
         }
     }
-    free(s.block);
     return TB_OK;
 }

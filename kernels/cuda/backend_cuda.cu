@@ -245,6 +245,8 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->roi_align_backward = tb_cuda_roi_align_backward;
     f->smooth_l1_forward = tb_cuda_smooth_l1_forward;
     f->smooth_l1_backward = tb_cuda_smooth_l1_backward;
+    f->resize_bilinear_forward = tb_cuda_resize_bilinear_forward;
+    f->resize_bilinear_backward = tb_cuda_resize_bilinear_backward;
     /* rpn_targets, rpn_proposals, roi_targets, detect_boxes: not on CUDA yet;
      * their slots stay NULL (the backend is calloc'ed), so the front-end
      * reports them unsupported. */

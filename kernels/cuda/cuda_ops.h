@@ -127,6 +127,9 @@ int tb_cuda_smooth_l1_forward(tb_backend *be, tb_tensor *loss, const tb_tensor *
                               const tb_tensor *weights, float beta, float norm);
 int tb_cuda_smooth_l1_backward(tb_backend *be, tb_tensor *dpred, const tb_tensor *pred, const tb_tensor *target,
                                const tb_tensor *weights, float beta, float norm, float scale);
+/* resize_bilinear.cu (segmentation) */
+int tb_cuda_resize_bilinear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
+int tb_cuda_resize_bilinear_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy);
 /* sgd.cu */
 int tb_cuda_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
                      const tb_tensor *grad, const tb_tensor *decay_mask, const tb_tensor *skip,

@@ -89,6 +89,10 @@ static void run_roi_align(tctx *t, const roi_case *rc, tb_dtype dt)
     tpair *dx = tp_4d(t, dt, rc->n, rc->h, rc->w, rc->c, TP_UNIFORM, -1, 1);
     if (!x || !rois || !y || !dy || !dx || !set_rois(t, rois, rc))
         return;
+    /* the f16/bf16 backward accumulates in f32 scratch from the workspace */
+    for (int side_ = 0; side_ < 2; side_++)
+        tctx_rc(t, side_, "reserve workspace",
+                tb_backend_reserve_workspace(BE, tb_roi_align_workspace_size(BE, S(x), S(rois), p)));
     RUN_BOTH(t, tb_roi_align_forward(BE, S(y), S(x), S(rois), p));
     tp_check(t, "y", y, tp_tol(dt, true));
     RUN_BOTH(t, tb_roi_align_backward(BE, S(dx), S(dy), S(rois), p));

@@ -2,7 +2,11 @@
  *  - roi_align: forward against a direct bilinear computation written here
  *    (tent weights in double, over every pixel), a hand-computed ramp, and the
  *    backward against central finite differences, for RoIs partly outside the
- *    map, aligned true/false, sampling_ratio 0 (adaptive) and 2; f16 against f32.
+ *    map, aligned true/false, sampling_ratio 0 (adaptive) and 2; f16 against
+ *    f32; the workspace (tb_roi_align_workspace_size, reserved before every
+ *    call): a smaller one is a clear error, exactly the query's bytes suffice
+ *    at the largest shape here, and the f16/bf16 backward is bitwise the f32
+ *    backward rounded once.
  *  - smooth_l1: hand values, and the backward against finite differences for
  *    beta 0 (L1), 1/9 and 1.
  *  - batchnorm_backward_eval (frozen BN): finite differences, optional outputs.
@@ -15,10 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/error.h"
 #include "kernels/ops.h"
 #include "ops_testutil.h"
@@ -110,6 +116,12 @@ static void ref_roi_align(double *y, const tb_tensor *x, const tb_tensor *rois, 
     }
 }
 
+/* Reserves the op's workspace on tt_be, as a graph does at build. */
+static void ra_reserve(const tb_tensor *x, const tb_tensor *rois, const tb_roi_align_params *p)
+{
+    OK(tb_backend_reserve_workspace(tt_be, tb_roi_align_workspace_size(tt_be, x, rois, p)));
+}
+
 static tb_tensor make_rois(int count, const double (*v)[5])
 {
     tb_tensor rois = tt_2d(TB_F32, count, 5);
@@ -137,6 +149,7 @@ static void test_roi_align_forward_reference(void **state)
         const tb_roi_align_params *p = &ra_variants[v];
         tb_tensor y = tt_4d(TB_F32, RA_ROIS, p->pooled_h, p->pooled_w, 3), ref = like(&y);
         double want[RA_ROIS * 2 * 3 * 3];
+        ra_reserve(&x, &rois, p);
         OK(tb_roi_align_forward(tt_be, &y, &x, &rois, p));
         ref_roi_align(want, &x, &rois, p);
         tt_set_values(&ref, want);
@@ -160,6 +173,7 @@ static void test_roi_align_ramp(void **state)
     const double roi[1][5] = {{0, 1.5, 0.5, 4.5, 2.5}};
     tb_tensor rois = make_rois(1, roi);
     tb_roi_align_params p = {1, 3, 1.0f, 2, true};
+    ra_reserve(&x, &rois, &p);
     OK(tb_roi_align_forward(tt_be, &y, &x, &rois, &p));
     const double want[6] = {1.5, 1.5, 2.5, 2.5, 3.5, 3.5};
     for (int i = 0; i < 6; i++)
@@ -200,6 +214,7 @@ static void test_roi_align_gradients(void **state)
         c.out[0] = tt_4d(TB_F32, RA_ROIS, 2, 3, 3);
         c.fwd = ra_fwd;
         c.bwd = ra_bwd;
+        ra_reserve(&c.in[0], &c.aux[0], &ra_variants[v]);
         gc_finish(&c, &r);
         gc_check(&c);
         tt_free_all();
@@ -223,6 +238,8 @@ static void test_roi_align_low_precision(void **state)
         tb_tensor dy32 = like(&y32), dy = like(&y), dx32 = like(&x32), dx = like(&x);
         tt_uniform(&dy32, &r, -1.0, 1.0, dt);
         tt_copy_values(&dy, &dy32);
+        ra_reserve(&x32, &rois, &ra_variants[0]);
+        ra_reserve(&x, &rois, &ra_variants[0]);
         OK(tb_roi_align_forward(tt_be, &y32, &x32, &rois, &ra_variants[0]));
         OK(tb_roi_align_forward(tt_be, &y, &x, &rois, &ra_variants[0]));
         tt_assert_close("roi_align low precision forward", &y, &y32, tol, tol);
@@ -240,11 +257,109 @@ static void test_roi_align_bad_rois(void **state)
     tb_tensor x = tt_4d(TB_F32, 2, 6, 7, 3), y = tt_4d(TB_F32, 1, 2, 3, 3);
     const double bad[1][5] = {{2, 0, 0, 4, 4}};
     tb_tensor rois = make_rois(1, bad);
+    ra_reserve(&x, &rois, &ra_variants[0]);
     assert_int_equal(tb_roi_align_forward(tt_be, &y, &x, &rois, &ra_variants[0]), TB_ERR_INVALID);
     assert_non_null(strstr(tb_errmsg(), "RoI 0"));
     assert_true(tt_max_abs(&y) == 0.0);
     tt_set(&rois, 0, 0.5);
     assert_int_equal(tb_roi_align_backward(tt_be, &x, &y, &rois, &ra_variants[0]), TB_ERR_INVALID);
+    tt_free_all();
+}
+
+/* Fails unless rc is TB_ERR_INVALID with a message naming `op`, the bytes
+ * needed and reserved, and the query. */
+static void expect_small_workspace(int rc, const char *op, size_t need, size_t have)
+{
+    char frags[4][96];
+    snprintf(frags[0], sizeof frags[0], "%s", op);
+    snprintf(frags[1], sizeof frags[1], "needs %zu bytes of workspace", need);
+    snprintf(frags[2], sizeof frags[2], "%zu reserved", have);
+    snprintf(frags[3], sizeof frags[3], "tb_roi_align_workspace_size()");
+    if (rc != TB_ERR_INVALID)
+        fail_msg("%s with %zu of %zu bytes: status %s, expected TB_ERR_INVALID", op, have, need, tb_status_name(rc));
+    for (int i = 0; i < 4; i++)
+        if (!strstr(tb_errmsg(), frags[i]))
+            fail_msg("%s: message \"%s\" lacks \"%s\"", op, tb_errmsg(), frags[i]);
+}
+
+#define WS_GUARD 4096
+#define WS_GUARD_BYTE 0xa5
+
+/* The backward in a workspace of exactly `need` bytes lent to be, filled
+ * with 0xff and followed by guard bytes: it must succeed and write nothing
+ * past `need`. */
+static void ra_backward_exact(tb_backend *be, size_t need, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *rois,
+                              const tb_roi_align_params *p)
+{
+    void *own = be->workspace;
+    size_t own_size = be->workspace_size;
+    unsigned char *buf = aligned_alloc(64, (need + WS_GUARD + 63) & ~(size_t)63);
+    assert_non_null(buf);
+    memset(buf, 0xff, need);
+    memset(buf + need, WS_GUARD_BYTE, WS_GUARD);
+    be->workspace = buf, be->workspace_size = need;
+    int rc = tb_roi_align_backward(be, dx, dy, rois, p);
+    be->workspace = own, be->workspace_size = own_size;
+    size_t bad = WS_GUARD;
+    for (size_t i = 0; i < WS_GUARD && bad == WS_GUARD; i++)
+        if (buf[need + i] != WS_GUARD_BYTE)
+            bad = i;
+    free(buf);
+    if (rc != TB_OK)
+        fail_msg("roi_align_backward in an exact %zu-byte workspace: %s", need, tb_errmsg());
+    if (bad != WS_GUARD)
+        fail_msg("roi_align_backward wrote past its %zu-byte workspace (guard byte %zu)", need, bad);
+}
+
+/* The largest roi_align of this file, in f16 and bf16, 200 channels (7
+ * blocks of 32, the last partial): a workspace one byte short of the query
+ * is an error (front-end: forward and backward; the CPU code itself) that
+ * writes nothing; exactly the query suffices with 1 and 2 threads; and the
+ * result is bitwise the f32 backward on the same values, rounded once. */
+static void test_roi_align_workspace(void **state)
+{
+    (void)state;
+    tb_rng r;
+    tb_rng_seed(&r, 14, 0);
+    const tb_roi_align_params *p = &ra_variants[1];
+    tb_tensor rois = make_rois(RA_ROIS, ra_rois), x32 = tt_4d(TB_F32, 2, 19, 25, 200);
+    assert_int_equal(tb_roi_align_workspace_size(tt_be, &x32, &rois, p), 0); /* f32 needs none */
+    assert_int_equal(tb_roi_align_workspace_size(tt_be, &x32, NULL, p), 0);
+    const tb_dtype dts[2] = {TB_F16, TB_BF16};
+    for (int k = 0; k < 2; k++) {
+        tb_dtype dt = dts[k];
+        tb_tensor x = tt_4d(dt, 2, 19, 25, 200), y = tt_4d(dt, RA_ROIS, 2, 3, 200), dy = like(&y);
+        tb_tensor dx = like(&x), dx32 = like(&x32), dy32 = tt_4d(TB_F32, RA_ROIS, 2, 3, 200);
+        tb_tensor want = like(&x), got = like(&x);
+        tt_uniform(&dy32, &r, -1.0, 1.0, dt);
+        tt_copy_values(&dy, &dy32);
+        tt_uniform(&dx32, &r, -1.0, 1.0, dt); /* the backward accumulates onto these */
+        tt_copy_values(&dx, &dx32);
+        ra_reserve(&x32, &rois, p);
+        OK(tb_roi_align_backward(tt_be, &dx32, &dy32, &rois, p));
+        tb_convert_from_f32(want.data, dt, dx32.data, tb_numel(&dx32));
+
+        for (int threads = 1; threads <= 2; threads++) {
+            tb_backend *be = NULL;
+            OK(tb_cpu_backend_create(&be, threads));
+            size_t need = tb_roi_align_workspace_size(be, &x, &rois, p);
+            assert_true(need > 0);
+            assert_true(need < tb_numel(&x) * sizeof(float) / 2); /* far below an f32 copy of dx */
+            OK(tb_backend_reserve_workspace(be, need - 1));
+            memcpy(got.data, dx.data, tb_nbytes(&dx));
+            expect_small_workspace(tb_roi_align_forward(be, &y, &x, &rois, p), "roi_align_forward", need, need - 1);
+            expect_small_workspace(tb_roi_align_backward(be, &got, &dy, &rois, p), "roi_align_backward", need,
+                                   need - 1);
+            expect_small_workspace(tb_cpu_roi_align_backward(be, &got, &dy, &rois, p), "cpu roi_align_backward",
+                                   need, need - 1);
+            assert_true(tt_max_abs(&y) == 0.0);
+            assert_memory_equal(got.data, dx.data, tb_nbytes(&dx)); /* nothing written */
+            ra_backward_exact(be, need, &got, &dy, &rois, p);
+            tt_assert_bitwise("roi_align low-precision backward vs f32 rounded once", &got, &want);
+            tb_backend_destroy(be);
+        }
+        tt_check_guards();
+    }
     tt_free_all();
 }
 
@@ -521,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_roi_align_gradients),
         cmocka_unit_test(test_roi_align_low_precision),
         cmocka_unit_test(test_roi_align_bad_rois),
+        cmocka_unit_test(test_roi_align_workspace),
         cmocka_unit_test(test_smooth_l1_values),
         cmocka_unit_test(test_smooth_l1_gradients),
         cmocka_unit_test(test_batchnorm_eval_gradients),

@@ -65,6 +65,40 @@ void du_set_i(const tb_tensor *t, const int32_t *v, int64_t count)
     memcpy(t->data, v, (size_t)count * sizeof *v);
 }
 
+void du_reserve(size_t bytes)
+{
+    du_ok(tb_backend_reserve_workspace(du_be, bytes), "reserve workspace");
+}
+
+#define DU_GUARD 4096
+#define DU_GUARD_BYTE 0xa5
+
+void du_ws_begin(du_ws *w, tb_backend *be, size_t bytes)
+{
+    w->be = be;
+    w->own = be->workspace;
+    w->own_size = be->workspace_size;
+    w->bytes = bytes;
+    w->buf = aligned_alloc(64, (bytes + DU_GUARD + 63) & ~(size_t)63);
+    assert_non_null(w->buf);
+    memset(w->buf, 0xff, bytes);
+    memset(w->buf + bytes, DU_GUARD_BYTE, DU_GUARD);
+    be->workspace = w->buf;
+    be->workspace_size = bytes;
+}
+
+void du_ws_end(du_ws *w)
+{
+    w->be->workspace = w->own;
+    w->be->workspace_size = w->own_size;
+    for (size_t i = 0; i < DU_GUARD; i++)
+        if (w->buf[w->bytes + i] != DU_GUARD_BYTE) {
+            free(w->buf);
+            fail_msg("the op wrote past its %zu-byte workspace (guard byte %zu changed)", w->bytes, i);
+        }
+    free(w->buf);
+}
+
 void du_ok(int rc, const char *what)
 {
     if (rc != TB_OK)

@@ -4,6 +4,7 @@
 #ifndef TB_DET_UNIT_UTIL_H
 #define TB_DET_UNIT_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/backend.h"
@@ -23,6 +24,24 @@ int32_t *du_i(const tb_tensor *t); /* i32 data */
 /* Copies count floats (or ints) into t. */
 void du_set_f(const tb_tensor *t, const float *v, int64_t count);
 void du_set_i(const tb_tensor *t, const int32_t *v, int64_t count);
+
+/* Reserves `bytes` of workspace on du_be (a query's answer), failing the test on error. */
+void du_reserve(size_t bytes);
+
+/* A workspace of exactly `bytes` lent to be in place of its own, filled with
+ * 0xff (NaN floats, -1 ints: an op reading scratch it did not write shows)
+ * and followed by guard bytes. du_ws_end fails the test when a guard byte
+ * changed (the op wrote past what its query asked for) and gives be its own
+ * workspace back. */
+typedef struct du_ws {
+    tb_backend *be;
+    void *own;
+    size_t own_size;
+    unsigned char *buf;
+    size_t bytes;
+} du_ws;
+void du_ws_begin(du_ws *w, tb_backend *be, size_t bytes);
+void du_ws_end(du_ws *w);
 
 /* Fails with the op's message unless rc is TB_OK. */
 void du_ok(int rc, const char *what);

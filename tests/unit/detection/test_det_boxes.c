@@ -1,7 +1,7 @@
 /* Box helpers of the CPU detection ops (kernels/cpu/box.h) and NMS:
  * IoU hand values, encode/decode (hand values, round trip, the log(1000/16)
  * clamp), clipping, the random subset draw (rule, determinism, uniformity),
- * and the fast NMS against its naive twin on random boxes for several seeds,
+ * the in-place sorts against qsort, and the fast NMS against its naive twin on random boxes for several seeds,
  * thresholds, sizes (across the 256-row tile) and keep limits. */
 #include <math.h>
 #include <setjmp.h>
@@ -142,6 +142,61 @@ static void test_sample_subset(void **state)
     assert_int_equal(tb_cpu_sample_subset(cand, 20, 0, 1, 0, scratch), 0);
 }
 
+/* The score order written out for qsort: descending key, NaN last, ties by ascending index. */
+static int ref_desc(const void *pa, const void *pb)
+{
+    const tb_cpu_keyed *a = pa, *b = pb;
+    int an = isnan(a->key), bn = isnan(b->key);
+    if (an != bn)
+        return an - bn;
+    if (!an && a->key != b->key)
+        return a->key > b->key ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* The in-place heap sorts (no qsort: glibc's mallocs) against qsort, on keys
+ * with many ties and some NaNs: the full sort, and the first k for every
+ * kind of k (none, one, some, half, all, more than all). */
+static void test_sort_orders(void **state)
+{
+    (void)state;
+    const int64_t sizes[] = {0, 1, 2, 3, 7, 64, 1000};
+    tb_cpu_keyed v[1000], ref[1000], w[1000];
+    tb_rng r;
+    tb_rng_seed(&r, 9, 0);
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        int64_t m = sizes[si];
+        for (int64_t i = 0; i < m; i++) { /* a shuffled permutation of indices, keys from 8 values */
+            int64_t j = (int64_t)tb_rng_below(&r, (uint64_t)i + 1);
+            v[i] = v[j];
+            v[j].index = (int32_t)(3 * i);
+            v[j].key = tb_rng_uniform(&r) < 0.1 ? NAN : (float)tb_rng_below(&r, 8) - 3.0f;
+        }
+        memcpy(ref, v, (size_t)m * sizeof *v);
+        if (m > 0)
+            qsort(ref, (size_t)m, sizeof *ref, ref_desc);
+        memcpy(w, v, (size_t)m * sizeof *v);
+        tb_cpu_sort_desc(w, m);
+        for (int64_t i = 0; i < m; i++)
+            if (w[i].index != ref[i].index)
+                fail_msg("sort_desc of %lld: entry %lld is index %d, expected %d", (long long)m, (long long)i,
+                         (int)w[i].index, (int)ref[i].index);
+        const int64_t ks[] = {0, 1, 5, m / 2, m, m + 3};
+        for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+            int64_t k = ks[ki], top = k < m ? k : m, sum = 0;
+            memcpy(w, v, (size_t)m * sizeof *v);
+            tb_cpu_top_desc(w, m, k);
+            for (int64_t i = 0; i < top; i++)
+                if (w[i].index != ref[i].index)
+                    fail_msg("top_desc %lld of %lld: entry %lld is index %d, expected %d", (long long)k,
+                             (long long)m, (long long)i, (int)w[i].index, (int)ref[i].index);
+            for (int64_t i = 0; i < m; i++) /* the rest is a permutation of the rest */
+                sum += w[i].index - v[i].index;
+            assert_int_equal(sum, 0);
+        }
+    }
+}
+
 /* Suppressed boxes do not suppress: A kills B, B would kill C, C stays. */
 static void test_nms_hand(void **state)
 {
@@ -223,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_encode_decode),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_sample_subset),
+        cmocka_unit_test(test_sort_orders),
         cmocka_unit_test(test_nms_hand),
         cmocka_unit_test(test_nms_fast_vs_naive),
     };

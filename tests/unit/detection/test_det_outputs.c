@@ -67,6 +67,7 @@ static prop_io prop_make(int post, tb_dtype logit_dt)
 
 static int prop_run(prop_io *io, const tb_proposal_params *p)
 {
+    du_reserve(tb_rpn_proposals_workspace_size(du_be, &io->logits, &io->anchors, p));
     return tb_rpn_proposals(du_be, &io->rois, &io->count, &io->logits, &io->deltas, &io->anchors, &io->im, p);
 }
 
@@ -182,6 +183,7 @@ static det_io det_make(int d)
 
 static int det_run(det_io *io, const tb_detect_params *p)
 {
+    du_reserve(tb_detect_boxes_workspace_size(du_be, &io->probs, &io->rcount, p));
     return tb_detect_boxes(du_be, &io->boxes, &io->scores, &io->classes, &io->count, &io->probs, &io->deltas,
                            &io->rois, &io->rcount, &io->im, p);
 }

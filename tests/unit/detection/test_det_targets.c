@@ -64,6 +64,7 @@ static rpn_io rpn_make(int n, int a, int g)
 
 static int rpn_run(rpn_io *io, const tb_rpn_target_params *p)
 {
+    du_reserve(tb_rpn_targets_workspace_size(du_be, &io->anchors, &io->gt, p));
     return tb_rpn_targets(du_be, &io->labels, &io->targets, &io->weights, &io->anchors, &io->gt, &io->count, p);
 }
 
@@ -267,6 +268,7 @@ static roi_io roi_make(int per)
 
 static int roi_run(roi_io *io, const tb_roi_target_params *p)
 {
+    du_reserve(tb_roi_targets_workspace_size(du_be, &io->props, &io->gt, p));
     return tb_roi_targets(du_be, &io->rois, &io->labels, &io->targets, &io->weights, &io->props, &io->pcount,
                           &io->gt, &io->glabels, &io->gcount, p);
 }

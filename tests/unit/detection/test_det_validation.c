@@ -34,6 +34,7 @@ static void test_roi_align_errors(void **state)
     tb_tensor x = du_new(TB_F32, 4, 1, 6, 6) /* {1,6,6,1} */, rois = du_new(TB_F32, 2, 2, 5, 1);
     tb_tensor y = du_new(TB_F32, 4, 2, 2, 2), y3 = du_new(TB_F32, 4, 2, 3, 2);
     tb_roi_align_params p = {2, 2, 0.5f, 0, true};
+    du_reserve(tb_roi_align_workspace_size(du_be, &x, &rois, &p));
     OK(tb_roi_align_forward(du_be, &y, &x, &rois, &p));
     BAD(tb_roi_align_forward(du_be, &y3, &x, &rois, &p), "roi_align_forward", "y [2,3,2,1] f32", "{2,2,2,1}");
     p.spatial_scale = 0.0f;
@@ -77,6 +78,7 @@ static void test_rpn_targets_errors(void **state)
     tb_tensor targets = du_new(TB_F32, 2, 10, 4, 1), weights = du_new(TB_F32, 2, 10, 4, 1);
     tb_tensor anchors = du_new(TB_F32, 2, 5, 4, 1), gt = du_new(TB_F32, 3, 2, 3, 4), gc = du_new(TB_I32, 1, 2, 1, 1);
     tb_rpn_target_params p = {0.7f, 0.3f, 4, 0.5f, 1};
+    du_reserve(tb_rpn_targets_workspace_size(du_be, &anchors, &gt, &p));
     OK(tb_rpn_targets(du_be, &labels, &targets, &weights, &anchors, &gt, &gc, &p));
     BAD(tb_rpn_targets(du_be, &labels9, &targets, &weights, &anchors, &gt, &gc, &p), "rpn_targets",
         "labels [9] i32", "{10}");
@@ -94,6 +96,7 @@ static void test_rpn_proposals_errors(void **state)
     float *imv = du_f(&im);
     imv[0] = imv[1] = imv[2] = imv[3] = 50.0f;
     tb_proposal_params p = {4, 3, 0.7f, 0.0f};
+    du_reserve(tb_rpn_proposals_workspace_size(du_be, &logits, &anchors, &p));
     OK(tb_rpn_proposals(du_be, &rois, &cnt, &logits, &deltas, &anchors, &im, &p));
     BAD(tb_rpn_proposals(du_be, &rois5, &cnt, &logits, &deltas, &anchors, &im, &p), "rpn_proposals",
         "rois [5,5] f32", "{6,5}");
@@ -111,6 +114,7 @@ static void test_roi_targets_errors(void **state)
     tb_tensor props = du_new(TB_F32, 2, 6, 5, 1), pc = du_new(TB_I32, 1, 2, 1, 1);
     tb_tensor gt = du_new(TB_F32, 3, 2, 2, 4), gl = du_new(TB_I32, 2, 2, 2, 1), gc = du_new(TB_I32, 1, 2, 1, 1);
     tb_roi_target_params p = {4, 0.25f, 0.5f, 0.5f, 0.0f, {0.1f, 0.1f, 0.2f, 0.2f}, 3};
+    du_reserve(tb_roi_targets_workspace_size(du_be, &props, &gt, &p));
     OK(tb_roi_targets(du_be, &rois, &labels, &targets, &weights, &props, &pc, &gt, &gl, &gc, &p));
     BAD(tb_roi_targets(du_be, &rois, &labels, &t10, &weights, &props, &pc, &gt, &gl, &gc, &p), "roi_targets",
         "targets [8,10] f32", "4 * classes");
@@ -129,6 +133,7 @@ static void test_detect_boxes_errors(void **state)
     tb_tensor d8 = du_new(TB_F32, 2, 6, 8, 1), rois = du_new(TB_F32, 2, 6, 5, 1);
     tb_tensor rc = du_new(TB_I32, 1, 2, 1, 1), im = du_new(TB_F32, 2, 2, 2, 1);
     tb_detect_params p = {0.05f, 0.5f, 5, {0.1f, 0.1f, 0.2f, 0.2f}};
+    du_reserve(tb_detect_boxes_workspace_size(du_be, &probs, &rc, &p));
     OK(tb_detect_boxes(du_be, &boxes, &scores, &classes, &count, &probs, &deltas, &rois, &rc, &im, &p));
     BAD(tb_detect_boxes(du_be, &boxes, &scores, &classes, &count, &probs, &d8, &rois, &rc, &im, &p), "detect_boxes",
         "deltas [6,8] f32", "{6,12}");
