@@ -5,13 +5,23 @@ ratio ours / PyTorch (and ours / torch.compile with --compile).
 
     python3 bench/compare.py --device cpu --threads 2 --preset cpu
     python3 bench/compare.py --device cuda --preset gpu --compile
+    python3 bench/compare.py --device cpu --threads 2 --preset cpu-det
+    python3 bench/compare.py --device cuda --preset gpu-det
 
-Presets:
+Presets (classification, against bench/pytorch_bench.py):
   cpu: ResNet-18 and ResNet-50, variants B and D, small stem on 28x28x1
        (Fashion-MNIST-sized, batch 64) and ImageNet stem at 224 px (batch 8).
   gpu: ResNet-50 D at 224 px, batch 256, fp32 / fp16 / bf16.
+Presets (--task detection: Faster R-CNN C4 training, `trickbench bench --task
+detection` against bench/pytorch_detection_bench.py, torchvision's FasterRCNN
+on the same backbone; fp32):
+  cpu-det: ResNet-18 B, small stem, width 0.25 and 0.125, 128x128x1 canvases
+           (fashion-scenes settings), batch 4.
+  gpu-det: ResNet-50 D, ImageNet stem, 608x608x3 (VOC's 600 px shorter side,
+           VOC settings), batch 8.
 A configuration can also be given directly: --model resnet50 --variant D
---batch 32 --image 224 --precision fp16.
+--batch 32 --image 224 --precision fp16 (classification), or --task detection
+--model resnet18 --stem small --width 0.25 --batch 4 --image 128.
 """
 import argparse
 import json
@@ -29,6 +39,12 @@ PRESETS = {
        for m in ("resnet18", "resnet50") for v in ("B", "D")],
     "gpu": [dict(model="resnet50", variant="D", batch=256, image=224, channels=3, classes=1000, precision=p)
             for p in ("fp32", "fp16", "bf16")],
+}
+
+DET_PRESETS = {
+    "cpu-det": [dict(model="resnet18", variant="B", stem="small", width=w, batch=4, image=128)
+                for w in (0.25, 0.125)],
+    "gpu-det": [dict(model="resnet50", variant="D", stem="imagenet", width=1.0, batch=8, image=608)],
 }
 
 
@@ -50,27 +66,73 @@ def common_args(c, a):
             "--channels", str(c["channels"]), "--json"]
 
 
+def det_args(c, a):
+    """Options both detection benchmarks take (classes, channels and settings follow the image size
+    unless given)."""
+    extra = [x for k in ("classes", "channels") if c.get(k) for x in ("--" + k, str(c[k]))]
+    return ["--model", c["model"], "--variant", c["variant"], "--stem", c["stem"], "--width", str(c["width"]),
+            "--batch", str(c["batch"]), "--image", str(c["image"]), "--device", a.device, "--steps", str(a.steps),
+            "--warmup", str(a.warmup), "--repeats", str(a.repeats), "--threads", str(a.threads), "--json"] + extra
+
+
+def run_detection(a):
+    if a.compile:
+        sys.exit("compare.py: --compile is for classification only (torch.compile of torchvision's detection "
+                 "models is not measured here)")
+    if a.precision != "fp32":
+        sys.exit("compare.py: the detection task trains in fp32 only (--precision fp32)")
+    configs = DET_PRESETS[a.preset] if a.preset else [
+        dict(model=a.model or "resnet50", variant=a.variant, stem=a.stem or "auto", width=a.width or 1.0,
+             batch=a.batch or 4, image=a.image or 128, classes=a.classes, channels=a.channels)]
+    print("| model | stem | width | image | batch | settings | device | trickbench img/s | PyTorch img/s | ratio |")
+    print("|---|---|---:|---:|---:|---|---|---:|---:|---:|")
+    for c in configs:
+        ours = run_json([a.trickbench, "bench", "--task", "detection"] + det_args(c, a))
+        ref = run_json([sys.executable, os.path.join(HERE, "pytorch_detection_bench.py")] + det_args(c, a))
+        o = ours["images_per_sec"] if ours else float("nan")
+        r = ref["images_per_sec"] if ref else float("nan")
+        shape = ours or ref or {}
+        image = f"{c['image']}x{c['image']}x{shape.get('channels', '?')}"
+        print(f"| {c['model']}-{c['variant']} Faster R-CNN | {shape.get('stem', c['stem'])} | {c['width']:g} | "
+              f"{image} | {c['batch']} | {shape.get('settings', '?')} | {a.device} ({a.threads} thr) | {o:.2f} | "
+              f"{r:.2f} | {o / r:.2f} |", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trickbench", default=os.path.join(ROOT, "build", "trickbench"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--preset", choices=sorted(PRESETS))
+    p.add_argument("--task", choices=["classification", "detection"],
+                   help="default: the preset's task, else classification")
+    p.add_argument("--preset", choices=sorted(PRESETS) + sorted(DET_PRESETS))
     p.add_argument("--model")
     p.add_argument("--variant", default="B")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--image", type=int, default=224)
-    p.add_argument("--channels", type=int, default=3)
-    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--image", type=int)
+    p.add_argument("--channels", type=int)
+    p.add_argument("--classes", type=int)
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--stem", help="detection only: auto (default) | small | imagenet")
+    p.add_argument("--width", type=float, help="detection only: the backbone's width multiplier (default 1)")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--compile", action="store_true")
     a = p.parse_args()
+    preset_task = None if not a.preset else "detection" if a.preset in DET_PRESETS else "classification"
+    task = a.task or preset_task or "classification"
+    if preset_task and task != preset_task:
+        sys.exit(f"compare.py: preset {a.preset} is a {preset_task} preset (--task {task})")
+    if task == "detection":
+        run_detection(a)
+        return
+    if a.stem is not None or a.width is not None:
+        sys.exit("compare.py: --stem and --width are detection options (--task detection)")
     configs = PRESETS[a.preset] if a.preset else [dict(model=a.model or "resnet50", variant=a.variant,
-                                                         batch=a.batch, image=a.image, channels=a.channels,
-                                                         classes=a.classes, precision=a.precision)]
+                                                         batch=a.batch or 32, image=a.image or 224,
+                                                         channels=a.channels or 3, classes=a.classes or 1000,
+                                                         precision=a.precision)]
     env_threads = ["--threads", str(a.threads)]
     head = "| model | image | batch | precision | device | trickbench img/s | PyTorch img/s | ratio |"
     sep = "|---|---:|---:|---|---|---:|---:|---:|"

@@ -11,6 +11,7 @@
 
 #include "harness/bench_loader.h"
 #include "harness/cli.h"
+#include "harness/cmd_bench_det.h"
 #include "harness/clock.h"
 #include "harness/commands.h"
 #include "harness/stats.h"
@@ -20,8 +21,8 @@
 #include "models/models.h"
 
 static const char usage[] =
-    "usage: trickbench bench --model M [--variant A|B|C|D] [--batch B] [--image S]\n"
-    "                        [--precision fp32|fp16|bf16] [--device auto|cpu|cuda]\n"
+    "usage: trickbench bench [--task classification] --model M [--variant A|B|C|D]\n"
+    "                        [--batch B] [--image S] [--precision fp32|fp16|bf16] [--device auto|cpu|cuda]\n"
     "                        [--steps N] [--warmup N] [--repeats R] [--threads T]\n"
     "                        [--stem imagenet|small] [--width W] [--classes K]\n"
     "                        [--channels C] [--json]\n\n"
@@ -60,7 +61,8 @@ static int parse_args(int argc, char **argv, bench_args *a)
         {"repeats", required_argument, 0, 'r'}, {"threads", required_argument, 0, 't'},
         {"stem", required_argument, 0, 'S'},    {"width", required_argument, 0, 'W'},
         {"classes", required_argument, 0, 'k'}, {"channels", required_argument, 0, 'c'},
-        {"json", no_argument, 0, 'j'},          {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'j'},          {"task", required_argument, 0, 'T'},
+        {0, 0, 0, 0}};
     *a = (bench_args){.device = "auto", .stem = "auto", .precision = "fp32", .variant = 'B', .batch = 32,
                       .image = 224, .steps = 5, .warmup = 2, .repeats = 3, .classes = 1000, .channels = 3,
                       .width = 1.0};
@@ -72,6 +74,10 @@ static int parse_args(int argc, char **argv, bench_args *a)
         long lo = 1, hi = 1L << 30;
         switch (ch) {
         case 'm': a->model = optarg; break;
+        case 'T': /* detection was dispatched before parsing */
+            if (strcmp(optarg, "classification"))
+                return tb_fail(TB_ERR_USAGE, "--task: expected classification or detection, got '%s'", optarg);
+            break;
         case 'V':
             if (strlen(optarg) != 1 || optarg[0] < 'A' || optarg[0] > 'D')
                 return tb_fail(TB_ERR_USAGE, "--variant: expected A, B, C or D, got '%s'", optarg);
@@ -235,8 +241,22 @@ static void print_result(const bench_args *a, const bench_result *r)
            (double)r->graph_bytes / 1048576.0, (double)r->peak_rss / 1048576.0);
 }
 
+/* True for `--task detection` or `--task=detection` anywhere in argv. */
+static bool wants_detection(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--task=detection"))
+            return true;
+        if (!strcmp(argv[i], "--task") && i + 1 < argc && !strcmp(argv[i + 1], "detection"))
+            return true;
+    }
+    return false;
+}
+
 int tb_cmd_bench(int argc, char **argv)
 {
+    if (wants_detection(argc, argv))
+        return tb_bench_detection(argc, argv);
     if (tb_cli_wants_help(argc, argv)) {
         fputs(usage, stdout);
         return TB_EXIT_OK;
