@@ -12,6 +12,7 @@
 #include "harness/bench_loader.h"
 #include "harness/cli.h"
 #include "harness/cmd_bench_det.h"
+#include "harness/cmd_bench_seg.h"
 #include "harness/clock.h"
 #include "harness/commands.h"
 #include "harness/stats.h"
@@ -33,6 +34,8 @@ static const char usage[] =
     "defaults: --variant B --batch 32 --image 224 --precision fp32 --device auto\n"
     "          --steps 5 --warmup 2 --repeats 3 --classes 1000 --channels 3\n"
     "          --stem auto (small for images <= 64 px)\n\n"
+    "Faster R-CNN and FCN training throughput: trickbench bench --task detection --help,\n"
+    "  trickbench bench --task segmentation --help.\n\n"
     "Data-loader throughput instead (read, decode, augment, batch; no training):\n"
     "  trickbench bench --loader [--dataset D] [--root DIR] [--batch B] [--workers W]\n"
     "                   [--augment A] [--image S] [--limit N] [--epochs E] [--eval] [--json]\n"
@@ -74,9 +77,10 @@ static int parse_args(int argc, char **argv, bench_args *a)
         long lo = 1, hi = 1L << 30;
         switch (ch) {
         case 'm': a->model = optarg; break;
-        case 'T': /* detection was dispatched before parsing */
+        case 'T': /* detection and segmentation were dispatched before parsing */
             if (strcmp(optarg, "classification"))
-                return tb_fail(TB_ERR_USAGE, "--task: expected classification or detection, got '%s'", optarg);
+                return tb_fail(TB_ERR_USAGE,
+                               "--task: expected classification, detection or segmentation, got '%s'", optarg);
             break;
         case 'V':
             if (strlen(optarg) != 1 || optarg[0] < 'A' || optarg[0] > 'D')
@@ -241,13 +245,13 @@ static void print_result(const bench_args *a, const bench_result *r)
            (double)r->graph_bytes / 1048576.0, (double)r->peak_rss / 1048576.0);
 }
 
-/* True for `--task detection` or `--task=detection` anywhere in argv. */
-static bool wants_detection(int argc, char **argv)
+/* True for `--task TASK` or `--task=TASK` anywhere in argv. */
+static bool wants_task(int argc, char **argv, const char *task)
 {
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--task=detection"))
+        if (!strncmp(argv[i], "--task=", 7) && !strcmp(argv[i] + 7, task))
             return true;
-        if (!strcmp(argv[i], "--task") && i + 1 < argc && !strcmp(argv[i + 1], "detection"))
+        if (!strcmp(argv[i], "--task") && i + 1 < argc && !strcmp(argv[i + 1], task))
             return true;
     }
     return false;
@@ -255,8 +259,10 @@ static bool wants_detection(int argc, char **argv)
 
 int tb_cmd_bench(int argc, char **argv)
 {
-    if (wants_detection(argc, argv))
+    if (wants_task(argc, argv, "detection"))
         return tb_bench_detection(argc, argv);
+    if (wants_task(argc, argv, "segmentation"))
+        return tb_bench_segmentation(argc, argv);
     if (tb_cli_wants_help(argc, argv)) {
         fputs(usage, stdout);
         return TB_EXIT_OK;

@@ -36,9 +36,6 @@ static void detection_defaults(tb_detection_config *d)
 {
     memset(d, 0, sizeof *d);
     d->max_objects = 64;
-    d->scenes_train = 10000;
-    d->scenes_val = 2000;
-    d->scene_size = 128;
     float_list(&d->anchor_sizes, 3, (const float[]){128, 256, 512});
     float_list(&d->anchor_ratios, 3, (const float[]){0.5f, 1, 2});
     d->rpn_pre_nms_train = 12000;
@@ -86,6 +83,9 @@ void tb_config_defaults(tb_run_config *cfg)
     d->synthetic_classes = 10;
     d->synthetic_size = 28;
     d->synthetic_channels = 1;
+    d->scenes_train = 10000;
+    d->scenes_val = 2000;
+    d->scene_size = 128;
 
     model_defaults(&cfg->model);
 
@@ -119,6 +119,13 @@ void tb_config_defaults(tb_run_config *cfg)
     t->loss_scale = 65536.0;
     distill_defaults(&t->distill);
     detection_defaults(&cfg->detection);
+    tb_segmentation_config *sg = &cfg->segmentation;
+    sg->base_size = 520;
+    sg->crop_size = 480;
+    sg->aux = true;
+    sg->aux_weight = 0.5f;
+    sg->head_dropout = 0.1f;
+    sg->freeze_bn = false;
 
     cfg->seed = 0;
     snprintf(cfg->device, sizeof cfg->device, "auto");
@@ -443,25 +450,41 @@ static int check_task_keys(const tb_run_config *cfg, const char *origin)
         cJSON_Delete(b);
         if (!same)
             return FAIL(origin, "%s: applies to the %s task only (task is %s)", k->path,
-                        (k->flags & TB_KEY_DETECTION) ? "detection" : "detection and segmentation",
+                        (k->flags & TB_KEY_DETECTION)      ? "detection"
+                        : (k->flags & TB_KEY_SEGMENTATION) ? "segmentation"
+                                                           : "detection and segmentation",
                         tb_task_name(cfg->task));
     }
     return TB_OK;
 }
 
-static bool is_detection_dataset(const char *name) { return !strcmp(name, "voc") || !strcmp(name, "fashion-scenes"); }
+/* Which task can read which dataset. */
+static bool dataset_serves(const char *name, tb_task task)
+{
+    bool boxes = !strcmp(name, "voc"), masks = !strcmp(name, "ade20k"), both = !strcmp(name, "fashion-scenes");
+    switch (task) {
+    case TB_TASK_DETECTION: return boxes || both;
+    case TB_TASK_SEGMENTATION: return masks || both;
+    case TB_TASK_CLASSIFICATION: break;
+    }
+    return !boxes && !masks && !both;
+}
+
+static int validate_datasets(const tb_run_config *cfg, const char *origin)
+{
+    if (dataset_serves(cfg->data.dataset, cfg->task))
+        return TB_OK;
+    return FAIL(origin, "data.dataset: the %s task cannot read '%s' (classification: fashion-mnist, idx, cifar10, "
+                        "cifar100, imagefolder, synthetic; detection: voc, fashion-scenes; segmentation: ade20k, "
+                        "fashion-scenes)",
+                tb_task_name(cfg->task), cfg->data.dataset);
+}
 
 static int validate_detection(const tb_run_config *cfg, const char *origin)
 {
     const tb_detection_config *d = &cfg->detection;
     if (cfg->task != TB_TASK_DETECTION)
-        return is_detection_dataset(cfg->data.dataset)
-                   ? FAIL(origin, "data.dataset: '%s' is a detection dataset (task is %s)", cfg->data.dataset,
-                          tb_task_name(cfg->task))
-                   : TB_OK;
-    if (!is_detection_dataset(cfg->data.dataset))
-        return FAIL(origin, "data.dataset: '%s' has no boxes; the detection task reads voc or fashion-scenes",
-                    cfg->data.dataset);
+        return TB_OK;
     if (d->rpn_neg_iou > d->rpn_pos_iou)
         return FAIL(origin, "detection.rpn_neg_iou %g is above detection.rpn_pos_iou %g", (double)d->rpn_neg_iou,
                     (double)d->rpn_pos_iou);
@@ -481,7 +504,10 @@ static int validate_detection(const tb_run_config *cfg, const char *origin)
 int tb_config_validate(const tb_run_config *cfg, const char *origin)
 {
     TB_TRY(check_task_keys(cfg, origin));
+    TB_TRY(validate_datasets(cfg, origin));
     TB_TRY(validate_detection(cfg, origin));
+    if (cfg->task == TB_TASK_SEGMENTATION && strncmp(cfg->model.name, "resnet", 6))
+        return FAIL(origin, "model.name: the segmentation backbone must be a ResNet (got %s)", cfg->model.name);
     const tb_tricks_config *t = &cfg->tricks;
     if (t->distill.enabled) {
         bool by_label = t->distill.teacher[0] != '\0';

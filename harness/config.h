@@ -50,6 +50,13 @@ typedef struct tb_data_config {
     int synthetic_classes;      /* default 10 */
     int synthetic_size;         /* default 28 (height = width) */
     int synthetic_channels;     /* default 1 */
+    /* detection and segmentation only (absent from other runs' JSON) */
+    char train_sets[256];       /* "" = the dataset's: voc "VOC2007:trainval,VOC2012:trainval",
+                                   fashion-scenes "FashionScenes:train" */
+    char val_sets[256];         /* "" = voc "VOC2007:test", fashion-scenes "FashionScenes:test" */
+    int scenes_train;           /* fashion-scenes: training canvases (default 10000) */
+    int scenes_val;             /* test canvases (default 2000) */
+    int scene_size;             /* canvas side in pixels (default 128) */
 } tb_data_config;
 
 typedef struct tb_model_config {
@@ -127,15 +134,9 @@ typedef struct tb_float_list {
  * identity. Defaults are the original paper's and GluonCV's VOC model
  * (docs/config.md). */
 typedef struct tb_detection_config {
-    char train_sets[256];       /* "" = the dataset's: voc "VOC2007:trainval,VOC2012:trainval",
-                                   fashion-scenes "FashionScenes:train" */
-    char val_sets[256];         /* "" = voc "VOC2007:test", fashion-scenes "FashionScenes:test" */
     int min_side;               /* shorter side resized to this; 0 = native size (VOC: 600) */
     int max_side;               /* unless the longer side would exceed this; 0 = no cap (VOC: 1000) */
     int max_objects;            /* gt boxes per image (capacity), default 64 */
-    int scenes_train;           /* fashion-scenes: training canvases (default 10000) */
-    int scenes_val;             /* test canvases (default 2000) */
-    int scene_size;             /* canvas side in pixels (default 128) */
     tb_float_list anchor_sizes; /* anchor side lengths in input pixels: 128, 256, 512 */
     tb_float_list anchor_ratios;/* height / width: 0.5, 1, 2 */
     int rpn_pre_nms_train, rpn_post_nms_train; /* 12000, 2000 */
@@ -159,6 +160,18 @@ typedef struct tb_detection_config {
     int frozen_stages;          /* stem and stages 1..N not trained: 1 */
 } tb_detection_config;
 
+/* The segmentation task (FCN, harness/train/segmentation.c); like the
+ * detection section, present only in segmentation configs. Defaults are
+ * GluonCV's FCN on ADE20K. */
+typedef struct tb_segmentation_config {
+    int base_size;              /* training: shorter side scaled to base_size x U(0.5, 2) (520) */
+    int crop_size;              /* training crop and evaluation size (480) */
+    bool aux;                   /* auxiliary FCN head on stage 3 (true) */
+    float aux_weight;           /* its loss weight (0.5) */
+    float head_dropout;         /* dropout in the heads (0.1) */
+    bool freeze_bn;             /* BN frozen (running statistics): false, GluonCV trains it */
+} tb_segmentation_config;
+
 typedef struct tb_run_config {
     tb_task task;
     tb_data_config data;
@@ -167,6 +180,7 @@ typedef struct tb_run_config {
     tb_schedule_config schedule;
     tb_tricks_config tricks;
     tb_detection_config detection;
+    tb_segmentation_config segmentation;
     uint64_t seed;
     char device[TB_NAME_MAX];   /* auto | cpu | cuda */
 } tb_run_config;

@@ -9,10 +9,12 @@
 #include "harness/json_util.h"
 
 #define DET(kind, path, m, lo, hi) {path, kind, OFF(m), SZ(m), lo, hi, TB_KEY_DETECTION, NULL}
+#define SEG(kind, path, m, lo, hi) {path, kind, OFF(m), SZ(m), lo, hi, TB_KEY_SEGMENTATION, NULL}
+#define XFER(kind, path, m, lo, hi) {path, kind, OFF(m), SZ(m), lo, hi, TB_KEY_TRANSFER, NULL}
 
 static const char *const task_names[] = {"classification", "detection", "segmentation", NULL};
-static const char *const dataset_names[] = {"fashion-mnist", "idx", "cifar10", "cifar100",
-                                            "imagefolder", "synthetic", "voc", "fashion-scenes", NULL};
+static const char *const dataset_names[] = {"fashion-mnist", "idx", "cifar10", "cifar100", "imagefolder",
+                                            "synthetic", "voc", "fashion-scenes", "ade20k", NULL};
 static const char *const augment_names[] = {"auto", "none", "small", "imagenet", NULL};
 static const char *const model_names[] = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                                           "mobilenet_v1", "inception_v3", NULL};
@@ -65,6 +67,11 @@ const tb_config_key tb_config_keys[] = {
     NUM(TB_KEY_INT, "data.synthetic_classes", data.synthetic_classes, 2, 100000, 0),
     NUM(TB_KEY_INT, "data.synthetic_size", data.synthetic_size, 1, 4096, 0),
     NUM(TB_KEY_INT, "data.synthetic_channels", data.synthetic_channels, 1, 64, 0),
+    XFER(TB_KEY_STRING, "data.train_sets", data.train_sets, 0, 0),
+    XFER(TB_KEY_STRING, "data.val_sets", data.val_sets, 0, 0),
+    XFER(TB_KEY_INT, "data.scenes_train", data.scenes_train, 1, 10000000),
+    XFER(TB_KEY_INT, "data.scenes_val", data.scenes_val, 1, 10000000),
+    XFER(TB_KEY_INT, "data.scene_size", data.scene_size, 32, 4096),
 
     SECTION("model", 0),
     MODEL_KEYS("model", model),
@@ -113,14 +120,9 @@ const tb_config_key tb_config_keys[] = {
     NUM(TB_KEY_DOUBLE, "tricks.distill.hard_weight", tricks.distill.hard_weight, 0, 1000, 0),
 
     {"detection", TB_KEY_SECTION, 0, 0, 0, 0, TB_KEY_DETECTION, NULL},
-    DET(TB_KEY_STRING, "detection.train_sets", detection.train_sets, 0, 0),
-    DET(TB_KEY_STRING, "detection.val_sets", detection.val_sets, 0, 0),
     DET(TB_KEY_INT, "detection.min_side", detection.min_side, 0, 4096),
     DET(TB_KEY_INT, "detection.max_side", detection.max_side, 0, 8192),
     DET(TB_KEY_INT, "detection.max_objects", detection.max_objects, 1, 4096),
-    DET(TB_KEY_INT, "detection.scenes_train", detection.scenes_train, 1, 10000000),
-    DET(TB_KEY_INT, "detection.scenes_val", detection.scenes_val, 1, 10000000),
-    DET(TB_KEY_INT, "detection.scene_size", detection.scene_size, 32, 4096),
     DET(TB_KEY_FLOAT_LIST, "detection.anchor_sizes", detection.anchor_sizes, 1, 4096),
     DET(TB_KEY_FLOAT_LIST, "detection.anchor_ratios", detection.anchor_ratios, 0.05, 20),
     DET(TB_KEY_INT, "detection.rpn_pre_nms_train", detection.rpn_pre_nms_train, 1, 1000000),
@@ -146,6 +148,14 @@ const tb_config_key tb_config_keys[] = {
     DET(TB_KEY_BOOL, "detection.freeze_bn", detection.freeze_bn, 0, 0),
     DET(TB_KEY_INT, "detection.frozen_stages", detection.frozen_stages, 0, 4),
 
+    {"segmentation", TB_KEY_SECTION, 0, 0, 0, 0, TB_KEY_SEGMENTATION, NULL},
+    SEG(TB_KEY_INT, "segmentation.base_size", segmentation.base_size, 8, 16384),
+    SEG(TB_KEY_INT, "segmentation.crop_size", segmentation.crop_size, 8, 16384),
+    SEG(TB_KEY_BOOL, "segmentation.aux", segmentation.aux, 0, 0),
+    SEG(TB_KEY_FLOAT, "segmentation.aux_weight", segmentation.aux_weight, 0, 100),
+    SEG(TB_KEY_FLOAT, "segmentation.head_dropout", segmentation.head_dropout, 0, 0.99),
+    SEG(TB_KEY_BOOL, "segmentation.freeze_bn", segmentation.freeze_bn, 0, 0),
+
     NUM(TB_KEY_UINT64, "seed", seed, 0, 9007199254740992.0, 0),
     CHOICE("device", device, device_names),
 };
@@ -156,6 +166,8 @@ bool tb_config_key_applies(const tb_run_config *cfg, const tb_config_key *k)
 {
     if (k->flags & TB_KEY_DETECTION)
         return cfg->task == TB_TASK_DETECTION;
+    if (k->flags & TB_KEY_SEGMENTATION)
+        return cfg->task == TB_TASK_SEGMENTATION;
     if (k->flags & TB_KEY_TRANSFER)
         return cfg->task != TB_TASK_CLASSIFICATION;
     return true;

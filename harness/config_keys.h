@@ -36,7 +36,8 @@ enum {
     TB_KEY_MAX_OPEN = 1u << 1, /* value must be < max (else <= max) */
     TB_KEY_NULLABLE = 1u << 2, /* a section that may be null (= off): tricks.distill */
     TB_KEY_DETECTION = 1u << 3, /* exists only when task is detection (not in other runs' JSON) */
-    TB_KEY_TRANSFER = 1u << 4   /* exists only for the detection and segmentation tasks */
+    TB_KEY_TRANSFER = 1u << 4,  /* exists only for the detection and segmentation tasks */
+    TB_KEY_SEGMENTATION = 1u << 5 /* exists only when task is segmentation */
 };
 
 typedef struct tb_config_key {

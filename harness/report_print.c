@@ -31,11 +31,11 @@ static void cell(char *buf, size_t size, const char *fmt, ...)
 static bool is_percent(const char *metric)
 {
     static const char *const pct[] = {"top1", "top5", "val_top1", "val_top5", "train_top1", "mAP", "mAP_area",
-                                      "pixacc", "miou"};
+                                      "pixacc", "miou", "miou_present"};
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++)
         if (!strcmp(metric, pct[i]))
             return true;
-    return !strncmp(metric, "AP_", 3); /* per-class detection AP */
+    return !strncmp(metric, "AP_", 3) || !strncmp(metric, "IoU_", 4); /* per-class AP and IoU */
 }
 
 void rp_format_value(const char *metric, double v, bool sign, char *buf, size_t size)
@@ -152,6 +152,34 @@ static int print_effects(const rp_matrix *m, FILE *out)
 
 static void add_cell(const char ***cells, int *n, const char *s) { (*cells)[(*n)++] = s; }
 
+/* Says which convention a detection or segmentation metric follows. */
+static void print_metric_notes(const rp_matrix *m, FILE *out)
+{
+    static const struct {
+        const char *metric, *note;
+    } notes[] = {
+        {"mAP", "mAP: PASCAL VOC07 11-point interpolated AP, averaged over the classes with ground truth (%)"},
+        {"mAP_area", "mAP_area: VOC2010+ area under the precision envelope (%)"},
+        {"miou", "miou: mean IoU over ALL classes, an absent class counting 0 (GluonCV, the paper) (%)"},
+        {"miou_present", "miou_present: mean IoU over the classes present (mmsegmentation) (%)"},
+        {"pixacc", "pixacc: correctly labelled pixels / labelled pixels (%)"},
+        {"AP_", "AP_<class>: one class's VOC07 11-point AP (%)"},
+        {"IoU_", "IoU_<class>: one class's IoU (%)"},
+    };
+    bool first = true;
+    for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
+        bool prefix = notes[i].metric[strlen(notes[i].metric) - 1] == '_';
+        for (int k = 0; k < m->n_metrics; k++) {
+            const char *name = m->metrics[k];
+            if (prefix ? strncmp(name, notes[i].metric, strlen(notes[i].metric)) : strcmp(name, notes[i].metric))
+                continue;
+            fprintf(out, "%s- %s\n", first ? "\n" : "", notes[i].note);
+            first = false;
+            break;
+        }
+    }
+}
+
 static int print_plain(const rp_matrix *m, FILE *out)
 {
     tb_table t;
@@ -209,6 +237,8 @@ static int print_plain(const rp_matrix *m, FILE *out)
     }
     if (rc == TB_OK)
         rc = tb_table_print_md(&t, out);
+    if (rc == TB_OK)
+        print_metric_notes(m, out);
     free(buf);
     free(cells);
     free(ref);

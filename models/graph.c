@@ -473,6 +473,17 @@ int tb_g_set_output(tb_graph *g, tb_value v)
     return TB_OK;
 }
 
+tb_value tb_g_resize_bilinear(tb_graph *g, tb_value x, int oh, int ow)
+{
+    if (bad_value(g, x))
+        return -1;
+    tb_tensor xt = g->values[x].t;
+    if (xt.ndim != 4 || oh < 1 || ow < 1)
+        return fail(g, tb_fail(TB_ERR_INVALID, "graph: resize to %dx%d needs a 4-D input", oh, ow));
+    int64_t shape[4] = {xt.shape[0], oh, ow, xt.shape[3]};
+    return unary(g, TB_NODE_RESIZE, x, 4, shape, NULL);
+}
+
 int tb_g_add_output(tb_graph *g, tb_value v)
 {
     if (bad_value(g, v))
@@ -570,6 +581,10 @@ static size_t workspace_needed(tb_graph *g)
         if (nd->kind == TB_NODE_CONV) {
             size_t s = tb_conv2d_workspace_size(g->be, &g->values[nd->out].t, &g->values[nd->in[0]].t,
                                                 &g->params[nd->p_w].value, &nd->conv);
+            if (s > ws)
+                ws = s;
+        } else if (nd->kind == TB_NODE_ROI_ALIGN) {
+            size_t s = tb_roi_align_workspace_size(g->be, &g->values[nd->in[0]].t, &g->values[nd->in[1]].t, &nd->roi);
             if (s > ws)
                 ws = s;
         } else if (nd->kind == TB_NODE_LINEAR && g->dtype != TB_F32) {
@@ -855,6 +870,7 @@ static int forward_node(tb_graph *g, int i, bool train)
         return tb_dropout_forward(be, y, &nd->mask, x, nd->drop_p,
                                   tb_splitmix64(g->seed ^ tb_splitmix64(g->step * 4099u + (uint64_t)i)));
     case TB_NODE_ROI_ALIGN: return tb_roi_align_forward(be, y, x, &g->values[nd->in[1]].t, &nd->roi);
+    case TB_NODE_RESIZE: return tb_resize_bilinear_forward(be, y, x);
     }
     return tb_fail(TB_ERR_INTERNAL, "graph: unknown node kind %d", (int)nd->kind);
 }
@@ -938,6 +954,7 @@ static int backward_node(tb_graph *g, int i)
     }
     case TB_NODE_ROI_ALIGN:
         return dx ? tb_roi_align_backward(be, dx, dy, &g->values[nd->in[1]].t, &nd->roi) : TB_OK;
+    case TB_NODE_RESIZE: return dx ? tb_resize_bilinear_backward(be, dx, dy) : TB_OK;
     case TB_NODE_DROPOUT:
         if (!dx)
             return TB_OK;

@@ -125,6 +125,8 @@ tb_value tb_g_external(tb_graph *g, tb_dtype dtype, int ndim, const int64_t *sha
 /* RoIAlign of feature map x {n,h,w,c} over rois (an f32 {r,5} value, usually
  * external): {r, pooled_h, pooled_w, c}. */
 tb_value tb_g_roi_align(tb_graph *g, tb_value x, tb_value rois, tb_roi_align_params p);
+/* Bilinear resize (align_corners false) of x {n,h,w,c} to {n,oh,ow,c}. */
+tb_value tb_g_resize_bilinear(tb_graph *g, tb_value x, int oh, int ow);
 /* Adds an output of any rank; returns its index (output 0 is tb_g_set_output's
  * when that was called first). */
 int tb_g_add_output(tb_graph *g, tb_value v);
@@ -143,7 +145,7 @@ int tb_graph_status(const tb_graph *g);        /* the sticky builder error, TB_O
 tb_backend *tb_graph_backend(tb_graph *g);
 tb_dtype tb_graph_dtype(const tb_graph *g);
 int tb_graph_batch(const tb_graph *g);
-int64_t tb_graph_param_elements(const tb_graph *g); /* trainable scalars, as PyTorch's parameters() */
+int64_t tb_graph_param_elements(const tb_graph *g); /* parameter scalars, frozen ones too, as PyTorch's parameters() */
 int64_t tb_graph_macs(const tb_graph *g);     /* multiply-accumulates per image: conv + linear */
 /* Bytes of device memory the graph's arenas hold (parameters, optimizer state,
  * activations, gradients, saved state; the backend's workspace excluded). */
@@ -162,7 +164,7 @@ const tb_tensor *tb_graph_value_tensor(tb_graph *g, tb_value v);
 typedef enum tb_node_kind {
     TB_NODE_CONV = 0, TB_NODE_BN, TB_NODE_RELU, TB_NODE_MAXPOOL, TB_NODE_AVGPOOL,
     TB_NODE_GLOBAL_AVGPOOL, TB_NODE_LINEAR, TB_NODE_ADD, TB_NODE_CONCAT, TB_NODE_DROPOUT,
-    TB_NODE_ROI_ALIGN
+    TB_NODE_ROI_ALIGN, TB_NODE_RESIZE
 } tb_node_kind;
 typedef struct tb_node_info {
     tb_node_kind kind;

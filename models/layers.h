@@ -50,6 +50,10 @@ tb_value tb_inception_v3_build(tb_graph *g, const tb_model_spec *spec, tb_value 
  * stage 1-4 (torchvision's layer1-layer4) on top of whatever x holds. */
 tb_value tb_resnet_build_stem(tb_graph *g, const tb_model_spec *spec, tb_value x);
 tb_value tb_resnet_build_stage(tb_graph *g, const tb_model_spec *spec, tb_value x, int stage);
+/* Stage `stage` with stride 1 and dilation 2 or 4 (1 = the plain stage): the
+ * dilated ResNet of segmentation (output stride 8 with dilation 2 in stage 3
+ * and 4 in stage 4). */
+tb_value tb_resnet_build_stage_dilated(tb_graph *g, const tb_model_spec *spec, tb_value x, int stage, int dilation);
 
 /* ResNet depths: blocks per stage and whether the blocks are bottlenecks;
  * false for an unknown name. */

@@ -14,6 +14,16 @@ typedef struct resnet_ctx {
     int inplanes;     /* channels entering the next block */
 } resnet_ctx;
 
+/* A 3x3 convolution without bias, dilated by d (padding d keeps the size). */
+static tb_value conv3x3(tb_graph *g, tb_value x, int out, int stride, int d, const char *block, const char *conv)
+{
+    char name[TB_NAME_LEN];
+    snprintf(name, sizeof name, "%s.%s", block, conv);
+    tb_conv_spec s = {.k = out, .kh = 3, .kw = 3, .stride = stride, .pad_h = d, .pad_w = d, .dilation = d,
+                      .groups = 1, .bias = false};
+    return tb_g_conv(g, name, x, s);
+}
+
 static const struct {
     const char *name;
     int blocks[4];
@@ -81,14 +91,15 @@ static tb_value shortcut(resnet_ctx *r, tb_value x, int out, int stride, const c
     return tb_layer_bn(g, x, TB_BN_EPS, 0, "%s.downsample.1", block);
 }
 
-/* Basic block: 3x3 (stride s) -> BN -> ReLU -> 3x3 -> BN, + shortcut, ReLU.
- * Variants A and B coincide: the stride can only sit on the first 3x3. */
-static tb_value basic_block(resnet_ctx *r, tb_value x, int planes, int stride, const char *block)
+/* Basic block: 3x3 (stride s, dilation d1) -> BN -> ReLU -> 3x3 (dilation
+ * d2) -> BN, + shortcut, ReLU. Variants A and B coincide: the stride can only
+ * sit on the first 3x3. */
+static tb_value basic_block(resnet_ctx *r, tb_value x, int planes, int stride, int d1, int d2, const char *block)
 {
     tb_graph *g = r->g;
-    tb_value y = tb_layer_conv(g, x, planes, 3, 3, stride, 1, 1, 1, "%s.conv1", block);
+    tb_value y = conv3x3(g, x, planes, stride, d1, block, "conv1");
     y = tb_g_relu(g, tb_layer_bn(g, y, TB_BN_EPS, 0, "%s.bn1", block));
-    y = tb_layer_conv(g, y, planes, 3, 3, 1, 1, 1, 1, "%s.conv2", block);
+    y = conv3x3(g, y, planes, 1, d2, block, "conv2");
     y = tb_layer_bn(g, y, TB_BN_EPS, TB_BN_LAST_IN_RESIDUAL_BLOCK, "%s.bn2", block);
     tb_value id = x;
     if (stride != 1 || r->inplanes != planes)
@@ -99,7 +110,7 @@ static tb_value basic_block(resnet_ctx *r, tb_value x, int planes, int stride, c
 
 /* Bottleneck: 1x1 -> 3x3 -> 1x1 (x4 channels). Variant A strides the first
  * 1x1 (the original ResNet); B, C and D stride the 3x3 (figure 2a of the paper). */
-static tb_value bottleneck_block(resnet_ctx *r, tb_value x, int planes, int stride, const char *block)
+static tb_value bottleneck_block(resnet_ctx *r, tb_value x, int planes, int stride, int d, const char *block)
 {
     tb_graph *g = r->g;
     int out = planes * 4;
@@ -107,7 +118,7 @@ static tb_value bottleneck_block(resnet_ctx *r, tb_value x, int planes, int stri
     int s2 = r->variant == 'A' ? 1 : stride;
     tb_value y = tb_layer_conv(g, x, planes, 1, 1, s1, 0, 0, 1, "%s.conv1", block);
     y = tb_g_relu(g, tb_layer_bn(g, y, TB_BN_EPS, 0, "%s.bn1", block));
-    y = tb_layer_conv(g, y, planes, 3, 3, s2, 1, 1, 1, "%s.conv2", block);
+    y = conv3x3(g, y, planes, s2, d, block, "conv2");
     y = tb_g_relu(g, tb_layer_bn(g, y, TB_BN_EPS, 0, "%s.bn2", block));
     y = tb_layer_conv(g, y, out, 1, 1, 1, 0, 0, 1, "%s.conv3", block);
     y = tb_layer_bn(g, y, TB_BN_EPS, TB_BN_LAST_IN_RESIDUAL_BLOCK, "%s.bn3", block);
@@ -132,11 +143,20 @@ tb_value tb_resnet_build_stem(tb_graph *g, const tb_model_spec *spec, tb_value x
 
 tb_value tb_resnet_build_stage(tb_graph *g, const tb_model_spec *spec, tb_value x, int stage)
 {
+    return tb_resnet_build_stage_dilated(g, spec, x, stage, 1);
+}
+
+tb_value tb_resnet_build_stage_dilated(tb_graph *g, const tb_model_spec *spec, tb_value x, int stage, int dilation)
+{
     int blocks[4];
     bool bottleneck;
     if (tb_graph_status(g) != TB_OK || !tb_resnet_layout(spec->name, blocks, &bottleneck) || stage < 1 ||
         stage > 4)
         return -1; /* tb_model_spec_validate has rejected the name already */
+    if (dilation != 1 && dilation != 2 && dilation != 4) {
+        tb_fail(TB_ERR_INVALID, "resnet: stage %d dilation %d (1, 2 or 4)", stage, dilation);
+        return -1;
+    }
     static const int base_planes[4] = {64, 128, 256, 512};
     resnet_ctx r = {.g = g, .variant = spec->variant, .width = spec->width,
                     .inplanes = (int)value_channels(g, x)};
@@ -144,8 +164,13 @@ tb_value tb_resnet_build_stage(tb_graph *g, const tb_model_spec *spec, tb_value 
     for (int b = 0; b < blocks[stage - 1]; b++) {
         char block[32];
         snprintf(block, sizeof block, "layer%d.%d", stage, b);
-        int stride = (b == 0 && stage > 1) ? 2 : 1;
-        x = bottleneck ? bottleneck_block(&r, x, planes, stride, block) : basic_block(&r, x, planes, stride, block);
+        /* a dilated stage keeps the resolution; its first block dilates as the
+         * stage before it ended (GluonCV's dilated ResNetV1b, torchvision's
+         * replace_stride_with_dilation) */
+        int stride = (b == 0 && stage > 1 && dilation == 1) ? 2 : 1;
+        int d = b == 0 ? (dilation == 4 ? 2 : 1) : dilation;
+        x = bottleneck ? bottleneck_block(&r, x, planes, stride, d, block)
+                       : basic_block(&r, x, planes, stride, d, dilation, block);
     }
     return x;
 }

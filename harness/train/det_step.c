@@ -4,26 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/train/trainer_common.h"
 #include "kernels/error.h"
 #include "kernels/ops.h"
 
 #define SMOOTH_L1_BETA (1.0f / 9.0f) /* torchvision's RPN and box head */
 static const float box_std[4] = {0.1f, 0.1f, 0.2f, 0.2f};
-
-/* Lays the step's buffers out in one allocation (tensors are views into it). */
-static int allocate(tb_det_step *s, tb_tensor *const *ts, int n)
-{
-    size_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += (tb_nbytes(ts[i]) + 255) & ~(size_t)255;
-    TB_TRY(tb_alloc(s->be, &s->mem, total));
-    size_t off = 0;
-    for (int i = 0; i < n; i++) {
-        ts[i]->data = (char *)s->mem + off;
-        off += (tb_nbytes(ts[i]) + 255) & ~(size_t)255;
-    }
-    return TB_OK;
-}
 
 static int upload_anchors(tb_det_step *s)
 {
@@ -109,7 +95,7 @@ int tb_det_step_init(tb_det_step *s, tb_graph *g, const tb_frcnn *net, const tb_
                         &s->proposal_count, &s->roi_labels, &s->roi_targets, &s->roi_weights, &s->cls_probs,
                         &s->losses, &s->all_probs, &s->all_deltas, &s->det_boxes, &s->det_scores,
                         &s->det_classes, &s->det_count};
-    TB_TRY(allocate(s, all, (int)(sizeof all / sizeof all[0])));
+    TB_TRY(tb_trainer_alloc_tensors(s->be, &s->mem, all, (int)(sizeof all / sizeof all[0])));
     TB_TRY(reserve_workspace(s));
     return upload_anchors(s);
 }
@@ -254,14 +240,7 @@ static int optimizer_step(tb_det_step *s, double lr)
     tb_sgd_params sp = {.lr = (float)lr, .momentum = (float)s->opt.momentum,
                         .weight_decay = (float)s->opt.weight_decay, .grad_scale = 1.0f,
                         .nesterov = s->opt.nesterov};
-    for (int gi = 0; gi < 2; gi++) {
-        tb_param_group *grp = tb_graph_group(s->g, gi);
-        if (!grp)
-            continue;
-        tb_tensor *model = gi == TB_GROUP_LOWP ? &grp->value : NULL;
-        TB_TRY(tb_sgd_step(s->be, &grp->master, model, &grp->momentum, &grp->grad, &grp->decay_mask, NULL, &sp));
-    }
-    return TB_OK;
+    return tb_trainer_sgd(s->g, &sp);
 }
 
 int tb_det_step_run(tb_det_step *s, const tb_det_host_batch *b, double lr, uint64_t seed, tb_det_step_result *out)

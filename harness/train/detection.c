@@ -13,8 +13,6 @@
  *  - Evaluation is on the whole validation set list (VOC: VOC2007 test, as
  *    the paper; fashion-scenes: its test scenes), in canvas coordinates
  *    (IoU does not change under the resize), no flip.
- *  - fashion-scenes with data.root "" lives in data/fashion-scenes-SIZE-
- *    TRAIN-TEST under the working directory and is generated on first use.
  *  - Only what the detection task implements is accepted: fp32, SGD, the
  *    lr schedules; label smoothing, mixup/cutmix, distillation, EMA and
  *    fp16/bf16 are classification tricks here and are errors, never ignored.
@@ -24,19 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness/clock.h"
 #include "harness/data/det_dataset.h"
 #include "harness/data/det_loader.h"
-#include "harness/data/fashion_scenes.h"
 #include "harness/eval/voc_map.h"
-#include "harness/stats.h"
 #include "harness/train/det_step.h"
 #include "harness/train/trainer.h"
 #include "harness/train/trainer_common.h"
 #include "kernels/error.h"
 #include "kernels/rng.h"
 #include "models/faster_rcnn.h"
-#include "models/safetensors.h"
 #include "tricks/decay_mask.h"
 #include "tricks/schedule.h"
 #include "tricks/zero_gamma.h"
@@ -57,66 +51,12 @@ typedef struct det_run {
     bool step_ready;
     tb_schedule sched;
     int64_t steps_per_epoch;
-    double *epoch_seconds, *epoch_ips;
     float *det_boxes, *det_scores;
     int32_t *det_classes, *det_count;
     tb_voc_eval *eval;
 } det_run;
 
-/* ------------------------------------------------------------------ checks */
-
-static int check_supported(const tb_run_config *cfg)
-{
-    const tb_tricks_config *t = &cfg->tricks;
-    const char *bad = t->precision != TB_PREC_FP32  ? "tricks.precision (only fp32)"
-                      : t->label_smoothing > 0      ? "tricks.label_smoothing"
-                      : t->mixup_alpha > 0          ? "tricks.mixup_alpha"
-                      : t->cutmix_alpha > 0         ? "tricks.cutmix_alpha"
-                      : t->distill.enabled          ? "tricks.distill"
-                      : t->ema > 0                  ? "tricks.ema"
-                      : cfg->optim.grad_clip > 0    ? "optim.grad_clip"
-                      : cfg->data.holdout > 0       ? "data.holdout"
-                      : cfg->data.train_limit > 0   ? "data.train_limit"
-                      : cfg->data.val_limit > 0     ? "data.val_limit"
-                      : cfg->data.random_erasing > 0 ? "data.random_erasing"
-                      : cfg->model.dropout > 0      ? "model.dropout"
-                                                    : NULL;
-    if (bad)
-        return tb_fail(TB_ERR_UNSUPPORTED,
-                       "%s: not implemented for the detection task (it trains Faster R-CNN in fp32 with the "
-                       "lr schedules, zero_gamma and no_bias_decay)",
-                       bad);
-    return TB_OK;
-}
-
 /* -------------------------------------------------------------------- data */
-
-static const char *default_sets(const char *dataset, bool train)
-{
-    if (!strcmp(dataset, "voc"))
-        return train ? "VOC2007:trainval,VOC2012:trainval" : "VOC2007:test";
-    return train ? TB_FASHION_SCENES_FOLDER ":train" : TB_FASHION_SCENES_FOLDER ":test";
-}
-
-static int data_root(const tb_run_config *cfg, char *root, size_t size)
-{
-    const tb_detection_config *d = &cfg->detection;
-    if (cfg->data.root[0]) {
-        snprintf(root, size, "%s", cfg->data.root);
-    } else {
-        TB_CHECK(strcmp(cfg->data.dataset, "voc"), TB_ERR_INVALID,
-                 "data.root: give the VOCdevkit directory (the one holding VOC2007/ and VOC2012/)");
-        snprintf(root, size, "data/fashion-scenes-%d-%d-%d", d->scene_size, d->scenes_train, d->scenes_val);
-    }
-    if (strcmp(cfg->data.dataset, "fashion-scenes"))
-        return TB_OK;
-    tb_fashion_scenes_options fo;
-    tb_fashion_scenes_defaults(&fo);
-    fo.train_count = d->scenes_train;
-    fo.test_count = d->scenes_val;
-    fo.size = d->scene_size;
-    return tb_fashion_scenes_ensure(&fo, root);
-}
 
 static int open_loader(det_run *r, tb_det_dataset *ds, bool train, tb_det_loader **out)
 {
@@ -134,13 +74,12 @@ static int open_loader(det_run *r, tb_det_dataset *ds, bool train, tb_det_loader
 static int open_data(det_run *r)
 {
     const tb_run_config *cfg = r->cfg;
-    const tb_detection_config *d = &cfg->detection;
     const tb_det_format *fmt = tb_det_format_find(cfg->data.dataset);
     TB_CHECK(fmt != NULL, TB_ERR_INVALID, "data.dataset: '%s' is not a detection dataset", cfg->data.dataset);
     char root[TB_PATH_MAX];
-    TB_TRY(data_root(cfg, root, sizeof root));
-    const char *tr = d->train_sets[0] ? d->train_sets : default_sets(cfg->data.dataset, true);
-    const char *va = d->val_sets[0] ? d->val_sets : default_sets(cfg->data.dataset, false);
+    TB_TRY(tb_trainer_scenes_root(cfg, root, sizeof root));
+    const char *tr = cfg->data.train_sets[0] ? cfg->data.train_sets : tb_trainer_default_sets(cfg->data.dataset, true);
+    const char *va = cfg->data.val_sets[0] ? cfg->data.val_sets : tb_trainer_default_sets(cfg->data.dataset, false);
     TB_TRY(tb_det_dataset_open(&r->train_ds, root, tr, fmt));
     TB_TRY(tb_det_dataset_open(&r->val_ds, root, va, fmt));
     TB_CHECK(tb_det_dataset_count(r->train_ds) >= cfg->optim.batch, TB_ERR_INVALID,
@@ -165,42 +104,6 @@ static int open_data(det_run *r)
 
 /* ------------------------------------------------------------------- model */
 
-static bool same_backbone(const tb_model_config *a, const tb_model_config *b)
-{
-    return !strcmp(a->name, b->name) && a->variant == b->variant && !strcmp(a->stem, b->stem) &&
-           a->width == b->width;
-}
-
-static const char *backbone_path(det_run *r)
-{
-    if (r->opt->backbone_checkpoint)
-        return r->opt->backbone_checkpoint;
-    return r->cfg->model.backbone_from;
-}
-
-static int load_weights(det_run *r)
-{
-    const tb_model_config *mc = &r->cfg->model;
-    const char *bb = backbone_path(r);
-    if (r->opt->backbone_model)
-        TB_CHECK(same_backbone(mc, r->opt->backbone_model), TB_ERR_INVALID,
-                 "model: %s %c stem %s width %g differs from the backbone run's %s %c stem %s width %g "
-                 "(model.backbone_from %s)",
-                 mc->name, mc->variant, mc->stem, (double)mc->width, r->opt->backbone_model->name,
-                 r->opt->backbone_model->variant, r->opt->backbone_model->stem,
-                 (double)r->opt->backbone_model->width, mc->backbone_from);
-    if (bb && bb[0]) {
-        TB_CHECK(strstr(bb, ".safetensors") != NULL, TB_ERR_INVALID,
-                 "model.backbone_from '%s': not a .safetensors file, and no run resolved it (a run label "
-                 "\"MATRIX/LABEL\" needs `trickbench run` and the database holding that run)",
-                 bb);
-        TB_TRY(tb_safetensors_load_prefixes(r->g, bb, tb_frcnn_backbone_prefixes, tb_frcnn_n_backbone_prefixes));
-    }
-    if (mc->checkpoint[0])
-        TB_TRY(tb_safetensors_load(r->g, mc->checkpoint));
-    return TB_OK;
-}
-
 static int build_network(det_run *r)
 {
     const tb_run_config *cfg = r->cfg;
@@ -223,15 +126,14 @@ static int build_network(det_run *r)
     TB_TRY(tb_frcnn_build(r->g, s, &r->net));
     TB_TRY(tb_graph_finalize(r->g, true));
     TB_TRY(tb_frcnn_init(r->g, s, cfg->seed));
-    const char *bb = backbone_path(r);
-    bool pretrained = (bb && bb[0]) || cfg->model.checkpoint[0];
+    bool pretrained = tb_trainer_pretrained(cfg, r->opt);
     if (cfg->tricks.zero_gamma) {
         TB_CHECK(!pretrained, TB_ERR_INVALID,
                  "tricks.zero_gamma initialises a backbone from scratch; this run loads its weights");
         int zeroed = 0;
         TB_TRY(tb_trick_zero_gamma(r->g, &zeroed));
     }
-    TB_TRY(load_weights(r));
+    TB_TRY(tb_trainer_load_weights(r->g, cfg, r->opt, tb_frcnn_backbone_prefixes, tb_frcnn_n_backbone_prefixes));
     if (!r->opt->quiet)
         fprintf(stderr, "model: Faster R-CNN, %s-%c backbone (width %g), feature map %dx%d (stride %g), %d anchors, %s\n",
                 s->backbone.name, s->backbone.variant, (double)s->backbone.width, r->net.feat_h, r->net.feat_w,
@@ -255,9 +157,7 @@ static int setup_training(det_run *r)
     r->det_scores = malloc(nd * sizeof(float));
     r->det_classes = malloc(nd * sizeof(int32_t));
     r->det_count = malloc((size_t)cfg->optim.batch * sizeof(int32_t));
-    r->epoch_seconds = calloc((size_t)cfg->optim.epochs + 1, sizeof(double));
-    r->epoch_ips = calloc((size_t)cfg->optim.epochs + 1, sizeof(double));
-    TB_CHECK(r->det_boxes && r->det_scores && r->det_classes && r->det_count && r->epoch_seconds && r->epoch_ips,
+    TB_CHECK(r->det_boxes && r->det_scores && r->det_classes && r->det_count,
              TB_ERR_NOMEM, "detection trainer: out of memory");
     return tb_voc_eval_create(&r->eval, tb_det_dataset_classes(r->train_ds));
 }
@@ -320,109 +220,54 @@ static void record_map(det_run *r)
 
 /* --------------------------------------------------------------- training */
 
-static bool stop_requested(const det_run *r) { return r->cb && r->cb->should_stop && r->cb->should_stop(r->cb->user); }
+static int loop_start(void *user, int epoch) { return tb_det_loader_start_epoch(((det_run *)user)->train_ld, epoch); }
 
-static int train_epoch(det_run *r, int epoch, tb_epoch_record *rec, bool *diverged, bool *stopped)
+static int loop_next(void *user, void **batch)
 {
-    const tb_run_config *cfg = r->cfg;
-    double loss_sum = 0.0, lr = 0.0;
-    int64_t steps = 0;
-    TB_TRY(tb_det_loader_start_epoch(r->train_ld, epoch));
-    TB_TRY(tb_synchronize(r->be));
-    double t0 = tb_seconds_now();
-    for (;;) {
-        tb_det_batch *b = NULL;
-        TB_TRY(tb_det_loader_next(r->train_ld, &b));
-        if (!b)
-            break;
-        int64_t iter = (int64_t)epoch * r->steps_per_epoch + steps;
-        lr = tb_schedule_lr(&r->sched, iter);
-        tb_det_host_batch hb = host_batch(b);
-        tb_det_step_result sr;
-        int rc = tb_det_step_run(&r->step, &hb, lr, tb_splitmix64(cfg->seed ^ tb_splitmix64((uint64_t)iter)), &sr);
-        tb_det_loader_release(r->train_ld, b);
-        TB_TRY(rc);
-        steps++;
-        if (!isfinite(sr.loss)) {
-            *diverged = true;
-            break;
-        }
-        loss_sum += sr.loss;
-        if (r->cb && r->cb->on_progress) {
-            double el = tb_seconds_now() - t0;
-            r->cb->on_progress(r->cb->user, epoch + 1, steps, r->steps_per_epoch, sr.loss,
-                               el > 0 ? (double)steps * cfg->optim.batch / el : 0.0);
-        }
-        if (stop_requested(r)) {
-            *stopped = true;
-            break;
-        }
+    tb_det_batch *b = NULL;
+    int rc = tb_det_loader_next(((det_run *)user)->train_ld, &b);
+    *batch = b;
+    return rc;
+}
+
+static void loop_release(void *user, void *batch) { tb_det_loader_release(((det_run *)user)->train_ld, batch); }
+
+static int loop_step(void *user, void *batch, int64_t iter, double lr, float *loss)
+{
+    det_run *r = user;
+    tb_det_host_batch hb = host_batch(batch);
+    tb_det_step_result sr;
+    /* each step samples anchors and RoIs from its own stream */
+    TB_TRY(tb_det_step_run(&r->step, &hb, lr, tb_splitmix64(r->cfg->seed ^ tb_splitmix64((uint64_t)iter)), &sr));
+    *loss = sr.loss;
+    return TB_OK;
+}
+
+static int loop_evaluate(void *user, int epoch)
+{
+    det_run *r = user;
+    TB_TRY(evaluate(r));
+    if (!r->opt->quiet) {
+        double map = NAN;
+        tb_voc_eval_map(r->eval, TB_VOC_AP_11POINT, &map, NULL);
+        fprintf(stderr, "epoch %d: mAP (VOC07 11-point) %.2f%%\n", epoch, 100.0 * map);
     }
-    TB_TRY(tb_synchronize(r->be));
-    double seconds = tb_seconds_now() - t0;
-    rec->epoch = epoch + 1;
-    rec->lr = lr;
-    rec->train_loss = steps ? loss_sum / (double)steps : NAN;
-    rec->train_top1 = NAN;
-    rec->seconds = seconds;
-    rec->images_per_sec = seconds > 0 ? (double)steps * cfg->optim.batch / seconds : 0.0;
-    rec->loss_scale = 1.0;
     return TB_OK;
 }
 
 static int run_epochs(det_run *r)
 {
-    const tb_run_config *cfg = r->cfg;
-    tb_train_result *res = r->res;
-    int every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : 1;
-    for (int e = 0; e < cfg->optim.epochs; e++) {
-        tb_epoch_record rec;
-        memset(&rec, 0, sizeof rec);
-        rec.val_loss = rec.val_top1 = rec.val_top5 = NAN;
-        bool diverged = false, stopped = false;
-        TB_TRY(train_epoch(r, e, &rec, &diverged, &stopped));
-        if (diverged) {
-            res->outcome = TB_RUN_DIVERGED;
-            res->diverged_epoch = e + 1;
-            return TB_OK;
-        }
-        if (stopped) {
-            res->outcome = TB_RUN_INTERRUPTED;
-            return TB_OK;
-        }
-        r->epoch_seconds[e] = rec.seconds;
-        r->epoch_ips[e] = rec.images_per_sec;
-        if ((e + 1) % every == 0 || e + 1 == cfg->optim.epochs) {
-            TB_TRY(evaluate(r));
-            rec.evaluated = true;
-            if (!r->opt->quiet) {
-                double map = NAN;
-                tb_voc_eval_map(r->eval, TB_VOC_AP_11POINT, &map, NULL);
-                fprintf(stderr, "epoch %d: mAP (VOC07 11-point) %.2f%%\n", e + 1, 100.0 * map);
-            }
-        }
-        res->epochs_done = e + 1;
-        if (r->cb && r->cb->on_epoch)
-            TB_TRY(r->cb->on_epoch(r->cb->user, &rec));
+    tb_epoch_loop loop = {.cfg = r->cfg, .opt = r->opt, .cb = r->cb, .res = r->res, .be = r->be, .sched = &r->sched,
+                          .steps_per_epoch = r->steps_per_epoch, .user = r, .start_epoch = loop_start,
+                          .next = loop_next, .release = loop_release, .step = loop_step, .evaluate = loop_evaluate};
+    TB_TRY(tb_trainer_epoch_loop(&loop));
+    if (r->res->outcome == TB_RUN_FINISHED) {
+        record_map(r);
+        tb_result_set_metric(r->res, "params", (double)tb_graph_param_elements(r->g));
     }
-    int n = cfg->optim.epochs;
-    record_map(r);
-    tb_result_set_metric(res, "params", (double)tb_graph_param_elements(r->g));
-    tb_result_set_metric(res, "epoch_seconds_median", tb_stats_median(r->epoch_seconds, n));
-    tb_result_set_metric(res, "images_per_sec_median", tb_stats_median(r->epoch_ips, n));
-    res->outcome = TB_RUN_FINISHED;
     return TB_OK;
 }
 
-static int save_checkpoint(det_run *r)
-{
-    const char *path = r->opt->checkpoint_path;
-    if (!path || !path[0] || r->res->outcome != TB_RUN_FINISHED)
-        return TB_OK;
-    TB_TRY(tb_safetensors_save(r->g, path));
-    snprintf(r->res->checkpoint, sizeof r->res->checkpoint, "%s", path);
-    return TB_OK;
-}
 
 static void cleanup(det_run *r)
 {
@@ -440,8 +285,6 @@ static void cleanup(det_run *r)
     free(r->det_scores);
     free(r->det_classes);
     free(r->det_count);
-    free(r->epoch_seconds);
-    free(r->epoch_ips);
 }
 
 int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
@@ -452,7 +295,7 @@ int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, co
     res->outcome = TB_RUN_FAILED;
     TB_CHECK(cfg->task == TB_TASK_DETECTION, TB_ERR_INVALID, "detection trainer: task is %s",
              tb_task_name(cfg->task));
-    TB_TRY(check_supported(cfg));
+    TB_TRY(tb_trainer_check_transfer_config(cfg));
     det_run r;
     memset(&r, 0, sizeof r);
     r.cfg = cfg;
@@ -469,7 +312,7 @@ int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, co
     if (rc == TB_OK)
         rc = run_epochs(&r);
     if (rc == TB_OK)
-        rc = save_checkpoint(&r);
+        rc = tb_trainer_save_checkpoint(r.g, r.opt, res);
     if (rc != TB_OK)
         res->outcome = TB_RUN_FAILED;
     cleanup(&r);

@@ -44,7 +44,7 @@ typedef struct tb_metric {
     double value;
 } tb_metric;
 
-#define TB_MAX_METRICS 64
+#define TB_MAX_METRICS 192 /* ADE20K's 150 per-class IoUs and the rest */
 
 typedef struct tb_train_result {
     tb_run_outcome outcome;
@@ -94,6 +94,10 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
 /* The detection trainer (harness/train/detection.c): Faster R-CNN. */
 int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
                        tb_train_result *res);
+
+/* The segmentation trainer (harness/train/segmentation.c): FCN. */
+int tb_train_segmentation(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
+                          tb_train_result *res);
 
 /* The trainer of a task; NULL for a task without one (the message in tb_errmsg). */
 tb_trainer_fn tb_trainer_for_task(tb_task task);

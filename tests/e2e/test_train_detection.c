@@ -64,9 +64,9 @@ int main(void)
     snprintf(cfg.data.dataset, sizeof cfg.data.dataset, "fashion-scenes");
     snprintf(cfg.data.root, sizeof cfg.data.root, "%s", root);
     tb_detection_config *d = &cfg.detection;
-    d->scenes_train = 1000;
-    d->scenes_val = 200;
-    d->scene_size = 128;
+    cfg.data.scenes_train = 1000;
+    cfg.data.scenes_val = 200;
+    cfg.data.scene_size = 128;
     set_list(&d->anchor_sizes, 3, (const float[]){16, 32, 64});
     d->rpn_pre_nms_train = d->rpn_pre_nms_test = 1000;
     d->rpn_post_nms_train = 200;

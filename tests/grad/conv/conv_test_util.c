@@ -17,6 +17,7 @@ const conv_case conv_tiny_cases[] = {
     {"3x3 s2 p0 odd",            1, 7, 5, 2, 3, 3, 3, P(2, 2, 0, 0, 1, 1, 1), true},
     {"5x5 s1 p2",                1, 6, 7, 2, 3, 5, 5, P(1, 1, 2, 2, 1, 1, 1), true},
     {"3x3 dil2 p2 batch2",       2, 7, 7, 3, 2, 3, 3, P(1, 1, 2, 2, 2, 2, 1), false},
+    {"3x3 dil4 p4 (FCN stage 4)", 1, 12, 12, 4, 3, 3, 3, P(1, 1, 4, 4, 4, 4, 1), false},
     {"mixed stride/pad/dil",     1, 8, 9, 3, 4, 3, 2, P(2, 1, 1, 0, 1, 2, 1), true},
     {"groups2 3x3",              1, 5, 6, 4, 6, 3, 3, P(1, 1, 1, 1, 1, 1, 2), true},
     {"groups2 s2 batch3",        3, 7, 5, 6, 4, 3, 3, P(2, 2, 1, 1, 1, 1, 2), false},

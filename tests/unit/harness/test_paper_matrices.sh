@@ -30,6 +30,8 @@ expected_runs() {
     fashion/best.json) echo 3 ;;                # 1 configuration x 3 seeds
     paper/table8-voc.json) echo 7 ;;            # 7 backbones, 1 seed
     fashion/detection.json) echo 18 ;;          # 6 backbones x 3 seeds
+    paper/table9-ade20k.json) echo 7 ;;         # 7 backbones, 1 seed
+    fashion/segmentation.json) echo 18 ;;       # 6 backbones x 3 seeds
     *) echo "" ;;
     esac
 }
@@ -42,6 +44,7 @@ baseline_reference() {
     paper/table5-tweaks.json) echo "ResNet-50|top1|75.87" ;;                   # Table 5
     paper/table6-refinements.json) echo "ResNet-50-D, Efficient|top1|77.16" ;; # Table 6
     paper/table8-voc.json) echo "B-standard|mAP|77.54" ;;                      # Table 8
+    paper/table9-ade20k.json) echo "B-standard|miou|37.05" ;;                  # Table 9
     *) echo "" ;;
     esac
 }
@@ -50,7 +53,7 @@ baseline_reference() {
 # root, or (detection) the classification run its backbone comes from
 expected_stop() {
     case $1 in
-    paper/table8-voc.json) echo "has no run 'ResNet-50, baseline'" ;;
+    paper/table8-voc.json | paper/table9-ade20k.json) echo "has no run 'ResNet-50, baseline'" ;;
     *) echo "no-imagenet-here' does not exist" ;;
     esac
 }
@@ -77,10 +80,10 @@ done
 for rel in paper/table3-efficient.json paper/table4-heuristics.json paper/table5-tweaks.json \
            paper/table6-refinements.json fashion/table3-efficient.json fashion/table4-heuristics.json \
            fashion/table5-tweaks.json fashion/table6-refinements.json fashion/best.json \
-           paper/table8-voc.json fashion/detection.json; do
+           paper/table8-voc.json fashion/detection.json paper/table9-ade20k.json fashion/segmentation.json; do
     [ -f "$src/matrices/$rel" ] || fail "matrices/$rel is missing"
 done
-[ "$seen" -ge 11 ] || fail "found $seen matrix files under matrices/paper and matrices/fashion, expected 11"
+[ "$seen" -ge 13 ] || fail "found $seen matrix files under matrices/paper and matrices/fashion, expected 13"
 
 for path in "$src"/matrices/paper/*.json; do
     rel=${path#"$src"/matrices/}
