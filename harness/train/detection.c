@@ -13,6 +13,8 @@
  *  - Evaluation is on the whole validation set list (VOC: VOC2007 test, as
  *    the paper; fashion-scenes: its test scenes), in canvas coordinates
  *    (IoU does not change under the resize), no flip.
+ *  - VOC's difficult objects are ordinary targets in training (the RPN and
+ *    box head learn them); only the evaluation treats them specially.
  *  - Only what the detection task implements is accepted: fp32, SGD, the
  *    lr schedules; label smoothing, mixup/cutmix, distillation, EMA and
  *    fp16/bf16 are classification tricks here and are errors, never ignored.
