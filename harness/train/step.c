@@ -73,13 +73,15 @@ void tb_step_destroy(tb_step *s)
 }
 
 /* images (f32, device) -> the graph input in its dtype */
-static int feed_graph(tb_step *s, const tb_tensor *src)
+static int feed(tb_backend *be, tb_graph *g, const tb_tensor *src)
 {
-    tb_tensor *in = tb_graph_input(s->g);
+    tb_tensor *in = tb_graph_input(g);
     if (in->dtype == TB_F32)
-        return tb_copy(s->be, in, src);
-    return tb_convert(s->be, in, src);
+        return tb_copy(be, in, src);
+    return tb_convert(be, in, src);
 }
+
+static int feed_graph(tb_step *s, const tb_tensor *src) { return feed(s->be, s->g, src); }
 
 int tb_step_set_input(tb_step *s, const float *images)
 {
@@ -106,6 +108,9 @@ static int prepare_batch(tb_step *s, const float *images, const int32_t *labels,
         batch = &s->mixed;
     }
     TB_TRY(feed_graph(s, batch));
+    /* the teacher sees exactly the student's (mixed) batch */
+    if (s->have_distill)
+        TB_TRY(feed(s->be, s->opt.teacher, batch));
     *soft = NULL;
     if (mixing || s->opt.label_smoothing > 0.0f) {
         TB_TRY(tb_soft_targets(s->be, &s->targets, &s->labels, mixing ? &s->labels_b : NULL,

@@ -199,6 +199,18 @@ static void test_checkpoint_teaches_and_resumes(void **state)
     st.tricks.distill.teacher_model = cfg.model;
     tb_train_result student;
     train_ok(&st, &quiet, &rec, &student);
+    /* taught by the soft targets alone, a student must learn what the teacher
+     * knows, which needs the teacher to see the student's own batch every
+     * step (a teacher fed nothing left the student at chance, ~17%) */
+    st.tricks.distill.hard_weight = 0.0;
+    st.tricks.distill.temperature = 1.0; /* the teacher's sharp predictions: labels in all but name */
+    recorder srec;
+    tb_train_result soft_only;
+    train_ok(&st, &quiet, &srec, &soft_only);
+    print_message("teacher top-1 %.2f%%, student from soft targets only %.2f%%\n", metric(&teacher, "top1"),
+                  metric(&soft_only, "top1"));
+    assert_true(metric(&teacher, "top1") > 60.0);
+    assert_true(metric(&soft_only, "top1") > 35.0); /* 46.9% when written; chance is 16.7% */
 
     /* the same checkpoint as the starting point of a run with the teacher's architecture */
     tb_run_config cont = cfg;
