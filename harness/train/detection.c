@@ -38,17 +38,12 @@
 #include "tricks/zero_gamma.h"
 
 typedef struct det_run {
-    const tb_run_config *cfg;
-    const tb_train_options *opt;
-    const tb_train_callbacks *cb;
-    tb_train_result *res;
-    tb_backend *be;
+    tb_trainer_frame f;       /* first: the run as tb_trainer_main sees it */
     tb_det_dataset *train_ds, *val_ds;
     tb_det_loader *train_ld, *val_ld;
     int n, h, w, c, max_objects;
     tb_frcnn_spec spec;
     tb_frcnn net;
-    tb_graph *g;
     tb_det_step step;
     bool step_ready;
     tb_schedule sched;
@@ -62,20 +57,21 @@ typedef struct det_run {
 
 static int open_loader(det_run *r, tb_det_dataset *ds, bool train, tb_det_loader **out)
 {
-    const tb_detection_config *d = &r->cfg->detection;
-    tb_det_loader_options lo = {.batch = r->cfg->optim.batch, .shuffle = train, .flip = train, .drop_last = train,
+    const tb_detection_config *d = &r->f.cfg->detection;
+    tb_det_loader_options lo = {.batch = r->f.cfg->optim.batch, .shuffle = train, .flip = train, .drop_last = train,
                                 .min_side = d->min_side, .max_side = d->max_side, .max_objects = d->max_objects,
-                                .seed = r->cfg->seed, .workers = r->cfg->data.workers,
+                                .seed = r->f.cfg->seed, .workers = r->f.cfg->data.workers,
                                 .alloc = tb_trainer_loader_alloc, .free = tb_trainer_loader_free,
-                                .alloc_user = r->be};
+                                .alloc_user = r->f.be};
     if (d->max_side > 0) /* a fixed canvas for every image (static shapes, one for both splits) */
         lo.canvas_h = lo.canvas_w = (d->max_side + TB_DET_CANVAS_ALIGN - 1) / TB_DET_CANVAS_ALIGN * TB_DET_CANVAS_ALIGN;
     return tb_det_loader_create(out, ds, &lo);
 }
 
-static int open_data(det_run *r)
+static int open_data(void *run)
 {
-    const tb_run_config *cfg = r->cfg;
+    det_run *r = run;
+    const tb_run_config *cfg = r->f.cfg;
     const tb_det_format *fmt = tb_det_format_find(cfg->data.dataset);
     TB_CHECK(fmt != NULL, TB_ERR_INVALID, "data.dataset: '%s' is not a detection dataset", cfg->data.dataset);
     char root[TB_PATH_MAX];
@@ -97,7 +93,7 @@ static int open_data(det_run *r)
              "detection.max_side (and detection.max_objects) so both use one canvas",
              vh, vw, vg, r->h, r->w, r->max_objects);
     r->steps_per_epoch = tb_det_loader_steps_per_epoch(r->train_ld);
-    if (!r->opt->quiet)
+    if (!r->f.opt->quiet)
         fprintf(stderr, "data: %s (%s), %lld training / %lld validation images, canvas %dx%dx%d, %d workers\n",
                 cfg->data.dataset, root, (long long)tb_det_dataset_count(r->train_ds),
                 (long long)tb_det_dataset_count(r->val_ds), r->h, r->w, r->c, tb_det_loader_workers(r->train_ld));
@@ -106,9 +102,10 @@ static int open_data(det_run *r)
 
 /* ------------------------------------------------------------------- model */
 
-static int build_network(det_run *r)
+static int build_network(void *run)
 {
-    const tb_run_config *cfg = r->cfg;
+    det_run *r = run;
+    const tb_run_config *cfg = r->f.cfg;
     const tb_detection_config *d = &cfg->detection;
     tb_frcnn_spec *s = &r->spec;
     memset(s, 0, sizeof *s);
@@ -123,36 +120,37 @@ static int build_network(det_run *r)
                                    .sampling_ratio = d->roi_sampling, .aligned = d->roi_aligned};
     s->freeze_bn = d->freeze_bn;
     s->frozen_stages = d->frozen_stages;
-    TB_TRY(tb_graph_create(&r->g, r->be, TB_F32, cfg->optim.batch));
-    tb_graph_set_seed(r->g, cfg->seed);
-    TB_TRY(tb_frcnn_build(r->g, s, &r->net));
-    TB_TRY(tb_graph_finalize(r->g, true));
-    TB_TRY(tb_frcnn_init(r->g, s, cfg->seed));
-    bool pretrained = tb_trainer_pretrained(cfg, r->opt);
+    TB_TRY(tb_graph_create(&r->f.g, r->f.be, TB_F32, cfg->optim.batch));
+    tb_graph_set_seed(r->f.g, cfg->seed);
+    TB_TRY(tb_frcnn_build(r->f.g, s, &r->net));
+    TB_TRY(tb_graph_finalize(r->f.g, true));
+    TB_TRY(tb_frcnn_init(r->f.g, s, cfg->seed));
+    bool pretrained = tb_trainer_pretrained(cfg, r->f.opt);
     if (cfg->tricks.zero_gamma) {
         TB_CHECK(!pretrained, TB_ERR_INVALID,
                  "tricks.zero_gamma initialises a backbone from scratch; this run loads its weights");
         int zeroed = 0;
-        TB_TRY(tb_trick_zero_gamma(r->g, &zeroed));
+        TB_TRY(tb_trick_zero_gamma(r->f.g, &zeroed));
     }
-    TB_TRY(tb_trainer_load_weights(r->g, cfg, r->opt, tb_frcnn_backbone_prefixes, tb_frcnn_n_backbone_prefixes));
-    if (!r->opt->quiet)
+    TB_TRY(tb_trainer_load_weights(r->f.g, cfg, r->f.opt, tb_frcnn_backbone_prefixes, tb_frcnn_n_backbone_prefixes));
+    if (!r->f.opt->quiet)
         fprintf(stderr, "model: Faster R-CNN, %s-%c backbone (width %g), feature map %dx%d (stride %g), %d anchors, %s\n",
                 s->backbone.name, s->backbone.variant, (double)s->backbone.width, r->net.feat_h, r->net.feat_w,
                 (double)r->net.stride, s->anchors, pretrained ? "pretrained backbone" : "backbone from scratch");
     return TB_OK;
 }
 
-static int setup_training(det_run *r)
+static int setup_training(void *run)
 {
-    const tb_run_config *cfg = r->cfg;
-    TB_TRY(tb_trick_decay_mask(r->g, cfg->tricks.no_bias_decay));
+    det_run *r = run;
+    const tb_run_config *cfg = r->f.cfg;
+    TB_TRY(tb_trick_decay_mask(r->f.g, cfg->tricks.no_bias_decay));
     TB_TRY(tb_schedule_init(&r->sched, &cfg->optim, &cfg->schedule, r->steps_per_epoch));
     tb_det_step_options so = {.images = cfg->optim.batch, .classes = r->spec.backbone.classes,
                               .max_objects = r->max_objects, .det = &cfg->detection,
                               .momentum = cfg->optim.momentum, .weight_decay = cfg->optim.weight_decay,
                               .nesterov = cfg->optim.nesterov};
-    TB_TRY(tb_det_step_init(&r->step, r->g, &r->net, &so));
+    TB_TRY(tb_det_step_init(&r->step, r->f.g, &r->net, &so));
     r->step_ready = true;
     size_t nd = (size_t)cfg->optim.batch * (size_t)cfg->detection.test_max_detections;
     r->det_boxes = malloc(nd * 4 * sizeof(float));
@@ -174,7 +172,7 @@ static tb_det_host_batch host_batch(const tb_det_batch *b)
 
 static int add_detections(det_run *r, const tb_det_batch *b)
 {
-    int dmax = r->cfg->detection.test_max_detections, g = b->max_objects;
+    int dmax = r->f.cfg->detection.test_max_detections, g = b->max_objects;
     for (int i = 0; i < b->valid; i++)
         TB_TRY(tb_voc_eval_add_image(r->eval, b->boxes + (size_t)i * g * 4, b->labels + (size_t)i * g,
                                      b->difficult + (size_t)i * g, b->count[i], r->det_boxes + (size_t)i * dmax * 4,
@@ -204,7 +202,7 @@ static int evaluate(det_run *r)
 
 static void record_map(det_run *r)
 {
-    tb_train_result *res = r->res;
+    tb_train_result *res = r->f.res;
     double map = NAN, area = NAN;
     tb_voc_eval_map(r->eval, TB_VOC_AP_11POINT, &map, NULL);
     tb_voc_eval_map(r->eval, TB_VOC_AP_AREA, &area, NULL);
@@ -240,7 +238,7 @@ static int loop_step(void *user, void *batch, int64_t iter, double lr, float *lo
     tb_det_host_batch hb = host_batch(batch);
     tb_det_step_result sr;
     /* each step samples anchors and RoIs from its own stream */
-    TB_TRY(tb_det_step_run(&r->step, &hb, lr, tb_splitmix64(r->cfg->seed ^ tb_splitmix64((uint64_t)iter)), &sr));
+    TB_TRY(tb_det_step_run(&r->step, &hb, lr, tb_splitmix64(r->f.cfg->seed ^ tb_splitmix64((uint64_t)iter)), &sr));
     *loss = sr.loss;
     return TB_OK;
 }
@@ -249,7 +247,7 @@ static int loop_evaluate(void *user, int epoch)
 {
     det_run *r = user;
     TB_TRY(evaluate(r));
-    if (!r->opt->quiet) {
+    if (!r->f.opt->quiet) {
         double map = NAN;
         tb_voc_eval_map(r->eval, TB_VOC_AP_11POINT, &map, NULL);
         fprintf(stderr, "epoch %d: mAP (VOC07 11-point) %.2f%%\n", epoch, 100.0 * map);
@@ -257,31 +255,30 @@ static int loop_evaluate(void *user, int epoch)
     return TB_OK;
 }
 
-static int run_epochs(det_run *r)
+static int run_epochs(void *run)
 {
-    tb_epoch_loop loop = {.cfg = r->cfg, .opt = r->opt, .cb = r->cb, .res = r->res, .be = r->be, .sched = &r->sched,
+    det_run *r = run;
+    tb_epoch_loop loop = {.cfg = r->f.cfg, .opt = r->f.opt, .cb = r->f.cb, .res = r->f.res, .be = r->f.be, .sched = &r->sched,
                           .steps_per_epoch = r->steps_per_epoch, .user = r, .start_epoch = loop_start,
                           .next = loop_next, .release = loop_release, .step = loop_step, .evaluate = loop_evaluate};
     TB_TRY(tb_trainer_epoch_loop(&loop));
-    if (r->res->outcome == TB_RUN_FINISHED) {
+    if (r->f.res->outcome == TB_RUN_FINISHED) {
         record_map(r);
-        tb_result_set_metric(r->res, "params", (double)tb_graph_param_elements(r->g));
+        tb_result_set_metric(r->f.res, "params", (double)tb_graph_param_elements(r->f.g));
     }
     return TB_OK;
 }
 
 
-static void cleanup(det_run *r)
+static void cleanup(void *run)
 {
+    det_run *r = run;
     if (r->step_ready)
         tb_det_step_destroy(&r->step);
     tb_det_loader_destroy(r->train_ld);
     tb_det_loader_destroy(r->val_ld);
     tb_det_dataset_close(r->train_ds);
     tb_det_dataset_close(r->val_ds);
-    tb_graph_destroy(r->g);
-    if (r->be)
-        tb_backend_destroy(r->be);
     tb_voc_eval_destroy(r->eval);
     free(r->det_boxes);
     free(r->det_scores);
@@ -290,33 +287,11 @@ static void cleanup(det_run *r)
 }
 
 int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
-                       tb_train_result *res)
+                        tb_train_result *res)
 {
-    static const tb_train_options default_opt = {0};
-    memset(res, 0, sizeof *res);
-    res->outcome = TB_RUN_FAILED;
-    TB_CHECK(cfg->task == TB_TASK_DETECTION, TB_ERR_INVALID, "detection trainer: task is %s",
-             tb_task_name(cfg->task));
-    TB_TRY(tb_trainer_check_transfer_config(cfg));
+    static const tb_trainer_stages stages = {.open_data = open_data, .build = build_network, .setup = setup_training,
+                                             .train = run_epochs, .cleanup = cleanup};
     det_run r;
     memset(&r, 0, sizeof r);
-    r.cfg = cfg;
-    r.opt = opt ? opt : &default_opt;
-    r.cb = cb;
-    r.res = res;
-    int rc = tb_trainer_open_backend(cfg, r.opt, res, &r.be);
-    if (rc == TB_OK)
-        rc = open_data(&r);
-    if (rc == TB_OK)
-        rc = build_network(&r);
-    if (rc == TB_OK)
-        rc = setup_training(&r);
-    if (rc == TB_OK)
-        rc = run_epochs(&r);
-    if (rc == TB_OK)
-        rc = tb_trainer_save_checkpoint(r.g, r.opt, res);
-    if (rc != TB_OK)
-        res->outcome = TB_RUN_FAILED;
-    cleanup(&r);
-    return rc;
+    return tb_trainer_main(&r.f, TB_TASK_DETECTION, cfg, opt, cb, res, &stages);
 }

@@ -38,17 +38,12 @@
 #include "tricks/zero_gamma.h"
 
 typedef struct seg_run {
-    const tb_run_config *cfg;
-    const tb_train_options *opt;
-    const tb_train_callbacks *cb;
-    tb_train_result *res;
-    tb_backend *be;
+    tb_trainer_frame f;       /* first: the run as tb_trainer_main sees it */
     tb_seg_dataset *train_ds, *val_ds;
     tb_seg_loader *train_ld, *val_ld;
     int n, h, w, c, classes;
     tb_fcn_spec spec;
     tb_fcn net;
-    tb_graph *g;
     tb_schedule sched;
     int64_t steps_per_epoch;
     tb_seg_step step;
@@ -63,7 +58,7 @@ typedef struct seg_run {
 
 static int open_split(seg_run *r, const char *root, bool train, tb_seg_dataset **out)
 {
-    const tb_data_config *d = &r->cfg->data;
+    const tb_data_config *d = &r->f.cfg->data;
     const char *sets = train ? d->train_sets : d->val_sets;
     if (!strcmp(d->dataset, "fashion-scenes")) {
         const tb_det_format *fmt = tb_det_format_find(d->dataset);
@@ -74,9 +69,10 @@ static int open_split(seg_run *r, const char *root, bool train, tb_seg_dataset *
     return tb_seg_dataset_open(out, d->dataset, root, train);
 }
 
-static int open_data(seg_run *r)
+static int open_data(void *run)
 {
-    const tb_run_config *cfg = r->cfg;
+    seg_run *r = run;
+    const tb_run_config *cfg = r->f.cfg;
     const tb_segmentation_config *s = &cfg->segmentation;
     char root[TB_PATH_MAX];
     TB_TRY(tb_trainer_scenes_root(cfg, root, sizeof root));
@@ -84,14 +80,14 @@ static int open_data(seg_run *r)
     TB_TRY(open_split(r, root, false, &r->val_ds));
     tb_seg_loader_options lo = {.batch = cfg->optim.batch, .train = true, .base_size = s->base_size,
                                 .crop_size = s->crop_size, .seed = cfg->seed, .workers = cfg->data.workers,
-                                .alloc = tb_trainer_loader_alloc, .free = tb_trainer_loader_free, .alloc_user = r->be};
+                                .alloc = tb_trainer_loader_alloc, .free = tb_trainer_loader_free, .alloc_user = r->f.be};
     TB_TRY(tb_seg_loader_create(&r->train_ld, r->train_ds, &lo));
     lo.train = false;
     TB_TRY(tb_seg_loader_create(&r->val_ld, r->val_ds, &lo));
     tb_seg_loader_shape(r->train_ld, &r->n, &r->h, &r->w, &r->c);
     r->classes = tb_seg_dataset_classes(r->train_ds);
     r->steps_per_epoch = tb_seg_loader_steps_per_epoch(r->train_ld);
-    if (!r->opt->quiet)
+    if (!r->f.opt->quiet)
         fprintf(stderr, "data: %s (%s), %lld training / %lld validation images, %d classes, crop %dx%dx%d, %d workers\n",
                 cfg->data.dataset, root, (long long)tb_seg_dataset_count(r->train_ds),
                 (long long)tb_seg_dataset_count(r->val_ds), r->classes, r->h, r->w, r->c,
@@ -101,41 +97,43 @@ static int open_data(seg_run *r)
 
 /* ------------------------------------------------------------------- model */
 
-static int build_network(seg_run *r)
+static int build_network(void *run)
 {
-    const tb_run_config *cfg = r->cfg;
+    seg_run *r = run;
+    const tb_run_config *cfg = r->f.cfg;
     tb_fcn_spec *s = &r->spec;
     memset(s, 0, sizeof *s);
     TB_TRY(tb_model_spec_from_config(&s->backbone, &cfg->model, r->h, r->c, r->classes));
     s->aux = cfg->segmentation.aux;
     s->head_dropout = cfg->segmentation.head_dropout;
     s->freeze_bn = cfg->segmentation.freeze_bn;
-    TB_TRY(tb_graph_create(&r->g, r->be, TB_F32, cfg->optim.batch));
-    tb_graph_set_seed(r->g, cfg->seed);
-    TB_TRY(tb_fcn_build(r->g, s, &r->net));
-    TB_TRY(tb_graph_finalize(r->g, true));
-    TB_TRY(tb_fcn_init(r->g, s, cfg->seed));
-    bool pretrained = tb_trainer_pretrained(cfg, r->opt);
+    TB_TRY(tb_graph_create(&r->f.g, r->f.be, TB_F32, cfg->optim.batch));
+    tb_graph_set_seed(r->f.g, cfg->seed);
+    TB_TRY(tb_fcn_build(r->f.g, s, &r->net));
+    TB_TRY(tb_graph_finalize(r->f.g, true));
+    TB_TRY(tb_fcn_init(r->f.g, s, cfg->seed));
+    bool pretrained = tb_trainer_pretrained(cfg, r->f.opt);
     if (cfg->tricks.zero_gamma) {
         TB_CHECK(!pretrained, TB_ERR_INVALID,
                  "tricks.zero_gamma initialises a backbone from scratch; this run loads its weights");
         int zeroed = 0;
-        TB_TRY(tb_trick_zero_gamma(r->g, &zeroed));
+        TB_TRY(tb_trick_zero_gamma(r->f.g, &zeroed));
     }
-    TB_TRY(tb_trainer_load_weights(r->g, cfg, r->opt, tb_fcn_backbone_prefixes, tb_fcn_n_backbone_prefixes));
-    if (!r->opt->quiet)
+    TB_TRY(tb_trainer_load_weights(r->f.g, cfg, r->f.opt, tb_fcn_backbone_prefixes, tb_fcn_n_backbone_prefixes));
+    if (!r->f.opt->quiet)
         fprintf(stderr, "model: FCN, dilated %s-%c backbone (width %g), feature map %dx%d, %s head, %s\n",
                 s->backbone.name, s->backbone.variant, (double)s->backbone.width, r->net.feat_h, r->net.feat_w,
                 s->aux ? "main + auxiliary" : "main", pretrained ? "pretrained backbone" : "backbone from scratch");
     return TB_OK;
 }
 
-static int setup_training(seg_run *r)
+static int setup_training(void *run)
 {
-    const tb_run_config *cfg = r->cfg;
-    TB_TRY(tb_trick_decay_mask(r->g, cfg->tricks.no_bias_decay));
+    seg_run *r = run;
+    const tb_run_config *cfg = r->f.cfg;
+    TB_TRY(tb_trick_decay_mask(r->f.g, cfg->tricks.no_bias_decay));
     TB_TRY(tb_schedule_init(&r->sched, &cfg->optim, &cfg->schedule, r->steps_per_epoch));
-    TB_TRY(tb_seg_step_init(&r->step, r->g, &r->net, &r->spec, cfg));
+    TB_TRY(tb_seg_step_init(&r->step, r->f.g, &r->net, &r->spec, cfg));
     r->step_ready = true;
     int64_t pixels = (int64_t)r->n * r->h * r->w;
     r->host_logits = malloc((size_t)pixels * (size_t)r->classes * sizeof(float));
@@ -161,7 +159,7 @@ static void argmax_pixels(const float *logits, int64_t pixels, int k, int32_t *p
 static int evaluate(seg_run *r)
 {
     tb_seg_metrics_reset(r->metrics);
-    tb_tensor *logits = tb_graph_output_at(r->g, r->net.out_main);
+    tb_tensor *logits = tb_graph_output_at(r->f.g, r->net.out_main);
     int64_t per_image = (int64_t)r->h * r->w;
     TB_TRY(tb_seg_loader_start_epoch(r->val_ld, 0));
     for (;;) {
@@ -169,11 +167,11 @@ static int evaluate(seg_run *r)
         TB_TRY(tb_seg_loader_next(r->val_ld, &b));
         if (!b)
             break;
-        int rc = tb_upload(r->be, tb_graph_input(r->g), b->images);
+        int rc = tb_upload(r->f.be, tb_graph_input(r->f.g), b->images);
         if (rc == TB_OK)
-            rc = tb_graph_forward(r->g, false);
+            rc = tb_graph_forward(r->f.g, false);
         if (rc == TB_OK)
-            rc = tb_download(r->be, r->host_logits, logits);
+            rc = tb_download(r->f.be, r->host_logits, logits);
         if (rc == TB_OK) {
             argmax_pixels(r->host_logits, per_image * b->valid, r->classes, r->host_pred);
             rc = tb_seg_metrics_add(r->metrics, r->host_pred, TB_I32, b->labels, TB_I32, per_image * b->valid);
@@ -186,7 +184,7 @@ static int evaluate(seg_run *r)
 
 static void record_metrics(seg_run *r)
 {
-    tb_train_result *res = r->res;
+    tb_train_result *res = r->f.res;
     tb_result_set_metric(res, "pixacc", 100.0 * tb_seg_pixel_accuracy(r->metrics));
     tb_result_set_metric(res, "miou", 100.0 * tb_seg_miou(r->metrics, TB_SEG_MIOU_ALL));
     tb_result_set_metric(res, "miou_present", 100.0 * tb_seg_miou(r->metrics, TB_SEG_MIOU_PRESENT));
@@ -225,70 +223,47 @@ static int loop_evaluate(void *user, int epoch)
 {
     seg_run *r = user;
     TB_TRY(evaluate(r));
-    if (!r->opt->quiet)
+    if (!r->f.opt->quiet)
         fprintf(stderr, "epoch %d: pixacc %.2f%%, mIoU %.2f%% (all classes)\n", epoch,
                 100.0 * tb_seg_pixel_accuracy(r->metrics), 100.0 * tb_seg_miou(r->metrics, TB_SEG_MIOU_ALL));
     return TB_OK;
 }
 
-static int run_epochs(seg_run *r)
+static int run_epochs(void *run)
 {
-    tb_epoch_loop loop = {.cfg = r->cfg, .opt = r->opt, .cb = r->cb, .res = r->res, .be = r->be, .sched = &r->sched,
+    seg_run *r = run;
+    tb_epoch_loop loop = {.cfg = r->f.cfg, .opt = r->f.opt, .cb = r->f.cb, .res = r->f.res, .be = r->f.be, .sched = &r->sched,
                           .steps_per_epoch = r->steps_per_epoch, .user = r, .start_epoch = loop_start,
                           .next = loop_next, .release = loop_release, .step = loop_step, .evaluate = loop_evaluate};
     TB_TRY(tb_trainer_epoch_loop(&loop));
-    if (r->res->outcome == TB_RUN_FINISHED) {
+    if (r->f.res->outcome == TB_RUN_FINISHED) {
         record_metrics(r);
-        tb_result_set_metric(r->res, "params", (double)tb_graph_param_elements(r->g));
+        tb_result_set_metric(r->f.res, "params", (double)tb_graph_param_elements(r->f.g));
     }
     return TB_OK;
 }
 
 
-static void cleanup(seg_run *r)
+static void cleanup(void *run)
 {
+    seg_run *r = run;
     tb_seg_loader_destroy(r->train_ld);
     tb_seg_loader_destroy(r->val_ld);
     tb_seg_dataset_close(r->train_ds);
     tb_seg_dataset_close(r->val_ds);
-    tb_graph_destroy(r->g);
     if (r->step_ready)
         tb_seg_step_destroy(&r->step);
-    if (r->be)
-        tb_backend_destroy(r->be);
     tb_seg_metrics_destroy(r->metrics);
     free(r->host_logits);
     free(r->host_pred);
 }
 
 int tb_train_segmentation(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
-                          tb_train_result *res)
+                           tb_train_result *res)
 {
-    static const tb_train_options default_opt = {0};
-    memset(res, 0, sizeof *res);
-    res->outcome = TB_RUN_FAILED;
-    TB_CHECK(cfg->task == TB_TASK_SEGMENTATION, TB_ERR_INVALID, "segmentation trainer: task is %s",
-             tb_task_name(cfg->task));
-    TB_TRY(tb_trainer_check_transfer_config(cfg));
+    static const tb_trainer_stages stages = {.open_data = open_data, .build = build_network, .setup = setup_training,
+                                             .train = run_epochs, .cleanup = cleanup};
     seg_run r;
     memset(&r, 0, sizeof r);
-    r.cfg = cfg;
-    r.opt = opt ? opt : &default_opt;
-    r.cb = cb;
-    r.res = res;
-    int rc = tb_trainer_open_backend(cfg, r.opt, res, &r.be);
-    if (rc == TB_OK)
-        rc = open_data(&r);
-    if (rc == TB_OK)
-        rc = build_network(&r);
-    if (rc == TB_OK)
-        rc = setup_training(&r);
-    if (rc == TB_OK)
-        rc = run_epochs(&r);
-    if (rc == TB_OK)
-        rc = tb_trainer_save_checkpoint(r.g, r.opt, res);
-    if (rc != TB_OK)
-        res->outcome = TB_RUN_FAILED;
-    cleanup(&r);
-    return rc;
+    return tb_trainer_main(&r.f, TB_TASK_SEGMENTATION, cfg, opt, cb, res, &stages);
 }

@@ -273,3 +273,34 @@ int tb_trainer_alloc_tensors(tb_backend *be, void **mem, tb_tensor *const *ts, i
     }
     return TB_OK;
 }
+
+int tb_trainer_main(tb_trainer_frame *f, tb_task task, const tb_run_config *cfg, const tb_train_options *opt,
+                    const tb_train_callbacks *cb, tb_train_result *res, const tb_trainer_stages *stages)
+{
+    static const tb_train_options default_opt = {0};
+    memset(res, 0, sizeof *res);
+    res->outcome = TB_RUN_FAILED;
+    TB_CHECK(cfg->task == task, TB_ERR_INVALID, "%s trainer: the run's task is %s", tb_task_name(task),
+             tb_task_name(cfg->task));
+    TB_TRY(tb_trainer_check_transfer_config(cfg));
+    void *run = f; /* the frame is the run struct's first member */
+    *f = (tb_trainer_frame){.cfg = cfg, .opt = opt ? opt : &default_opt, .cb = cb, .res = res};
+    int rc = tb_trainer_open_backend(cfg, f->opt, res, &f->be);
+    if (rc == TB_OK)
+        rc = stages->open_data(run);
+    if (rc == TB_OK)
+        rc = stages->build(run);
+    if (rc == TB_OK)
+        rc = stages->setup(run);
+    if (rc == TB_OK)
+        rc = stages->train(run);
+    if (rc == TB_OK)
+        rc = tb_trainer_save_checkpoint(f->g, f->opt, res);
+    if (rc != TB_OK)
+        res->outcome = TB_RUN_FAILED;
+    stages->cleanup(run);
+    tb_graph_destroy(f->g);
+    if (f->be)
+        tb_backend_destroy(f->be);
+    return rc;
+}

@@ -51,6 +51,33 @@ int tb_trainer_alloc_tensors(tb_backend *be, void **mem, tb_tensor *const *ts, i
 int tb_trainer_loader_alloc(void *user, void **p, size_t bytes);
 void tb_trainer_loader_free(void *user, void *p);
 
+/* What every trainer run holds; a task's run struct starts with it. */
+typedef struct tb_trainer_frame {
+    const tb_run_config *cfg;
+    const tb_train_options *opt;   /* never NULL inside a run */
+    const tb_train_callbacks *cb;
+    tb_train_result *res;
+    tb_backend *be;
+    tb_graph *g;                   /* the trained network: checkpointed, destroyed by tb_trainer_main */
+} tb_trainer_frame;
+
+/* The stages of a detection or segmentation run; each gets the task's run
+ * struct (whose first member is the frame). */
+typedef struct tb_trainer_stages {
+    int (*open_data)(void *run);
+    int (*build)(void *run);       /* creates f->g */
+    int (*setup)(void *run);
+    int (*train)(void *run);       /* sets res->outcome */
+    void (*cleanup)(void *run);    /* frees what the stages made, not f->g nor f->be */
+} tb_trainer_stages;
+
+/* A transfer-task trainer from start to end: the result reset (failed until
+ * the run says otherwise), the task and the config checked
+ * (tb_trainer_check_transfer_config), the backend opened, the stages in
+ * order, the checkpoint of a finished run saved, everything freed. */
+int tb_trainer_main(tb_trainer_frame *f, tb_task task, const tb_run_config *cfg, const tb_train_options *opt,
+                    const tb_train_callbacks *cb, tb_train_result *res, const tb_trainer_stages *stages);
+
 /* The epoch loop of the detection and segmentation trainers: per epoch,
  * the training pass (schedule, progress, stop requests, a non-finite loss
  * ends the run as diverged), timed after a device sync; evaluation every
