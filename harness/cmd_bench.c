@@ -1,21 +1,16 @@
 /* trickbench bench: training throughput of a model on synthetic data
  * (forward + backward + SGD step, images/s), median over repeats after a
  * warm-up, through the same step code the trainer runs. */
-#include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "harness/bench_loader.h"
 #include "harness/cli.h"
+#include "harness/cmd_bench_common.h"
 #include "harness/cmd_bench_det.h"
 #include "harness/cmd_bench_seg.h"
-#include "harness/clock.h"
 #include "harness/commands.h"
-#include "harness/stats.h"
 #include "harness/train/step.h"
 #include "kernels/error.h"
 #include "kernels/rng.h"
@@ -46,97 +41,30 @@ static const char usage[] =
     "device, threads, images_per_sec, images_per_sec_all (every repeat),\n"
     "step_ms, graph_bytes, peak_rss_bytes, params, macs.\n";
 
-typedef struct bench_args {
-    const char *model, *device, *stem, *precision;
-    char variant;
-    long batch, image, steps, warmup, repeats, threads, classes, channels;
-    double width;
-    bool json;
-} bench_args;
+/* The classification bench's limits and defaults beside the shared ones. */
+static const tb_bench_parse_spec parse_spec = {
+    .task = "classification", .task_expected = "classification, detection or segmentation",
+    .batch = {1, 1L << 30}, .image = {1, 4096}, .classes = {1, 1L << 30}};
 
-static int parse_args(int argc, char **argv, bench_args *a)
+/* The command's state: options, the run's figures, and the step's inputs. */
+typedef struct bench_state {
+    tb_bench_args a;
+    tb_bench_result r;
+    tb_step step;
+    float *images;
+    int32_t *labels;
+} bench_state;
+
+static int parse(void *state, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"variant", required_argument, 0, 'V'},
-        {"batch", required_argument, 0, 'b'},   {"image", required_argument, 0, 'i'},
-        {"precision", required_argument, 0, 'p'}, {"device", required_argument, 0, 'd'},
-        {"steps", required_argument, 0, 's'},   {"warmup", required_argument, 0, 'w'},
-        {"repeats", required_argument, 0, 'r'}, {"threads", required_argument, 0, 't'},
-        {"stem", required_argument, 0, 'S'},    {"width", required_argument, 0, 'W'},
-        {"classes", required_argument, 0, 'k'}, {"channels", required_argument, 0, 'c'},
-        {"json", no_argument, 0, 'j'},          {"task", required_argument, 0, 'T'},
-        {0, 0, 0, 0}};
-    *a = (bench_args){.device = "auto", .stem = "auto", .precision = "fp32", .variant = 'B', .batch = 32,
-                      .image = 224, .steps = 5, .warmup = 2, .repeats = 3, .classes = 1000, .channels = 3,
-                      .width = 1.0};
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        long *target = NULL;
-        long lo = 1, hi = 1L << 30;
-        switch (ch) {
-        case 'm': a->model = optarg; break;
-        case 'T': /* detection and segmentation were dispatched before parsing */
-            if (strcmp(optarg, "classification"))
-                return tb_fail(TB_ERR_USAGE,
-                               "--task: expected classification, detection or segmentation, got '%s'", optarg);
-            break;
-        case 'V':
-            if (strlen(optarg) != 1 || optarg[0] < 'A' || optarg[0] > 'D')
-                return tb_fail(TB_ERR_USAGE, "--variant: expected A, B, C or D, got '%s'", optarg);
-            a->variant = optarg[0];
-            break;
-        case 'p': a->precision = optarg; break;
-        case 'd': a->device = optarg; break;
-        case 'S': a->stem = optarg; break;
-        case 'W': {
-            char *end;
-            a->width = strtod(optarg, &end);
-            if (*end || !(a->width > 0.0 && a->width <= 16.0))
-                return tb_fail(TB_ERR_USAGE, "--width: expected a number in (0, 16], got '%s'", optarg);
-            break;
-        }
-        case 'j': a->json = true; break;
-        case 'b': target = &a->batch; break;
-        case 'i': target = &a->image; hi = 4096; break;
-        case 's': target = &a->steps; break;
-        case 'w': target = &a->warmup; lo = 0; break;
-        case 'r': target = &a->repeats; hi = 1000; break;
-        case 't': target = &a->threads; lo = 0; hi = 1024; break;
-        case 'k': target = &a->classes; break;
-        case 'c': target = &a->channels; hi = 4; break;
-        default:
-            return tb_fail(TB_ERR_USAGE, "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-        if (target) {
-            char name[32];
-            snprintf(name, sizeof name, "--%s", opts[0].name);
-            for (const struct option *o = opts; o->name; o++)
-                if (o->val == ch)
-                    snprintf(name, sizeof name, "--%s", o->name);
-            TB_TRY(tb_cli_parse_int(name, optarg, lo, hi, target));
-        }
-    }
-    if (optind < argc)
-        return tb_fail(TB_ERR_USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!a->model)
-        return tb_fail(TB_ERR_USAGE, "--model is required (e.g. --model resnet50)");
-    return TB_OK;
+    tb_bench_args *a = &((bench_state *)state)->a;
+    *a = (tb_bench_args){.device = "auto", .stem = "auto", .precision = "fp32", .variant = 'B', .batch = 32,
+                         .image = 224, .steps = 5, .warmup = 2, .repeats = 3, .classes = 1000, .channels = 3,
+                         .width = 1.0};
+    return tb_bench_parse(argc, argv, &parse_spec, a);
 }
 
-typedef struct bench_result {
-    double ips_median;
-    double ips[1000];
-    double step_ms;
-    size_t graph_bytes;
-    long peak_rss;
-    int64_t params, macs;
-    char device[128];
-    int threads;
-} bench_result;
-
-static int build_model(const bench_args *a, tb_backend *be, tb_dtype dt, tb_graph **g, tb_model_spec *spec)
+static int build_model(const tb_bench_args *a, tb_backend *be, tb_dtype dt, tb_graph **g, tb_model_spec *spec)
 {
     TB_TRY(tb_model_spec_default(spec, a->model));
     spec->variant = a->variant;
@@ -155,94 +83,83 @@ static int build_model(const bench_args *a, tb_backend *be, tb_dtype dt, tb_grap
     return tb_model_init(*g, spec->init, 1);
 }
 
-static int run_bench(const bench_args *a, bench_result *r)
+/* Random data (timing on zeros would flatter some kernels). */
+static int make_batch(bench_state *s)
 {
+    const tb_bench_args *a = &s->a;
+    size_t n_img = (size_t)a->batch * (size_t)a->image * (size_t)a->image * (size_t)a->channels;
+    s->images = malloc(n_img * sizeof(float));
+    s->labels = malloc((size_t)a->batch * sizeof(int32_t));
+    TB_CHECK(s->images && s->labels, TB_ERR_NOMEM, "bench: out of memory for the synthetic batch");
+    tb_rng rng;
+    tb_rng_seed(&rng, 12345, 0);
+    for (size_t i = 0; i < n_img; i++)
+        s->images[i] = (float)tb_rng_normal(&rng);
+    for (long i = 0; i < a->batch; i++)
+        s->labels[i] = (int32_t)tb_rng_below(&rng, (uint64_t)a->classes);
+    return TB_OK;
+}
+
+static int run_steps(void *state, long first, long count)
+{
+    (void)first;
+    bench_state *s = state;
+    tb_step_result sr;
+    for (long i = 0; i < count; i++)
+        TB_TRY(tb_step_run(&s->step, s->images, s->labels, NULL, 0.01, &sr));
+    return TB_OK;
+}
+
+static int run(void *state)
+{
+    bench_state *s = state;
+    const tb_bench_args *a = &s->a;
+    s->step = (tb_step){0};
+    s->images = NULL;
+    s->labels = NULL;
     tb_dtype dt;
-    tb_device_kind kind;
     TB_TRY(tb_dtype_parse(a->precision, &dt));
-    TB_TRY(tb_device_parse(a->device, &kind));
     tb_backend *be = NULL;
-    char note[256];
-    TB_TRY(tb_backend_create(&be, kind, (int)a->threads, note, sizeof note));
-    fprintf(stderr, "%s\n", note);
-    snprintf(r->device, sizeof r->device, "%s", be->name);
-    r->threads = be->threads;
+    TB_TRY(tb_bench_backend(a, &be, &s->r));
     tb_graph *g = NULL;
     tb_model_spec spec;
-    tb_step step = {0};
-    float *images = NULL;
-    int32_t *labels = NULL;
     int rc = build_model(a, be, dt, &g, &spec);
     if (rc == TB_OK) {
         tb_step_options so = {.momentum = 0.9, .weight_decay = 1e-4, .nesterov = true,
                               .fp16_scaling = dt == TB_F16, .dynamic_scale = true, .loss_scale = 0};
-        rc = tb_step_init(&step, g, &so);
+        rc = tb_step_init(&s->step, g, &so);
     }
-    size_t n_img = (size_t)a->batch * (size_t)a->image * (size_t)a->image * (size_t)a->channels;
+    if (rc == TB_OK)
+        rc = make_batch(s);
     if (rc == TB_OK) {
-        images = malloc(n_img * sizeof(float));
-        labels = malloc((size_t)a->batch * sizeof(int32_t));
-        if (!images || !labels)
-            rc = tb_fail(TB_ERR_NOMEM, "bench: out of memory for the synthetic batch");
+        s->r.params = tb_graph_param_elements(g);
+        s->r.macs = tb_graph_macs(g);
+        s->r.graph_bytes = tb_graph_memory_bytes(g);
+        rc = tb_bench_measure(a, be, run_steps, s, NULL, &s->r);
     }
-    if (rc == TB_OK) {
-        /* random data: timing on zeros would flatter some kernels */
-        tb_rng rng;
-        tb_rng_seed(&rng, 12345, 0);
-        for (size_t i = 0; i < n_img; i++)
-            images[i] = (float)tb_rng_normal(&rng);
-        for (long i = 0; i < a->batch; i++)
-            labels[i] = (int32_t)tb_rng_below(&rng, (uint64_t)a->classes);
-        r->params = tb_graph_param_elements(g);
-        r->macs = tb_graph_macs(g);
-        r->graph_bytes = tb_graph_memory_bytes(g);
-    }
-    tb_step_result sr;
-    for (long i = 0; rc == TB_OK && i < a->warmup; i++)
-        rc = tb_step_run(&step, images, labels, NULL, 0.01, &sr);
-    for (long rep = 0; rc == TB_OK && rep < a->repeats; rep++) {
-        rc = tb_synchronize(be);
-        double t0 = tb_seconds_now();
-        for (long i = 0; rc == TB_OK && i < a->steps; i++)
-            rc = tb_step_run(&step, images, labels, NULL, 0.01, &sr);
-        if (rc == TB_OK)
-            rc = tb_synchronize(be);
-        double dt_s = tb_seconds_now() - t0;
-        r->ips[rep] = (double)a->batch * (double)a->steps / dt_s;
-    }
-    if (rc == TB_OK) {
-        r->ips_median = tb_stats_median(r->ips, (int)a->repeats);
-        r->step_ms = 1000.0 * (double)a->batch / r->ips_median;
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        r->peak_rss = ru.ru_maxrss * 1024L;
-    }
-    free(images);
-    free(labels);
-    tb_step_destroy(&step);
+    free(s->images);
+    free(s->labels);
+    tb_step_destroy(&s->step);
     tb_graph_destroy(g);
     tb_backend_destroy(be);
     return rc;
 }
 
-static void print_result(const bench_args *a, const bench_result *r)
+static void print(const void *state)
 {
+    const tb_bench_args *a = &((const bench_state *)state)->a;
+    const tb_bench_result *r = &((const bench_state *)state)->r;
     if (a->json) {
-        printf("{\"model\": \"%s\", \"variant\": \"%c\", \"batch\": %ld, \"image\": %ld, \"precision\": \"%s\", "
-               "\"device\": \"%s\", \"threads\": %d, \"images_per_sec\": %.3f, \"images_per_sec_all\": [",
-               a->model, a->variant, a->batch, a->image, a->precision, r->device, r->threads, r->ips_median);
-        for (long i = 0; i < a->repeats; i++)
-            printf("%s%.3f", i ? ", " : "", r->ips[i]);
-        printf("], \"step_ms\": %.3f, \"graph_bytes\": %zu, \"peak_rss_bytes\": %ld, \"params\": %lld, "
-               "\"macs\": %lld}\n",
-               r->step_ms, r->graph_bytes, r->peak_rss, (long long)r->params, (long long)r->macs);
+        printf("{\"model\": \"%s\", \"variant\": \"%c\", \"batch\": %ld, \"image\": %ld, \"precision\": \"%s\", ",
+               a->model, a->variant, a->batch, a->image, a->precision);
+        tb_bench_print_json_timing(a, r, false);
+        printf(", \"macs\": %lld}\n", (long long)r->macs);
         return;
     }
     printf("| model | variant | batch | image | precision | device | images/s | ms/step | graph memory | peak RSS |\n");
     printf("|---|---|---:|---:|---|---|---:|---:|---:|---:|\n");
-    printf("| %s | %c | %ld | %ld | %s | %s | %.1f | %.1f | %.1f MiB | %.1f MiB |\n", a->model, a->variant,
-           a->batch, a->image, a->precision, r->device, r->ips_median, r->step_ms,
-           (double)r->graph_bytes / 1048576.0, (double)r->peak_rss / 1048576.0);
+    printf("| %s | %c | %ld | %ld | %s |", a->model, a->variant, a->batch, a->image, a->precision);
+    tb_bench_print_row_timing(r, 1);
 }
 
 /* True for `--task TASK` or `--task=TASK` anywhere in argv. */
@@ -257,27 +174,23 @@ static bool wants_task(int argc, char **argv, const char *task)
     return false;
 }
 
+static bool wants_loader(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--loader"))
+            return true;
+    return false;
+}
+
 int tb_cmd_bench(int argc, char **argv)
 {
     if (wants_task(argc, argv, "detection"))
         return tb_bench_detection(argc, argv);
     if (wants_task(argc, argv, "segmentation"))
         return tb_bench_segmentation(argc, argv);
-    if (tb_cli_wants_help(argc, argv)) {
-        fputs(usage, stdout);
-        return TB_EXIT_OK;
-    }
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--loader"))
-            return tb_bench_loader(argc, argv);
-    bench_args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc != TB_OK)
-        return tb_cli_usage_error("bench", "%s", tb_errmsg());
-    static bench_result r;
-    rc = run_bench(&a, &r);
-    if (rc != TB_OK)
-        return tb_cli_report_error("bench", rc);
-    print_result(&a, &r);
-    return TB_EXIT_OK;
+    if (!tb_cli_wants_help(argc, argv) && wants_loader(argc, argv)) /* --help shows this usage */
+        return tb_bench_loader(argc, argv);
+    static const tb_bench_command cmd = {.usage = usage, .parse = parse, .run = run, .print = print};
+    static bench_state state;
+    return tb_bench_main(argc, argv, &cmd, &state);
 }

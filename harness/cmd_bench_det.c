@@ -22,18 +22,13 @@
 #include "harness/cmd_bench_det.h"
 
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
-#include "harness/cli.h"
-#include "harness/clock.h"
-#include "harness/commands.h"
+#include "harness/cmd_bench_common.h"
 #include "harness/config.h"
-#include "harness/stats.h"
 #include "harness/train/det_step.h"
 #include "kernels/error.h"
 #include "kernels/rng.h"
@@ -41,7 +36,6 @@
 #include "models/models.h"
 #include "tricks/decay_mask.h"
 
-#define MAX_REPEATS 1000
 #define BENCH_LR 0.001
 #define BENCH_SEED 1
 
@@ -80,119 +74,69 @@ static const char fashion_settings[] =
     " \"rpn_post_nms_test\": 100, \"rpn_min_size\": 4, \"rpn_batch\": 128, \"roi_batch\": 32,"
     " \"roi_size\": 7, \"freeze_bn\": true, \"frozen_stages\": 1}}";
 
+/* The detection flags beside the shared ones. */
 typedef struct det_args {
-    const char *model, *device, *stem, *settings;
-    char variant;
-    long batch, image, steps, warmup, repeats, threads, classes, channels, objects;
-    double width;
-    bool json;
+    tb_bench_args b;
+    const char *settings;
+    long objects;
 } det_args;
 
-typedef struct det_result {
-    double ips_median, ips[MAX_REPEATS], step_ms;
-    float loss;
-    size_t graph_bytes;
-    long peak_rss;
-    int64_t params;
-    int feat_h, feat_w, threads;
-    char device[128];
-} det_result;
+/* ------------------------------------------------------------------- state */
+
+typedef struct det_batch {
+    float *images, *boxes, *im_size;
+    int32_t *labels, *count;
+} det_batch;
+
+/* The command's state: options, config, figures, and what a step needs. */
+typedef struct det_bench {
+    det_args a;
+    tb_run_config cfg;
+    tb_bench_result r;
+    tb_frcnn net;
+    tb_det_step step;
+    bool step_ready;
+    det_batch batch;
+    tb_det_host_batch hb;
+} det_bench;
 
 /* ------------------------------------------------------------------ options */
 
-static int parse_double_arg(const char *name, const char *value, double lo, double hi, double *out)
+static int take_option(void *user, int val, const char *arg, long **target, long *lo, long *hi)
 {
-    char *end;
-    *out = strtod(value, &end);
-    if (*end || !(*out > lo && *out <= hi))
-        return tb_fail(TB_ERR_USAGE, "%s: expected a number in (%g, %g], got '%s'", name, lo, hi, value);
+    (void)lo;
+    det_args *a = user;
+    if (val == 'o') {
+        *target = &a->objects;
+        *hi = 64;
+        return TB_OK;
+    }
+    if (strcmp(arg, "auto") && strcmp(arg, "voc") && strcmp(arg, "fashion-scenes")) /* 'E' */
+        return tb_fail(TB_ERR_USAGE, "--settings: expected auto, voc or fashion-scenes, got '%s'", arg);
+    a->settings = arg;
     return TB_OK;
-}
-
-static const char *option_name(const struct option *opts, int ch)
-{
-    for (const struct option *o = opts; o->name; o++)
-        if (o->val == ch)
-            return o->name;
-    return "?";
 }
 
 static int parse_args(int argc, char **argv, det_args *a)
 {
-    static const struct option opts[] = {
-        {"task", required_argument, 0, 'T'},      {"model", required_argument, 0, 'm'},
-        {"variant", required_argument, 0, 'V'},   {"width", required_argument, 0, 'W'},
-        {"stem", required_argument, 0, 'S'},      {"batch", required_argument, 0, 'b'},
-        {"image", required_argument, 0, 'i'},     {"classes", required_argument, 0, 'k'},
-        {"channels", required_argument, 0, 'c'},  {"objects", required_argument, 0, 'o'},
-        {"settings", required_argument, 0, 'E'},  {"device", required_argument, 0, 'd'},
-        {"steps", required_argument, 0, 's'},     {"warmup", required_argument, 0, 'w'},
-        {"repeats", required_argument, 0, 'r'},   {"threads", required_argument, 0, 't'},
-        {"precision", required_argument, 0, 'p'}, {"json", no_argument, 0, 'j'},
-        {0, 0, 0, 0}};
-    *a = (det_args){.device = "auto", .stem = "auto", .settings = "auto", .variant = 'B', .batch = 4,
-                    .image = 128, .steps = 5, .warmup = 2, .repeats = 3, .objects = 3, .width = 1.0};
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        long *target = NULL;
-        long lo = 1, hi = 1L << 30;
-        switch (ch) {
-        case 'T':
-            if (strcmp(optarg, "detection"))
-                return tb_fail(TB_ERR_USAGE, "--task: expected detection here, got '%s'", optarg);
-            break;
-        case 'm': a->model = optarg; break;
-        case 'p':
-            if (strcmp(optarg, "fp32"))
-                return tb_fail(TB_ERR_USAGE, "--precision: the detection task trains in fp32 only, got '%s'", optarg);
-            break;
-        case 'V':
-            if (strlen(optarg) != 1 || optarg[0] < 'A' || optarg[0] > 'D')
-                return tb_fail(TB_ERR_USAGE, "--variant: expected A, B, C or D, got '%s'", optarg);
-            a->variant = optarg[0];
-            break;
-        case 'W': TB_TRY(parse_double_arg("--width", optarg, 0.0, 16.0, &a->width)); break;
-        case 'S': a->stem = optarg; break;
-        case 'E':
-            if (strcmp(optarg, "auto") && strcmp(optarg, "voc") && strcmp(optarg, "fashion-scenes"))
-                return tb_fail(TB_ERR_USAGE, "--settings: expected auto, voc or fashion-scenes, got '%s'", optarg);
-            a->settings = optarg;
-            break;
-        case 'd': a->device = optarg; break;
-        case 'j': a->json = true; break;
-        case 'b': target = &a->batch; hi = 4096; break;
-        case 'i': target = &a->image; lo = 32; hi = 4096; break;
-        case 'k': target = &a->classes; hi = 10000; break;
-        case 'c': target = &a->channels; hi = 4; break;
-        case 'o': target = &a->objects; hi = 64; break;
-        case 's': target = &a->steps; break;
-        case 'w': target = &a->warmup; lo = 0; break;
-        case 'r': target = &a->repeats; hi = MAX_REPEATS; break;
-        case 't': target = &a->threads; lo = 0; hi = 1024; break;
-        default:
-            return tb_fail(TB_ERR_USAGE, "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-        if (target) {
-            char name[32];
-            snprintf(name, sizeof name, "--%s", option_name(opts, ch));
-            TB_TRY(tb_cli_parse_int(name, optarg, lo, hi, target));
-        }
-    }
-    if (optind < argc)
-        return tb_fail(TB_ERR_USAGE, "unexpected argument '%s'", argv[optind]);
-    if (!a->model)
-        return tb_fail(TB_ERR_USAGE, "--model is required (e.g. --model resnet50)");
+    static const struct option extra[] = {
+        {"objects", required_argument, 0, 'o'}, {"settings", required_argument, 0, 'E'}, {0, 0, 0, 0}};
+    *a = (det_args){.b = {.device = "auto", .stem = "auto", .precision = "fp32", .variant = 'B', .batch = 4,
+                          .image = 128, .steps = 5, .warmup = 2, .repeats = 3, .width = 1.0},
+                    .settings = "auto", .objects = 3};
+    tb_bench_parse_spec spec = {.task = "detection", .task_expected = "detection here", .fp32_only = true,
+                                .batch = {1, 4096}, .image = {32, 4096}, .classes = {1, 10000}, .extra = extra,
+                                .option = take_option, .user = a};
+    TB_TRY(tb_bench_parse(argc, argv, &spec, &a->b));
     if (!strcmp(a->settings, "auto"))
-        a->settings = a->image >= 512 ? "voc" : "fashion-scenes";
+        a->settings = a->b.image >= 512 ? "voc" : "fashion-scenes";
     bool voc = !strcmp(a->settings, "voc");
-    if (!strcmp(a->stem, "auto"))
-        a->stem = voc ? "imagenet" : "small";
-    if (!a->classes)
-        a->classes = voc ? 20 : 10;
-    if (!a->channels)
-        a->channels = voc ? 3 : 1;
+    if (!strcmp(a->b.stem, "auto"))
+        a->b.stem = voc ? "imagenet" : "small";
+    if (!a->b.classes)
+        a->b.classes = voc ? 20 : 10;
+    if (!a->b.channels)
+        a->b.channels = voc ? 3 : 1;
     return TB_OK;
 }
 
@@ -206,12 +150,12 @@ static int make_config(const det_args *a, tb_run_config *cfg)
     bool voc = !strcmp(a->settings, "voc");
     snprintf(cfg->data.dataset, sizeof cfg->data.dataset, "%s", voc ? "voc" : "fashion-scenes");
     tb_model_config *m = &cfg->model;
-    snprintf(m->name, sizeof m->name, "%s", a->model);
-    snprintf(m->stem, sizeof m->stem, "%s", a->stem);
-    m->variant = a->variant;
-    m->width = (float)a->width;
-    cfg->optim.batch = (int)a->batch;
-    snprintf(cfg->device, sizeof cfg->device, "%s", a->device);
+    snprintf(m->name, sizeof m->name, "%s", a->b.model);
+    snprintf(m->stem, sizeof m->stem, "%s", a->b.stem);
+    m->variant = a->b.variant;
+    m->width = (float)a->b.width;
+    cfg->optim.batch = (int)a->b.batch;
+    snprintf(cfg->device, sizeof cfg->device, "%s", a->b.device);
     if (!voc) {
         cJSON *obj = cJSON_Parse(fashion_settings);
         TB_CHECK(obj != NULL, TB_ERR_NOMEM, "bench: out of memory for the fashion-scenes settings");
@@ -222,10 +166,17 @@ static int make_config(const det_args *a, tb_run_config *cfg)
     return tb_config_validate(cfg, "bench");
 }
 
+static int parse(void *state, int argc, char **argv)
+{
+    det_bench *s = state;
+    TB_TRY(parse_args(argc, argv, &s->a));
+    return make_config(&s->a, &s->cfg);
+}
+
 /* ------------------------------------------------------------------ network */
 
 /* As build_network and setup_training of harness/train/detection.c. */
-static int build_network(const det_args *a, const tb_run_config *cfg, tb_backend *be, tb_graph **g,
+static int build_network(const tb_bench_args *a, const tb_run_config *cfg, tb_backend *be, tb_graph **g,
                          tb_frcnn *net, tb_det_step *step, bool *step_ready)
 {
     const tb_detection_config *d = &cfg->detection;
@@ -257,11 +208,6 @@ static int build_network(const det_args *a, const tb_run_config *cfg, tb_backend
 
 /* -------------------------------------------------------------------- data */
 
-typedef struct det_batch {
-    float *images, *boxes, *im_size;
-    int32_t *labels, *count;
-} det_batch;
-
 static void batch_free(det_batch *b)
 {
     free(b->images);
@@ -272,8 +218,9 @@ static void batch_free(det_batch *b)
 }
 
 /* Random normalised images and `objects` random boxes per image (see the header comment). */
-static int batch_make(const det_args *a, int max_objects, det_batch *b)
+static int batch_make(const det_args *da, int max_objects, det_batch *b)
 {
+    const tb_bench_args *a = &da->b;
     size_t n = (size_t)a->batch, g = (size_t)max_objects, px = (size_t)a->image * (size_t)a->image;
     b->images = malloc(n * px * (size_t)a->channels * sizeof(float));
     b->boxes = calloc(n * g * 4, sizeof(float));
@@ -289,8 +236,8 @@ static int batch_make(const det_args *a, int max_objects, det_batch *b)
     float side = (float)a->image;
     for (size_t i = 0; i < n; i++) {
         b->im_size[2 * i] = b->im_size[2 * i + 1] = side;
-        b->count[i] = (int32_t)a->objects;
-        for (long j = 0; j < a->objects; j++) {
+        b->count[i] = (int32_t)da->objects;
+        for (long j = 0; j < da->objects; j++) {
             float size = tb_rng_uniform_f(&rng, side / 8.0f, side / 2.0f);
             float aspect = expf(tb_rng_uniform_f(&rng, logf(0.5f), logf(2.0f))); /* h / w */
             float w = size / sqrtf(aspect), h = size * sqrtf(aspect);
@@ -308,70 +255,44 @@ static int batch_make(const det_args *a, int max_objects, det_batch *b)
 
 /* ------------------------------------------------------------------- timing */
 
-static int timed_steps(tb_det_step *step, const tb_det_host_batch *hb, long first, long count, float *loss)
+/* Steps first .. first + count - 1, each with its own sampling seed. */
+static int run_steps(void *state, long first, long count)
 {
+    det_bench *s = state;
     for (long i = first; i < first + count; i++) {
         tb_det_step_result sr;
-        TB_TRY(tb_det_step_run(step, hb, BENCH_LR, tb_splitmix64(BENCH_SEED ^ tb_splitmix64((uint64_t)i)), &sr));
-        *loss = sr.loss;
+        TB_TRY(tb_det_step_run(&s->step, &s->hb, BENCH_LR, tb_splitmix64(BENCH_SEED ^ tb_splitmix64((uint64_t)i)),
+                               &sr));
+        s->r.loss = sr.loss;
     }
     return TB_OK;
 }
 
-static int measure(const det_args *a, tb_backend *be, tb_det_step *step, const det_batch *b, det_result *r)
+static int run(void *state)
 {
-    tb_det_host_batch hb = {.images = b->images, .gt_boxes = b->boxes, .gt_labels = b->labels,
-                            .gt_count = b->count, .im_size = b->im_size};
-    long iter = 0;
-    TB_TRY(timed_steps(step, &hb, iter, a->warmup, &r->loss));
-    iter += a->warmup;
-    for (long rep = 0; rep < a->repeats; rep++) {
-        TB_TRY(tb_synchronize(be));
-        double t0 = tb_seconds_now();
-        TB_TRY(timed_steps(step, &hb, iter, a->steps, &r->loss));
-        TB_TRY(tb_synchronize(be));
-        iter += a->steps;
-        r->ips[rep] = (double)a->batch * (double)a->steps / (tb_seconds_now() - t0);
-    }
-    r->ips_median = tb_stats_median(r->ips, (int)a->repeats);
-    r->step_ms = 1000.0 * (double)a->batch / r->ips_median;
-    if (!isfinite(r->loss))
-        fprintf(stderr, "bench: warning: the loss is %g after %ld steps (timings may not be representative)\n",
-                (double)r->loss, iter);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    r->peak_rss = ru.ru_maxrss * 1024L;
-    return TB_OK;
-}
-
-static int run_bench(const det_args *a, const tb_run_config *cfg, det_result *r)
-{
-    tb_device_kind kind;
-    TB_TRY(tb_device_parse(a->device, &kind));
+    det_bench *s = state;
+    tb_bench_result *r = &s->r;
     tb_backend *be = NULL;
-    char note[256];
-    TB_TRY(tb_backend_create(&be, kind, (int)a->threads, note, sizeof note));
-    fprintf(stderr, "%s\n", note);
-    snprintf(r->device, sizeof r->device, "%s", be->name);
-    r->threads = be->threads;
+    TB_TRY(tb_bench_backend(&s->a.b, &be, r));
     tb_graph *g = NULL;
-    tb_frcnn net;
-    tb_det_step step;
-    bool step_ready = false;
-    det_batch batch = {0};
-    int rc = build_network(a, cfg, be, &g, &net, &step, &step_ready);
+    s->step_ready = false;
+    s->batch = (det_batch){0};
+    int rc = build_network(&s->a.b, &s->cfg, be, &g, &s->net, &s->step, &s->step_ready);
     if (rc == TB_OK)
-        rc = batch_make(a, cfg->detection.max_objects, &batch);
+        rc = batch_make(&s->a, s->cfg.detection.max_objects, &s->batch);
     if (rc == TB_OK) {
-        r->feat_h = net.feat_h;
-        r->feat_w = net.feat_w;
+        r->feat_h = s->net.feat_h;
+        r->feat_w = s->net.feat_w;
         r->params = tb_graph_param_elements(g);
         r->graph_bytes = tb_graph_memory_bytes(g);
-        rc = measure(a, be, &step, &batch, r);
+        s->hb = (tb_det_host_batch){.images = s->batch.images, .gt_boxes = s->batch.boxes,
+                                    .gt_labels = s->batch.labels, .gt_count = s->batch.count,
+                                    .im_size = s->batch.im_size};
+        rc = tb_bench_measure(&s->a.b, be, run_steps, s, &r->loss, r);
     }
-    batch_free(&batch);
-    if (step_ready)
-        tb_det_step_destroy(&step);
+    batch_free(&s->batch);
+    if (s->step_ready)
+        tb_det_step_destroy(&s->step);
     tb_graph_destroy(g);
     tb_backend_destroy(be);
     return rc;
@@ -386,7 +307,7 @@ static void print_list(const tb_float_list *l, const char *sep)
 }
 
 /* One line naming the settings and their values (stderr keeps --json's stdout one object). */
-static void describe_settings(const det_args *a, const tb_detection_config *d, const det_result *r)
+static void describe_settings(const det_args *a, const tb_detection_config *d, const tb_bench_result *r)
 {
     fprintf(stderr, "settings: %s (%s): anchors", a->settings,
             strcmp(a->settings, "voc") ? "matrices/fashion/detection.json" : "the config defaults, VOC scale");
@@ -402,60 +323,49 @@ static void describe_settings(const det_args *a, const tb_detection_config *d, c
             d->roi_sampling, r->feat_h, r->feat_w, a->objects);
 }
 
-static void print_json(const det_args *a, const tb_detection_config *d, const det_result *r)
+static void print_json(const det_args *da, const tb_detection_config *d, const tb_bench_result *r)
 {
+    const tb_bench_args *a = &da->b;
     printf("{\"task\": \"detection\", \"model\": \"%s\", \"variant\": \"%c\", \"stem\": \"%s\", \"width\": %g, "
            "\"batch\": %ld, \"image\": %ld, \"channels\": %ld, \"classes\": %ld, \"objects\": %ld, "
            "\"precision\": \"fp32\", \"settings\": \"%s\", \"anchor_sizes\": [",
-           a->model, a->variant, a->stem, a->width, a->batch, a->image, a->channels, a->classes, a->objects,
-           a->settings);
+           a->model, a->variant, a->stem, a->width, a->batch, a->image, a->channels, a->classes, da->objects,
+           da->settings);
     print_list(&d->anchor_sizes, ", ");
     printf("], \"anchor_ratios\": [");
     print_list(&d->anchor_ratios, ", ");
     printf("], \"rpn_batch\": %d, \"rpn_pre_nms_train\": %d, \"rpn_post_nms_train\": %d, \"roi_batch\": %d, "
-           "\"roi_size\": %d, \"roi_sampling\": %d, \"feature_map\": [%d, %d], \"device\": \"%s\", "
-           "\"threads\": %d, \"images_per_sec\": %.3f, \"images_per_sec_all\": [",
+           "\"roi_size\": %d, \"roi_sampling\": %d, \"feature_map\": [%d, %d], ",
            d->rpn_batch, d->rpn_pre_nms_train, d->rpn_post_nms_train, d->roi_batch, d->roi_size, d->roi_sampling,
-           r->feat_h, r->feat_w, r->device, r->threads, r->ips_median);
-    for (long i = 0; i < a->repeats; i++)
-        printf("%s%.3f", i ? ", " : "", r->ips[i]);
-    printf("], \"step_ms\": %.3f, \"loss\": %.6g, \"graph_bytes\": %zu, \"peak_rss_bytes\": %ld, \"params\": %lld}\n",
-           r->step_ms, isfinite(r->loss) ? (double)r->loss : -1.0, r->graph_bytes, r->peak_rss,
-           (long long)r->params);
+           r->feat_h, r->feat_w);
+    tb_bench_print_json_timing(a, r, true);
+    printf("}\n");
 }
 
-static void print_table(const det_args *a, const det_result *r)
+static void print_table(const det_args *da, const tb_bench_result *r)
 {
+    const tb_bench_args *a = &da->b;
     printf("| model | stem | width | batch | image | settings | device | images/s | ms/step | graph memory | "
            "peak RSS |\n");
     printf("|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|\n");
-    printf("| %s-%c Faster R-CNN | %s | %g | %ld | %ldx%ldx%ld | %s | %s | %.2f | %.1f | %.1f MiB | %.1f MiB |\n",
-           a->model, a->variant, a->stem, a->width, a->batch, a->image, a->image, a->channels, a->settings,
-           r->device, r->ips_median, r->step_ms, (double)r->graph_bytes / 1048576.0,
-           (double)r->peak_rss / 1048576.0);
+    printf("| %s-%c Faster R-CNN | %s | %g | %ld | %ldx%ldx%ld | %s |", a->model, a->variant, a->stem, a->width,
+           a->batch, a->image, a->image, a->channels, da->settings);
+    tb_bench_print_row_timing(r, 2);
+}
+
+static void print(const void *state)
+{
+    const det_bench *s = state;
+    describe_settings(&s->a, &s->cfg.detection, &s->r);
+    if (s->a.b.json)
+        print_json(&s->a, &s->cfg.detection, &s->r);
+    else
+        print_table(&s->a, &s->r);
 }
 
 int tb_bench_detection(int argc, char **argv)
 {
-    if (tb_cli_wants_help(argc, argv)) {
-        fputs(usage, stdout);
-        return TB_EXIT_OK;
-    }
-    det_args a;
-    static tb_run_config cfg;
-    int rc = parse_args(argc, argv, &a);
-    if (rc == TB_OK)
-        rc = make_config(&a, &cfg);
-    if (rc != TB_OK)
-        return tb_cli_usage_error("bench", "%s", tb_errmsg());
-    static det_result r;
-    rc = run_bench(&a, &cfg, &r);
-    if (rc != TB_OK)
-        return tb_cli_report_error("bench", rc);
-    describe_settings(&a, &cfg.detection, &r);
-    if (a.json)
-        print_json(&a, &cfg.detection, &r);
-    else
-        print_table(&a, &r);
-    return TB_EXIT_OK;
+    static const tb_bench_command cmd = {.usage = usage, .parse = parse, .run = run, .print = print};
+    static det_bench state;
+    return tb_bench_main(argc, argv, &cmd, &state);
 }

@@ -49,6 +49,7 @@ struct tb_batch_ring {
     int nslots;
     worker *workers;
     int nworkers;
+    unsigned char *batches;  /* nslots loader batch structs of cfg.batch_bytes (or NULL) */
     bool launched;           /* workers started (by the first start) */
     pthread_mutex_t mu;
     pthread_cond_t work_cv, ready_cv;
@@ -165,6 +166,8 @@ static int check_config(const tb_batch_ring_config *c)
 {
     TB_CHECK(c->name && c->api && c->fill && c->finish, TB_ERR_INVALID,
              "batch ring: name, api, fill and finish are required");
+    TB_CHECK(!c->batch_bytes || (c->batch_alloc && c->batch_free), TB_ERR_INVALID,
+             "%s: batch_bytes needs batch_alloc and batch_free", c->name);
     TB_TRY(tb_batch_ring_check(c->name, c->workers, c->prefetch));
     TB_CHECK(c->batch > 0 && c->max_chunk > 0, TB_ERR_INVALID, "%s: batch and chunk must be > 0, got %d and %d",
              c->name, c->batch, c->max_chunk);
@@ -215,6 +218,18 @@ static int alloc_ring(tb_batch_ring *r)
     return TB_OK;
 }
 
+/* The loader's batch structs, each set up by batch_alloc. */
+static int alloc_batches(tb_batch_ring *r)
+{
+    if (!r->cfg.batch_bytes)
+        return TB_OK;
+    r->batches = calloc((size_t)r->nslots, r->cfg.batch_bytes);
+    TB_CHECK(r->batches, TB_ERR_NOMEM, "%s: out of memory", r->cfg.name);
+    for (int i = 0; i < r->nslots; i++)
+        TB_TRY(r->cfg.batch_alloc(r->cfg.user, tb_batch_ring_batch(r, i)));
+    return TB_OK;
+}
+
 int tb_batch_ring_create(tb_batch_ring **out, const tb_batch_ring_config *cfg)
 {
     *out = NULL;
@@ -233,6 +248,8 @@ int tb_batch_ring_create(tb_batch_ring **out, const tb_batch_ring_config *cfg)
     pthread_cond_init(&r->work_cv, NULL);
     pthread_cond_init(&r->ready_cv, NULL);
     int rc = alloc_ring(r);
+    if (rc == TB_OK)
+        rc = alloc_batches(r);
     if (rc != TB_OK) {
         tb_batch_ring_destroy(r);
         return rc;
@@ -257,6 +274,9 @@ void tb_batch_ring_destroy(tb_batch_ring *r)
             r->cfg.scratch_free(w->scratch);
         free(w->scratch);
     }
+    for (int i = 0; r->batches && i < r->nslots; i++) /* no worker runs now */
+        r->cfg.batch_free(r->cfg.user, tb_batch_ring_batch(r, i));
+    free(r->batches);
     pthread_cond_destroy(&r->work_cv);
     pthread_cond_destroy(&r->ready_cv);
     pthread_mutex_destroy(&r->mu);
@@ -375,6 +395,48 @@ int tb_batch_ring_slots(const tb_batch_ring *r) { return r->nslots; }
 int tb_batch_ring_workers(const tb_batch_ring *r) { return r->nworkers; }
 
 int64_t tb_batch_ring_steps(const tb_batch_ring *r) { return r->steps; }
+
+void *tb_batch_ring_batch(const tb_batch_ring *r, int slot) { return r->batches + (size_t)slot * r->cfg.batch_bytes; }
+
+int tb_batch_ring_next_batch(tb_batch_ring *r, void **batch)
+{
+    int slot;
+    int rc = tb_batch_ring_next(r, &slot);
+    *batch = slot >= 0 ? tb_batch_ring_batch(r, slot) : NULL;
+    return rc;
+}
+
+void tb_batch_ring_release_batch(tb_batch_ring *r, const void *batch)
+{
+    /* compared as addresses: a pointer from elsewhere is not in the array */
+    uintptr_t p = (uintptr_t)batch, first = (uintptr_t)r->batches;
+    size_t size = r->cfg.batch_bytes;
+    if (batch && size && p >= first && p < first + (size_t)r->nslots * size && (p - first) % size == 0)
+        tb_batch_ring_release(r, (int)((p - first) / size));
+}
+
+uint64_t tb_batch_ring_epoch_seed(uint64_t seed, int epoch, uint64_t tag)
+{
+    return tb_splitmix64(seed ^ tb_splitmix64((uint64_t)epoch + tag));
+}
+
+int tb_batch_rows_alloc(const char *name, int n, int64_t **indices, uint8_t **flipped)
+{
+    *indices = malloc((size_t)n * sizeof **indices);
+    *flipped = malloc((size_t)n);
+    TB_CHECK(*indices && *flipped, TB_ERR_NOMEM, "%s: out of memory", name);
+    return TB_OK;
+}
+
+void tb_batch_rows_finish(int64_t *indices, uint8_t *flipped, int *valid, int64_t *step, int64_t k, int rows, int n)
+{
+    for (int r = rows; r < n; r++) {
+        indices[r] = -1;
+        flipped[r] = 0;
+    }
+    *valid = rows;
+    *step = k;
+}
 
 int tb_batch_mem_alloc(const tb_batch_mem *m, void **p, size_t bytes, const char *fmt, ...)
 {

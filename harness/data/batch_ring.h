@@ -2,9 +2,12 @@
  * shared by the threaded loaders (loader.h, det_loader.h, seg_loader.h).
  *
  * The ring knows positions, batches and slots, not what a batch holds: each
- * loader owns one batch per slot and supplies a `fill` callback ("write
+ * loader has one batch per slot and supplies a `fill` callback ("write
  * rows [row0, row0 + rows) of batch k of the epoch into slot s") and a
  * `finish` callback ("batch k in slot s is complete: pad it, stamp it").
+ * The ring can keep the loader's batch structs too (batch_bytes: one per
+ * slot, set up by batch_alloc at create, emptied by batch_free at destroy
+ * once no worker runs), handing them out by next_batch / release_batch.
  *
  * An epoch visits the dataset in a permutation seeded from (order_seed,
  * epoch) when shuffle is on, in dataset order otherwise; batch k holds
@@ -49,6 +52,11 @@ typedef int (*tb_batch_ring_fill_fn)(void *user, void *scratch, int slot, int64_
 typedef void (*tb_batch_ring_finish_fn)(void *user, int slot, int64_t k, int rows);
 /* Frees what a worker's scratch holds (not the area itself); at destroy. */
 typedef void (*tb_batch_ring_scratch_free_fn)(void *scratch);
+/* Allocates what the (zeroed) batch struct of a slot holds; at create. */
+typedef int (*tb_batch_ring_batch_alloc_fn)(void *user, void *batch);
+/* Frees what a batch struct holds (not the struct; after a failed or partial
+ * batch_alloc too); at destroy, after the workers stopped. */
+typedef void (*tb_batch_ring_batch_free_fn)(void *user, void *batch);
 
 typedef struct tb_batch_ring_config {
     /* name and api are kept, not copied: string literals */
@@ -66,6 +74,9 @@ typedef struct tb_batch_ring_config {
     tb_batch_ring_fill_fn fill;
     tb_batch_ring_finish_fn finish;
     tb_batch_ring_scratch_free_fn scratch_free; /* NULL: nothing to free */
+    size_t batch_bytes;      /* the loader's batch struct, kept by the ring; 0 = the loader keeps its batches */
+    tb_batch_ring_batch_alloc_fn batch_alloc; /* required with batch_bytes */
+    tb_batch_ring_batch_free_fn batch_free;   /* required with batch_bytes */
     void *user;
 } tb_batch_ring_config;
 
@@ -98,6 +109,25 @@ void tb_batch_ring_release(tb_batch_ring *r, int slot);
 int tb_batch_ring_slots(const tb_batch_ring *r);
 int tb_batch_ring_workers(const tb_batch_ring *r);
 int64_t tb_batch_ring_steps(const tb_batch_ring *r);
+
+/* With batch_bytes: the batch struct of a slot. */
+void *tb_batch_ring_batch(const tb_batch_ring *r, int slot);
+/* With batch_bytes: next, giving the slot's batch struct (NULL at the end). */
+int tb_batch_ring_next_batch(tb_batch_ring *r, void **batch);
+/* With batch_bytes: releases the slot of a batch struct; NULL or another
+ * pointer is ignored. */
+void tb_batch_ring_release_batch(tb_batch_ring *r, const void *batch);
+
+/* The seed of a loader's per-sample draws in `epoch` (tag: which draw, e.g.
+ * the flip), so that a batch does not depend on which worker fills it. */
+uint64_t tb_batch_ring_epoch_seed(uint64_t seed, int epoch, uint64_t tag);
+
+/* Allocates the row arrays of an n-row batch, the dataset index and the
+ * flip flag of each row (malloc; "<name>: out of memory" on failure). */
+int tb_batch_rows_alloc(const char *name, int n, int64_t **indices, uint8_t **flipped);
+/* Stamps batch k, complete with `rows` real rows of n: rows [rows, n) are
+ * padding (index -1, not flipped). */
+void tb_batch_rows_finish(int64_t *indices, uint8_t *flipped, int *valid, int64_t *step, int64_t k, int rows, int n);
 
 /* Where a loader's batch arrays come from: the caller's allocation hooks
  * (the signatures of loader.h's tb_loader_alloc_fn and tb_loader_free_fn;

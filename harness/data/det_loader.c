@@ -28,9 +28,7 @@ struct tb_det_loader {
     tb_det_transform tf;
     int64_t n;                /* images */
     tb_batch_mem mem;         /* where the batch arrays come from */
-    tb_det_batch *batches;    /* one per ring slot */
-    int nbatches;
-    tb_batch_ring *ring;
+    tb_batch_ring *ring;      /* keeps the batches, one per slot */
 };
 
 static tb_det_row row_of(const tb_det_loader *ld, tb_det_batch *b, int64_t r)
@@ -49,8 +47,8 @@ static int fill_rows(void *user, void *scratch, int slot, int64_t k, int row0, i
     (void)k;
     tb_det_loader *ld = user;
     worker_scratch *w = scratch;
-    tb_det_batch *b = &ld->batches[slot];
-    uint64_t fseed = tb_splitmix64(ld->opt.seed ^ tb_splitmix64((uint64_t)epoch + FLIP_TAG));
+    tb_det_batch *b = tb_batch_ring_batch(ld->ring, slot);
+    uint64_t fseed = tb_batch_ring_epoch_seed(ld->opt.seed, epoch, FLIP_TAG);
     for (int j = 0; j < rows; j++) {
         int64_t r = row0 + j;
         int64_t i = samples[j];
@@ -77,15 +75,12 @@ static int fill_rows(void *user, void *scratch, int slot, int64_t k, int row0, i
 static void finish_batch(void *user, int slot, int64_t k, int rows)
 {
     tb_det_loader *ld = user;
-    tb_det_batch *b = &ld->batches[slot];
+    tb_det_batch *b = tb_batch_ring_batch(ld->ring, slot);
     for (int r = rows; r < ld->opt.batch; r++) {
         tb_det_row row = row_of(ld, b, r);
         tb_det_transform_pad(&ld->tf, &row);
-        b->indices[r] = -1;
-        b->flipped[r] = 0;
     }
-    b->valid = rows;
-    b->step = k;
+    tb_batch_rows_finish(b->indices, b->flipped, &b->valid, &b->step, k, rows, ld->opt.batch);
 }
 
 static void free_scratch(void *scratch)
@@ -149,6 +144,42 @@ static int setup_transform(tb_det_loader *ld)
     return TB_OK;
 }
 
+/* Ring batch_alloc: the arrays of one batch. */
+static int alloc_batch(void *user, void *batch)
+{
+    tb_det_loader *ld = user;
+    tb_det_batch *b = batch;
+    const tb_det_transform *t = &ld->tf;
+    size_t B = (size_t)ld->opt.batch, m = (size_t)t->max_objects;
+    *b = (tb_det_batch){.n = ld->opt.batch, .h = t->canvas_h, .w = t->canvas_w, .c = t->c,
+                        .max_objects = t->max_objects};
+    size_t pixels = B * t->canvas_h * t->canvas_w;
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->images, pixels * t->c * sizeof(float), "images"));
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->boxes, B * m * 4 * sizeof(float), "boxes"));
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->labels, B * m * sizeof(int32_t), "labels"));
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->difficult, B * m, "difficult flags"));
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->count, B * sizeof(int32_t), "counts"));
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->im_size, B * 2 * sizeof(float), "image sizes"));
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->scale, B * sizeof(float), "scales"));
+    return tb_batch_rows_alloc("detection loader", ld->opt.batch, &b->indices, &b->flipped);
+}
+
+/* Ring batch_free (no worker runs). */
+static void free_batch(void *user, void *batch)
+{
+    tb_det_loader *ld = user;
+    tb_det_batch *b = batch;
+    tb_batch_mem_free(&ld->mem, b->images);
+    tb_batch_mem_free(&ld->mem, b->boxes);
+    tb_batch_mem_free(&ld->mem, b->labels);
+    tb_batch_mem_free(&ld->mem, b->difficult);
+    tb_batch_mem_free(&ld->mem, b->count);
+    tb_batch_mem_free(&ld->mem, b->im_size);
+    tb_batch_mem_free(&ld->mem, b->scale);
+    free(b->indices);
+    free(b->flipped);
+}
+
 /* Shuffle and drop_last as the options say; the last partial batch padded otherwise. */
 static int create_ring(tb_det_loader *ld)
 {
@@ -158,34 +189,10 @@ static int create_ring(tb_det_loader *ld)
                                .batch = o->batch, .drop_last = o->drop_last, .shuffle = o->shuffle,
                                .order_seed = o->seed ^ ORDER_TAG, .workers = o->workers, .prefetch = o->prefetch,
                                .max_chunk = DET_MAX_CHUNK, .scratch_bytes = sizeof(worker_scratch),
-                               .fill = fill_rows, .finish = finish_batch, .scratch_free = free_scratch, .user = ld};
+                               .fill = fill_rows, .finish = finish_batch, .scratch_free = free_scratch,
+                               .batch_bytes = sizeof(tb_det_batch), .batch_alloc = alloc_batch,
+                               .batch_free = free_batch, .user = ld};
     return tb_batch_ring_create(&ld->ring, &rc);
-}
-
-static int alloc_batches(tb_det_loader *ld)
-{
-    const tb_det_transform *t = &ld->tf;
-    size_t B = (size_t)ld->opt.batch, m = (size_t)t->max_objects;
-    ld->nbatches = tb_batch_ring_slots(ld->ring);
-    ld->batches = calloc((size_t)ld->nbatches, sizeof *ld->batches);
-    TB_CHECK(ld->batches, TB_ERR_NOMEM, "detection loader: out of memory");
-    for (int i = 0; i < ld->nbatches; i++) {
-        tb_det_batch *b = &ld->batches[i];
-        *b = (tb_det_batch){.n = ld->opt.batch, .h = t->canvas_h, .w = t->canvas_w, .c = t->c,
-                            .max_objects = t->max_objects};
-        size_t pixels = B * t->canvas_h * t->canvas_w;
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->images, pixels * t->c * sizeof(float), "images"));
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->boxes, B * m * 4 * sizeof(float), "boxes"));
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->labels, B * m * sizeof(int32_t), "labels"));
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->difficult, B * m, "difficult flags"));
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->count, B * sizeof(int32_t), "counts"));
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->im_size, B * 2 * sizeof(float), "image sizes"));
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->scale, B * sizeof(float), "scales"));
-        b->indices = malloc(B * sizeof *b->indices);
-        b->flipped = malloc(B);
-        TB_CHECK(b->indices && b->flipped, TB_ERR_NOMEM, "detection loader: out of memory");
-    }
-    return TB_OK;
 }
 
 int tb_det_loader_create(tb_det_loader **out, tb_det_dataset *ds, const tb_det_loader_options *opt)
@@ -202,8 +209,6 @@ int tb_det_loader_create(tb_det_loader **out, tb_det_dataset *ds, const tb_det_l
     int rc = setup_transform(ld);
     if (rc == TB_OK)
         rc = create_ring(ld);
-    if (rc == TB_OK)
-        rc = alloc_batches(ld);
     if (rc != TB_OK) {
         tb_det_loader_destroy(ld);
         return rc;
@@ -216,20 +221,7 @@ void tb_det_loader_destroy(tb_det_loader *ld)
 {
     if (!ld)
         return;
-    tb_batch_ring_destroy(ld->ring); /* first: no worker may touch a batch after this */
-    for (int i = 0; ld->batches && i < ld->nbatches; i++) {
-        tb_det_batch *b = &ld->batches[i];
-        tb_batch_mem_free(&ld->mem, b->images);
-        tb_batch_mem_free(&ld->mem, b->boxes);
-        tb_batch_mem_free(&ld->mem, b->labels);
-        tb_batch_mem_free(&ld->mem, b->difficult);
-        tb_batch_mem_free(&ld->mem, b->count);
-        tb_batch_mem_free(&ld->mem, b->im_size);
-        tb_batch_mem_free(&ld->mem, b->scale);
-        free(b->indices);
-        free(b->flipped);
-    }
-    free(ld->batches);
+    tb_batch_ring_destroy(ld->ring); /* the batches too, once no worker runs */
     free(ld);
 }
 
@@ -237,17 +229,13 @@ int tb_det_loader_start_epoch(tb_det_loader *ld, int epoch) { return tb_batch_ri
 
 int tb_det_loader_next(tb_det_loader *ld, tb_det_batch **batch)
 {
-    int slot;
-    int rc = tb_batch_ring_next(ld->ring, &slot);
-    *batch = slot >= 0 ? &ld->batches[slot] : NULL;
+    void *b;
+    int rc = tb_batch_ring_next_batch(ld->ring, &b);
+    *batch = b;
     return rc;
 }
 
-void tb_det_loader_release(tb_det_loader *ld, tb_det_batch *batch)
-{
-    if (batch && batch >= ld->batches && batch < ld->batches + ld->nbatches)
-        tb_batch_ring_release(ld->ring, (int)(batch - ld->batches));
-}
+void tb_det_loader_release(tb_det_loader *ld, tb_det_batch *batch) { tb_batch_ring_release_batch(ld->ring, batch); }
 
 int64_t tb_det_loader_steps_per_epoch(const tb_det_loader *ld) { return tb_batch_ring_steps(ld->ring); }
 

@@ -28,9 +28,7 @@ struct tb_seg_loader {
     tb_seg_transform tf;
     int base_size;
     tb_batch_mem mem;         /* where the batch arrays come from */
-    tb_seg_batch *batches;    /* one per ring slot */
-    int nbatches;
-    tb_batch_ring *ring;
+    tb_batch_ring *ring;      /* keeps the batches, one per slot */
 };
 
 static float *row_image(const tb_seg_loader *ld, tb_seg_batch *b, int64_t r)
@@ -50,8 +48,8 @@ static int fill_rows(void *user, void *scratch, int slot, int64_t k, int row0, i
     (void)k;
     tb_seg_loader *ld = user;
     worker_scratch *w = scratch;
-    tb_seg_batch *b = &ld->batches[slot];
-    uint64_t gseed = tb_splitmix64(ld->opt.seed ^ tb_splitmix64((uint64_t)epoch + GEOM_TAG));
+    tb_seg_batch *b = tb_batch_ring_batch(ld->ring, slot);
+    uint64_t gseed = tb_batch_ring_epoch_seed(ld->opt.seed, epoch, GEOM_TAG);
     for (int j = 0; j < rows; j++) {
         int64_t r = row0 + j;
         int64_t i = samples[j];
@@ -76,14 +74,10 @@ static int fill_rows(void *user, void *scratch, int slot, int64_t k, int row0, i
 static void finish_batch(void *user, int slot, int64_t k, int rows)
 {
     tb_seg_loader *ld = user;
-    tb_seg_batch *b = &ld->batches[slot];
-    for (int r = rows; r < ld->opt.batch; r++) {
+    tb_seg_batch *b = tb_batch_ring_batch(ld->ring, slot);
+    for (int r = rows; r < ld->opt.batch; r++)
         tb_seg_transform_pad(&ld->tf, row_image(ld, b, r), row_labels(ld, b, r));
-        b->indices[r] = -1;
-        b->flipped[r] = 0;
-    }
-    b->valid = rows;
-    b->step = k;
+    tb_batch_rows_finish(b->indices, b->flipped, &b->valid, &b->step, k, rows, ld->opt.batch);
 }
 
 static void free_scratch(void *scratch)
@@ -120,6 +114,30 @@ static void setup_transform(tb_seg_loader *ld)
     ld->base_size = o->base_size > 0 ? o->base_size : TB_SEG_DEFAULT_BASE_SIZE;
 }
 
+/* Ring batch_alloc: the arrays of one batch. */
+static int alloc_batch(void *user, void *batch)
+{
+    tb_seg_loader *ld = user;
+    tb_seg_batch *b = batch;
+    const tb_seg_transform *t = &ld->tf;
+    size_t B = (size_t)ld->opt.batch, npix = (size_t)t->crop * t->crop;
+    *b = (tb_seg_batch){.n = ld->opt.batch, .h = t->crop, .w = t->crop, .c = t->c};
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->images, B * npix * t->c * sizeof(float), "images"));
+    TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->labels, B * npix * sizeof(int32_t), "labels"));
+    return tb_batch_rows_alloc("segmentation loader", ld->opt.batch, &b->indices, &b->flipped);
+}
+
+/* Ring batch_free (no worker runs). */
+static void free_batch(void *user, void *batch)
+{
+    tb_seg_loader *ld = user;
+    tb_seg_batch *b = batch;
+    tb_batch_mem_free(&ld->mem, b->images);
+    tb_batch_mem_free(&ld->mem, b->labels);
+    free(b->indices);
+    free(b->flipped);
+}
+
 /* Train: shuffled, drop_last; eval: dataset order, the last batch padded. */
 static int create_ring(tb_seg_loader *ld)
 {
@@ -130,27 +148,9 @@ static int create_ring(tb_seg_loader *ld)
                                .shuffle = o->train, .order_seed = o->seed ^ ORDER_TAG, .workers = o->workers,
                                .prefetch = o->prefetch, .max_chunk = SEG_MAX_CHUNK,
                                .scratch_bytes = sizeof(worker_scratch), .fill = fill_rows, .finish = finish_batch,
-                               .scratch_free = free_scratch, .user = ld};
+                               .scratch_free = free_scratch, .batch_bytes = sizeof(tb_seg_batch),
+                               .batch_alloc = alloc_batch, .batch_free = free_batch, .user = ld};
     return tb_batch_ring_create(&ld->ring, &rc);
-}
-
-static int alloc_batches(tb_seg_loader *ld)
-{
-    const tb_seg_transform *t = &ld->tf;
-    size_t B = (size_t)ld->opt.batch, npix = (size_t)t->crop * t->crop;
-    ld->nbatches = tb_batch_ring_slots(ld->ring);
-    ld->batches = calloc((size_t)ld->nbatches, sizeof *ld->batches);
-    TB_CHECK(ld->batches, TB_ERR_NOMEM, "segmentation loader: out of memory");
-    for (int i = 0; i < ld->nbatches; i++) {
-        tb_seg_batch *b = &ld->batches[i];
-        *b = (tb_seg_batch){.n = ld->opt.batch, .h = t->crop, .w = t->crop, .c = t->c};
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->images, B * npix * t->c * sizeof(float), "images"));
-        TB_TRY(tb_batch_mem_alloc(&ld->mem, (void **)&b->labels, B * npix * sizeof(int32_t), "labels"));
-        b->indices = malloc(B * sizeof *b->indices);
-        b->flipped = malloc(B);
-        TB_CHECK(b->indices && b->flipped, TB_ERR_NOMEM, "segmentation loader: out of memory");
-    }
-    return TB_OK;
 }
 
 int tb_seg_loader_create(tb_seg_loader **out, tb_seg_dataset *ds, const tb_seg_loader_options *opt)
@@ -165,8 +165,6 @@ int tb_seg_loader_create(tb_seg_loader **out, tb_seg_dataset *ds, const tb_seg_l
                              .name = "segmentation loader"};
     setup_transform(ld);
     int rc = create_ring(ld);
-    if (rc == TB_OK)
-        rc = alloc_batches(ld);
     if (rc != TB_OK) {
         tb_seg_loader_destroy(ld);
         return rc;
@@ -179,15 +177,7 @@ void tb_seg_loader_destroy(tb_seg_loader *ld)
 {
     if (!ld)
         return;
-    tb_batch_ring_destroy(ld->ring); /* first: no worker may touch a batch after this */
-    for (int i = 0; ld->batches && i < ld->nbatches; i++) {
-        tb_seg_batch *b = &ld->batches[i];
-        tb_batch_mem_free(&ld->mem, b->images);
-        tb_batch_mem_free(&ld->mem, b->labels);
-        free(b->indices);
-        free(b->flipped);
-    }
-    free(ld->batches);
+    tb_batch_ring_destroy(ld->ring); /* the batches too, once no worker runs */
     free(ld);
 }
 
@@ -195,17 +185,13 @@ int tb_seg_loader_start_epoch(tb_seg_loader *ld, int epoch) { return tb_batch_ri
 
 int tb_seg_loader_next(tb_seg_loader *ld, tb_seg_batch **batch)
 {
-    int slot;
-    int rc = tb_batch_ring_next(ld->ring, &slot);
-    *batch = slot >= 0 ? &ld->batches[slot] : NULL;
+    void *b;
+    int rc = tb_batch_ring_next_batch(ld->ring, &b);
+    *batch = b;
     return rc;
 }
 
-void tb_seg_loader_release(tb_seg_loader *ld, tb_seg_batch *batch)
-{
-    if (batch && batch >= ld->batches && batch < ld->batches + ld->nbatches)
-        tb_batch_ring_release(ld->ring, (int)(batch - ld->batches));
-}
+void tb_seg_loader_release(tb_seg_loader *ld, tb_seg_batch *batch) { tb_batch_ring_release_batch(ld->ring, batch); }
 
 int64_t tb_seg_loader_steps_per_epoch(const tb_seg_loader *ld) { return tb_batch_ring_steps(ld->ring); }
 
