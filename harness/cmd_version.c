@@ -1,6 +1,7 @@
 #include <stdio.h>
 
 #include "tb_build_config.h"
+#include "tb_git.h"
 #include "harness/cli.h"
 #include "harness/commands.h"
 #include "kernels/backend.h"

@@ -12,6 +12,7 @@
 
 #include "kernels/error.h"
 #include "tb_build_config.h"
+#include "tb_git.h"
 
 static int upsert_matrix(tb_store *st, const tb_matrix *m, int64_t *id)
 {

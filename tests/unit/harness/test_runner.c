@@ -28,6 +28,7 @@
 #include "harness/store_internal.h"
 #include "kernels/error.h"
 #include "tb_build_config.h"
+#include "tb_git.h"
 
 static char dir[256];
 static char db_path[300];
