@@ -122,15 +122,12 @@ static int cuda_synchronize(tb_backend *be)
     return TB_OK;
 }
 
-/* Every op with a slot runs in f32, f16 and bf16; bf16 needs compute
- * capability 8.0. The box-level detection ops have no CUDA version (NULL
- * slots, see cuda_set_ops). */
+/* Every op runs in f32, f16 and bf16 (for the box-level detection ops: the
+ * dtype of their logits / deltas; boxes stay f32, counts i32, as on the
+ * CPU); bf16 needs compute capability 8.0. */
 static bool cuda_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt)
 {
     if ((int)op < 0 || op >= TB_OP_COUNT)
-        return false;
-    if (op == TB_OP_RPN_TARGETS || op == TB_OP_RPN_PROPOSALS || op == TB_OP_ROI_TARGETS ||
-        op == TB_OP_DETECT_BOXES)
         return false;
     if (dt == TB_BF16)
         return tb_cuda_ctx_of(be)->cc_major >= 8;
@@ -247,9 +244,14 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->smooth_l1_backward = tb_cuda_smooth_l1_backward;
     f->resize_bilinear_forward = tb_cuda_resize_bilinear_forward;
     f->resize_bilinear_backward = tb_cuda_resize_bilinear_backward;
-    /* rpn_targets, rpn_proposals, roi_targets, detect_boxes: not on CUDA yet;
-     * their slots stay NULL (the backend is calloc'ed), so the front-end
-     * reports them unsupported. */
+    f->rpn_targets = tb_cuda_rpn_targets;
+    f->rpn_targets_workspace_size = tb_cuda_rpn_targets_workspace_size;
+    f->rpn_proposals = tb_cuda_rpn_proposals;
+    f->rpn_proposals_workspace_size = tb_cuda_rpn_proposals_workspace_size;
+    f->roi_targets = tb_cuda_roi_targets;
+    f->roi_targets_workspace_size = tb_cuda_roi_targets_workspace_size;
+    f->detect_boxes = tb_cuda_detect_boxes;
+    f->detect_boxes_workspace_size = tb_cuda_detect_boxes_workspace_size;
 }
 
 static int cuda_init(tb_backend *be, int device_index)

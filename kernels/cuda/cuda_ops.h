@@ -4,8 +4,9 @@
  * has validated shapes and dtypes); every tensor lives in device memory of
  * the backend. All work is queued on the backend's one stream: no op
  * allocates device memory or waits for the device, so a training step can be
- * captured as a CUDA graph. Scratch comes from be->workspace (convolutions)
- * or from small buffers made when the backend is created (reductions).
+ * captured as a CUDA graph. Scratch comes from be->workspace (convolutions,
+ * the box-level detection ops) or from small buffers made when the backend
+ * is created (reductions).
  *
  * This header is plain C (the tests include it); the backend's private
  * context is in kernels/cuda/cuda_context.h (C++ only).
@@ -116,9 +117,7 @@ int tb_cuda_convert(tb_backend *be, tb_tensor *dst, const tb_tensor *src);
 int tb_cuda_axpby(tb_backend *be, tb_tensor *y, float alpha, const tb_tensor *x, float beta);
 int tb_cuda_nonfinite_check(tb_backend *be, tb_tensor *flag, const tb_tensor *x);
 int tb_cuda_sumsq(tb_backend *be, tb_tensor *out, const tb_tensor *x);
-/* roi_align.cu, smooth_l1.cu (detection). The box-level ops (rpn_targets,
- * rpn_proposals, roi_targets, detect_boxes) have no CUDA implementation yet:
- * their slots stay NULL and supports_op declines them. */
+/* roi_align.cu, smooth_l1.cu (detection) */
 int tb_cuda_roi_align_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *rois,
                               const tb_roi_align_params *p);
 int tb_cuda_roi_align_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *rois,
@@ -127,6 +126,30 @@ int tb_cuda_smooth_l1_forward(tb_backend *be, tb_tensor *loss, const tb_tensor *
                               const tb_tensor *weights, float beta, float norm);
 int tb_cuda_smooth_l1_backward(tb_backend *be, tb_tensor *dpred, const tb_tensor *pred, const tb_tensor *target,
                                const tb_tensor *weights, float beta, float norm, float scale);
+/* rpn_targets.cu, rpn_proposals.cu, roi_targets.cu, detect_boxes.cu: the
+ * box-level detection ops (shared device code in box.cuh, box_sort.cu,
+ * nms.cu). Scratch from be->workspace only, sized by their queries; counts
+ * are read on the device (clamped, see each file), never on the host. */
+int tb_cuda_rpn_targets(tb_backend *be, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
+                        const tb_tensor *anchors, const tb_tensor *gt_boxes, const tb_tensor *gt_count,
+                        const tb_rpn_target_params *p);
+size_t tb_cuda_rpn_targets_workspace_size(tb_backend *be, const tb_tensor *anchors, const tb_tensor *gt_boxes,
+                                          const tb_rpn_target_params *p);
+int tb_cuda_rpn_proposals(tb_backend *be, tb_tensor *rois, tb_tensor *roi_count, const tb_tensor *logits,
+                          const tb_tensor *deltas, const tb_tensor *anchors, const tb_tensor *im_size,
+                          const tb_proposal_params *p);
+size_t tb_cuda_rpn_proposals_workspace_size(tb_backend *be, const tb_tensor *logits, const tb_tensor *anchors,
+                                            const tb_proposal_params *p);
+int tb_cuda_roi_targets(tb_backend *be, tb_tensor *rois, tb_tensor *labels, tb_tensor *targets, tb_tensor *weights,
+                        const tb_tensor *proposals, const tb_tensor *proposal_count, const tb_tensor *gt_boxes,
+                        const tb_tensor *gt_labels, const tb_tensor *gt_count, const tb_roi_target_params *p);
+size_t tb_cuda_roi_targets_workspace_size(tb_backend *be, const tb_tensor *proposals, const tb_tensor *gt_boxes,
+                                          const tb_roi_target_params *p);
+int tb_cuda_detect_boxes(tb_backend *be, tb_tensor *boxes, tb_tensor *scores, tb_tensor *classes, tb_tensor *count,
+                         const tb_tensor *probs, const tb_tensor *deltas, const tb_tensor *rois,
+                         const tb_tensor *roi_count, const tb_tensor *im_size, const tb_detect_params *p);
+size_t tb_cuda_detect_boxes_workspace_size(tb_backend *be, const tb_tensor *probs, const tb_tensor *roi_count,
+                                           const tb_detect_params *p);
 /* resize_bilinear.cu (segmentation) */
 int tb_cuda_resize_bilinear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 int tb_cuda_resize_bilinear_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy);

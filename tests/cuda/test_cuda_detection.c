@@ -5,8 +5,10 @@
  * several f32 slabs) and smooth L1 (RPN and box-head shapes, beta 0 = L1,
  * 0/1 and real weights). f32, f16 and bf16 on fresh random inputs, backward
  * outputs starting from random values (accumulation), guard bytes around
- * every tensor. Also: the box-level ops have no CUDA slot. Exits 77 without
- * a GPU; `test_cuda_detection --self-check` runs the CPU against itself. */
+ * every tensor. The box-level ops are in test_cuda_box_targets.c
+ * (rpn_targets, roi_targets) and test_cuda_box_nms.c (rpn_proposals,
+ * detect_boxes). Exits 77 without a GPU; `test_cuda_detection --self-check`
+ * runs the CPU against itself. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -172,21 +174,6 @@ static void test_smooth_l1(void **state)
     assert_int_equal(t->failures, 0);
 }
 
-/* ------------------------------------------------------ box-level ops */
-/* rpn_targets, rpn_proposals, roi_targets and detect_boxes are not written
- * for CUDA yet: their slots must be NULL so the front-end reports them
- * unsupported instead of calling anything. */
-static void test_box_level_ops_have_no_cuda_slot(void **state)
-{
-    (void)state;
-    if (dut_be->kind != TB_DEVICE_CUDA)
-        skip(); /* --self-check: the CPU backend has them */
-    assert_null(dut_be->iface.rpn_targets);
-    assert_null(dut_be->iface.rpn_proposals);
-    assert_null(dut_be->iface.roi_targets);
-    assert_null(dut_be->iface.detect_boxes);
-}
-
 int main(int argc, char **argv)
 {
     int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
@@ -195,7 +182,6 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roi_align),
         cmocka_unit_test(test_smooth_l1),
-        cmocka_unit_test(test_box_level_ops_have_no_cuda_slot),
     };
     rc = cmocka_run_group_tests_name("cuda detection ops vs cpu", tests, NULL, NULL);
     tb_backend_destroy(dut_be);
