@@ -3,13 +3,16 @@
 # prints the probe, builds the CUDA backend for sm_90, runs the `cuda` test
 # suite, then the GPU benchmark of ResNet-50-D (224 px, batch 256, fp16 /
 # bf16 / fp32, synthetic data) with trickbench and with the PyTorch
-# reference, and prints a short table last. It never stops at the first
-# failure; every step runs under `timeout` and writes its full log to OUTDIR.
+# reference, then the detection and segmentation training benchmarks
+# (bench/compare.py's gpu-det and gpu-seg presets: Faster R-CNN C4 and FCN on
+# ResNet-50-D, fp32) with both, and prints a short table last. It never stops
+# at the first failure; every step runs under `timeout` and writes its full
+# log to OUTDIR.
 #
 #   usage: tools/gpu-check.sh OUTDIR
 #
 # Environment (all optional):
-#   GPU_CHECK_STEPS  steps to run, default "probe build test bench torch"
+#   GPU_CHECK_STEPS  steps to run, default "probe build test bench torch det seg"
 #                    (split a session's short device time across calls)
 #   BUILD_DIR        build folder, default build-gpu (git-ignored)
 #   JOBS             parallel compile jobs, default 16
@@ -17,6 +20,12 @@
 #   BENCH_ARGS       model and shape, default
 #                    "--model resnet50 --variant D --batch 256 --image 224"
 #   BENCH_STEPS      default "--steps 20 --warmup 5 --repeats 3"
+#   DET_ARGS         detection model and shape (compare.py's gpu-det), default
+#                    "--model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 608"
+#   SEG_ARGS         segmentation model and shape (compare.py's gpu-seg), default
+#                    "--model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 480
+#                    --classes 150 --channels 3"
+#   TASK_STEPS       steps of the det / seg benchmarks, default "--steps 10 --warmup 3 --repeats 3"
 # Before the first run there: bring .devdeps (../shared/device/pack-deps.sh,
 # with nettle-dev libnettle8 added) along; this script sources its env.sh.
 set -u
@@ -24,14 +33,17 @@ set -u
 out=${1:?usage: tools/gpu-check.sh OUTDIR}
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.." || exit 1
-steps=${GPU_CHECK_STEPS:-probe build test bench torch}
+steps=${GPU_CHECK_STEPS:-probe build test bench torch det seg}
 build=${BUILD_DIR:-build-gpu}
 jobs=${JOBS:-16}
 precisions=${PRECISIONS:-fp16 bf16 fp32}
 bench_args=${BENCH_ARGS:---model resnet50 --variant D --batch 256 --image 224}
 bench_steps=${BENCH_STEPS:---steps 20 --warmup 5 --repeats 3}
+det_args=${DET_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 608}
+seg_args=${SEG_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 480 --classes 150 --channels 3}
+task_steps=${TASK_STEPS:---steps 10 --warmup 3 --repeats 3}
 status_lines=()
-declare -A ips_ours ips_torch
+declare -A ips_ours ips_torch task_ours task_torch
 
 wants() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -129,7 +141,8 @@ if wants build; then
     [ -f "$build/meson-logs/meson-log.txt" ] && cp "$build/meson-logs/meson-log.txt" "$out/meson-log.txt"
     # the CUDA tests and the CLI first, so that an unrelated broken file cannot hide them
     run_step build-cuda 600 ninja -C "$build" -j"$jobs" trickbench tests/cuda/test_cuda_layers \
-        tests/cuda/test_cuda_util_ops tests/cuda/test_cuda_train tests/cuda/test_cuda_host
+        tests/cuda/test_cuda_util_ops tests/cuda/test_cuda_train tests/cuda/test_cuda_host \
+        tests/cuda/test_cuda_detection tests/cuda/test_cuda_box_targets tests/cuda/test_cuda_box_nms
     run_step build-all 600 ninja -C "$build" -j"$jobs"
     run_step version 60 "$build/trickbench" version
 fi
@@ -178,6 +191,37 @@ if wants torch; then
     fi
 fi
 
+# ---- detection and segmentation training benchmarks (fp32) -------------------------
+# task_bench TASK ARGS: trickbench and its PyTorch reference on one configuration.
+task_bench() {
+    local task=$1 args=$2 ref
+    case $task in
+    detection) ref=bench/pytorch_detection_bench.py ;;
+    *) ref=bench/pytorch_segmentation_bench.py ;;
+    esac
+    if [ -x "$build/trickbench" ] && "$build/trickbench" bench --task "$task" --help >/dev/null 2>&1; then
+        # shellcheck disable=SC2086
+        run_step "$task-trickbench" 420 "$build/trickbench" bench --task "$task" $args --device cuda \
+            $task_steps --json
+        task_ours[$task]=$(images_per_sec "$out/$task-trickbench.log")
+    else
+        skip_step "$task-trickbench" "no trickbench binary with bench --task $task"
+    fi
+    if [ -f "$ref" ]; then
+        # shellcheck disable=SC2086
+        run_step "$task-torch" 420 python3 "$ref" $args --device cuda $task_steps --json
+        task_torch[$task]=$(images_per_sec "$out/$task-torch.log")
+    else
+        skip_step "$task-torch" "$ref not found"
+    fi
+}
+if wants det; then
+    task_bench detection "$det_args"
+fi
+if wants seg; then
+    task_bench segmentation "$seg_args"
+fi
+
 # ---- the short table, last -----------------------------------------------------
 {
     echo
@@ -199,6 +243,22 @@ fi
             o=${ips_ours[$p]:--} r=${ips_torch[$p]:--}
             ratio=$(python3 -c "print('%.2f' % ($o / $r))" 2>/dev/null || echo "-")
             echo "| $p | $o | $r | $ratio |"
+        done
+    fi
+    if wants det || wants seg; then
+        echo
+        echo "images/s, fp32 training, synthetic data:"
+        echo
+        echo "| task | configuration | trickbench | PyTorch | ratio |"
+        echo "|---|---|---|---|---|"
+        for task in detection segmentation; do
+            case $task in
+            detection) wants det || continue; args=$det_args ;;
+            *) wants seg || continue; args=$seg_args ;;
+            esac
+            o=${task_ours[$task]:--} r=${task_torch[$task]:--}
+            ratio=$(python3 -c "print('%.2f' % ($o / $r))" 2>/dev/null || echo "-")
+            echo "| $task | $args | $o | $r | $ratio |"
         done
     fi
 } | tee "$out/summary.md"
