@@ -8,45 +8,14 @@
 #include <string.h>
 
 #include "harness/data/image_decode.h"
+#include "harness/data/png_memory.h"
 #include "kernels/error.h"
 
-typedef struct png_src {
-    const uint8_t *bytes;
-    size_t size, pos;
-    char msg[256];
-} png_src;
-
-static void on_png_error(png_structp png, png_const_charp msg)
-{
-    png_src *src = png_get_error_ptr(png);
-    snprintf(src->msg, sizeof src->msg, "%s", msg);
-    png_longjmp(png, 1);
-}
-
-static void on_png_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg; /* ancillary problems (bad iCCP, CRC of text chunks) do not stop decoding */
-}
-
-static void read_bytes(png_structp png, png_bytep out, png_size_t n)
-{
-    png_src *src = png_get_io_ptr(png);
-    if (n > src->size - src->pos) {
-        snprintf(src->msg, sizeof src->msg, "truncated PNG data (needed %zu more bytes at offset %zu of %zu)", n,
-                 src->pos, src->size);
-        png_longjmp(png, 1);
-    }
-    memcpy(out, src->bytes + src->pos, n);
-    src->pos += n;
-}
-
 /* The libpng calls; the caller owns png/info and their cleanup. */
-static int png_run(png_structp png, png_infop info, png_src *src, const char *name, tb_image *img)
+static int png_run(png_structp png, png_infop info, tb_png_memory *src, const char *name, tb_image *img)
 {
     if (setjmp(png_jmpbuf(png)))
         return tb_fail(TB_ERR_DATA, "%s: undecodable PNG: %s", name, src->msg);
-    png_set_read_fn(png, src, read_bytes);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
@@ -77,14 +46,10 @@ static int png_run(png_structp png, png_infop info, png_src *src, const char *na
 
 int tb_png_decode(const uint8_t *bytes, size_t size, const char *name, tb_image *img)
 {
-    png_src src = {bytes, size, 0, "unknown libpng error"};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, on_png_error, on_png_warning);
-    TB_CHECK(png, TB_ERR_NOMEM, "%s: cannot create a PNG reader", name);
-    png_infop info = png_create_info_struct(png);
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        return tb_fail(TB_ERR_NOMEM, "%s: cannot create a PNG reader", name);
-    }
+    tb_png_memory src = {.bytes = bytes, .size = size};
+    png_structp png;
+    png_infop info;
+    TB_TRY(tb_png_memory_open(&src, name, &png, &info));
     int rc = png_run(png, info, &src, name, img);
     png_destroy_read_struct(&png, &info, NULL);
     return rc;

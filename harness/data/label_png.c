@@ -10,6 +10,7 @@
 
 #include "harness/data/dataset_impl.h"
 #include "harness/data/image_decode.h"
+#include "harness/data/png_memory.h"
 #include "kernels/error.h"
 
 void tb_voc_colormap(uint8_t rgb[256 * 3])
@@ -28,43 +29,11 @@ void tb_voc_colormap(uint8_t rgb[256 * 3])
     }
 }
 
-typedef struct png_io {
-    const uint8_t *bytes;
-    size_t size, pos;
-    char msg[256];
-} png_io;
-
-static void on_png_error(png_structp png, png_const_charp msg)
-{
-    png_io *io = png_get_error_ptr(png);
-    snprintf(io->msg, sizeof io->msg, "%s", msg);
-    png_longjmp(png, 1);
-}
-
-static void on_png_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg; /* ancillary chunk problems do not change the labels */
-}
-
-static void read_bytes(png_structp png, png_bytep out, png_size_t n)
-{
-    png_io *io = png_get_io_ptr(png);
-    if (n > io->size - io->pos) {
-        snprintf(io->msg, sizeof io->msg, "truncated PNG data (needed %zu more bytes at offset %zu of %zu)", n,
-                 io->pos, io->size);
-        png_longjmp(png, 1);
-    }
-    memcpy(out, io->bytes + io->pos, n);
-    io->pos += n;
-}
-
 /* The libpng read calls; the caller owns png/info and their cleanup. */
-static int read_run(png_structp png, png_infop info, png_io *io, const char *path, tb_image *mask)
+static int read_run(png_structp png, png_infop info, tb_png_memory *io, const char *path, tb_image *mask)
 {
     if (setjmp(png_jmpbuf(png)))
         return tb_fail(TB_ERR_DATA, "%s: undecodable PNG label map: %s", path, io->msg);
-    png_set_read_fn(png, io, read_bytes);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
@@ -89,14 +58,11 @@ int tb_label_png_read(const char *path, tb_image *mask)
 {
     size_t size = 0;
     TB_TRY(tb_read_file(path, &mask->file, &mask->file_cap, &size));
-    png_io io = {.bytes = mask->file, .size = size};
+    tb_png_memory io = {.bytes = mask->file, .size = size};
     TB_CHECK(size >= 8 && png_sig_cmp(mask->file, 0, 8) == 0, TB_ERR_DATA, "%s: not a PNG file", path);
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_png_error, on_png_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        return tb_fail(TB_ERR_NOMEM, "%s: cannot create a PNG reader", path);
-    }
+    png_structp png;
+    png_infop info;
+    TB_TRY(tb_png_memory_open(&io, path, &png, &info));
     int rc = read_run(png, info, &io, path, mask);
     png_destroy_read_struct(&png, &info, NULL);
     return rc;
@@ -137,7 +103,7 @@ int tb_label_png_write(const char *path, const uint8_t *labels, int h, int w)
     FILE *f = fopen(path, "wb");
     TB_CHECK(f, TB_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     char msg[256] = "";
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, msg, on_write_error, on_png_warning);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, msg, on_write_error, tb_png_ignore_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     int rc;
     if (!info)
