@@ -6,7 +6,6 @@
 #define TB_BOX_TEST_UTIL_H
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,19 +30,6 @@
 #define MARGIN 1e-4
 #define GUARD_PASSES 60
 
-static inline void case_fail(tctx *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static inline void case_fail(tctx *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL %s: ", t->name);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    t->failures++;
-}
-
 /* Thresholds at 0 cannot flip: IoUs are >= 0 and exactly 0 without overlap. */
 static inline bool near_thr(double v, double thr) { return thr > 0.0 && fabs(v - thr) < MARGIN; }
 
@@ -51,7 +37,7 @@ static inline float *alloc_f(tctx *t, size_t count)
 {
     float *p = calloc(count ? count : 1, sizeof(float));
     if (!p)
-        case_fail(t, "out of host memory");
+        tctx_fail(t, "out of host memory");
     return p;
 }
 
@@ -112,14 +98,14 @@ static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
         for (int side_ = 0; side_ < 2; side_++) {                                                       \
             size_t need_ = (query), saved_ = BE->workspace_size;                                        \
             if (need_ == 0) {                                                                           \
-                case_fail((t), "%s on %s: the workspace query says 0 bytes", #query, BE->name);             \
+                tctx_fail((t), "%s on %s: the workspace query says 0 bytes", #query, BE->name);             \
                 continue;                                                                               \
             }                                                                                           \
             BE->workspace_size = need_ - 1;                                                             \
             int rc_ = (call);                                                                           \
             BE->workspace_size = saved_;                                                                \
             if (rc_ != TB_ERR_INVALID)                                                                  \
-                case_fail((t), "%s with %zu of %zu bytes of workspace on %s: %s, not TB_ERR_INVALID", #call, \
+                tctx_fail((t), "%s with %zu of %zu bytes of workspace on %s: %s, not TB_ERR_INVALID", #call, \
                      need_ - 1, need_, BE->name, tb_status_name(rc_));                                  \
         }                                                                                               \
     } while (0)

@@ -37,13 +37,7 @@ void tctx_case(tctx *t, const char *fmt, ...)
         printf("case %s\n", t->name);
 }
 
-static void record(tctx *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void record(tctx *t, const char *fmt, ...)
+void tctx_fail(tctx *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -58,7 +52,7 @@ bool tctx_rc(tctx *t, int side, const char *call, int rc)
 {
     if (rc == TB_OK)
         return true;
-    record(t, "%s on %s: %s (%s)", call, t->be[side]->name, tb_errmsg(), tb_status_name(rc));
+    tctx_fail(t, "%s on %s: %s (%s)", call, t->be[side]->name, tb_errmsg(), tb_status_name(rc));
     return false;
 }
 
@@ -121,7 +115,7 @@ static unsigned char *host_image(tctx *t, tb_dtype dt, int64_t count, const int6
 tpair *tp_new(tctx *t, tb_dtype dt, int ndim, const int64_t *shape, tp_fill fill, float lo, float hi)
 {
     if (t->npairs >= TP_MAX_PAIRS) {
-        record(t, "more than %d tensors in one case", TP_MAX_PAIRS);
+        tctx_fail(t, "more than %d tensors in one case", TP_MAX_PAIRS);
         return NULL;
     }
     tpair *p = &t->pairs[t->npairs];
@@ -130,7 +124,7 @@ tpair *tp_new(tctx *t, tb_dtype dt, int ndim, const int64_t *shape, tp_fill fill
     p->bytes = tb_nbytes(&desc);
     unsigned char *h = host_image(t, dt, tb_numel(&desc), shape, ndim, fill, lo, hi, p->bytes);
     if (!h) {
-        record(t, "out of host memory");
+        tctx_fail(t, "out of host memory");
         return NULL;
     }
     bool ok = true;
@@ -169,7 +163,7 @@ bool tp_set(tctx *t, tpair *p, const float *values)
     int64_t count = tb_numel(&p->t[0]);
     void *h = malloc(p->bytes ? p->bytes : 1);
     if (!h) {
-        record(t, "out of host memory");
+        tctx_fail(t, "out of host memory");
         return false;
     }
     tb_convert_from_f32(h, p->t[0].dtype, values, count);
@@ -200,11 +194,11 @@ static bool compare_values(tctx *t, const char *what, const tpair *p, const floa
     int64_t worst_i = -1, bad = 0;
     for (int64_t i = 0; i < count; i++) {
         if (!isfinite(ref[i])) {
-            record(t, "%s: the reference is non-finite at %lld (%g)", what, (long long)i, (double)ref[i]);
+            tctx_fail(t, "%s: the reference is non-finite at %lld (%g)", what, (long long)i, (double)ref[i]);
             return false;
         }
         if (!isfinite(got[i])) {
-            record(t, "%s: non-finite at %lld (%g, reference %g)", what, (long long)i, (double)got[i],
+            tctx_fail(t, "%s: non-finite at %lld (%g, reference %g)", what, (long long)i, (double)got[i],
                    (double)ref[i]);
             return false;
         }
@@ -220,7 +214,7 @@ static bool compare_values(tctx *t, const char *what, const tpair *p, const floa
     }
     char shape[96];
     if (bad) {
-        record(t,
+        tctx_fail(t,
                "%s %s: %lld of %lld elements beyond rtol %g; worst at %lld: %.9g vs reference %.9g "
                "(%.3gx the tolerance)",
                what, tb_shape_str(&p->t[0], shape, sizeof shape), (long long)bad, (long long)count, rtol,
@@ -236,7 +230,7 @@ static bool compare_values(tctx *t, const char *what, const tpair *p, const floa
 bool tp_check(tctx *t, const char *what, const tpair *p, double rtol)
 {
     if (!p) {
-        record(t, "%s: tensor was not created", what);
+        tctx_fail(t, "%s: tensor was not created", what);
         return false;
     }
     size_t total = p->bytes + 2 * TP_GUARD;
@@ -246,7 +240,7 @@ bool tp_check(tctx *t, const char *what, const tpair *p, double rtol)
     for (int s = 0; s < 2 && ok; s++) {
         ok = tctx_rc(t, s, "download", t->be[s]->iface.download(t->be[s], h[s], p->base[s], total));
         if (ok && !guards_intact(h[s], p->bytes)) {
-            record(t, "%s: guard bytes around the output overwritten on %s", what, t->be[s]->name);
+            tctx_fail(t, "%s: guard bytes around the output overwritten on %s", what, t->be[s]->name);
             ok = false;
         }
     }
@@ -257,7 +251,7 @@ bool tp_check(tctx *t, const char *what, const tpair *p, double rtol)
             size_t i = 0;
             while (h[0][TP_GUARD + i] == h[1][TP_GUARD + i])
                 i++;
-            record(t, "%s: not bitwise equal (first difference at byte %zu of %zu)", what, i, p->bytes);
+            tctx_fail(t, "%s: not bitwise equal (first difference at byte %zu of %zu)", what, i, p->bytes);
             ok = false;
         }
     } else if (ok) {

@@ -53,6 +53,12 @@ void tctx_case(tctx *t, const char *fmt, ...)
 #endif
     ;
 void tctx_free(tctx *t);
+/* Prints "FAIL <case>: <message>" and counts a failure of the current case. */
+void tctx_fail(tctx *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* A tensor on both sides with the same contents (NULL after a failure, recorded). */
 tpair *tp_new(tctx *t, tb_dtype dt, int ndim, const int64_t *shape, tp_fill fill, float lo, float hi);

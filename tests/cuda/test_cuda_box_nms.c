@@ -140,7 +140,7 @@ static bool rp_keep_off_thresholds(tctx *t, rp_inputs *in, const tb_proposal_par
         while (!rp_check_pass(in, b, p, order, boxes, valid) && ++pass < GUARD_PASSES) {
         }
         if (pass >= GUARD_PASSES) {
-            case_fail(t, "image %d: boxes still near a threshold after %d passes", b, GUARD_PASSES);
+            tctx_fail(t, "image %d: boxes still near a threshold after %d passes", b, GUARD_PASSES);
             ok = false;
         }
     }
@@ -337,7 +337,7 @@ static bool db_keep_off_thresholds(tctx *t, db_inputs *in, const tb_detect_param
             while (!db_check_pass(in, b, c, p, boxes, which) && ++pass < GUARD_PASSES) {
             }
             if (pass >= GUARD_PASSES) {
-                case_fail(t, "image %d class %d: boxes still near the NMS threshold", b, c);
+                tctx_fail(t, "image %d class %d: boxes still near the NMS threshold", b, c);
                 ok = false;
             }
         }

@@ -72,7 +72,7 @@ static void run_rpn_targets(tctx *t, const char *name, const rt_inputs *in, cons
     tp_check(t, "targets", targets, BOX_TOL);
     tp_check(t, "weights", weights, 0.0);
     if (expect_positives && (count_ref(labels, 1) == 0 || count_ref(labels, 0) == 0))
-        case_fail(t, "the inputs give no sampled positive or no negative: the case tests nothing");
+        tctx_fail(t, "the inputs give no sampled positive or no negative: the case tests nothing");
     if (!too_small)
         return;
     EXPECT_TOO_SMALL(t, tb_rpn_targets_workspace_size(BE, S(anc), S(gt), p),
@@ -102,7 +102,7 @@ static bool rt_random(tctx *t, rt_inputs *in, const int *counts, float w, float 
                 rand_box(t, box, w, h, lo, hi);
             while (i < counts[b] && near_any(box, in->anchors, in->a, 4, thr, 2) && ++tries < 1000);
             if (tries >= 1000) {
-                case_fail(t, "no gt box away from the thresholds in 1000 tries");
+                tctx_fail(t, "no gt box away from the thresholds in 1000 tries");
                 return false;
             }
         }
@@ -264,7 +264,7 @@ static bool rg_random(tctx *t, rg_inputs *in, const int *pcounts, const int *gco
                 rand_box(t, gb + 4 * i, w, h, 0.05f * w, 0.5f * w);
             while (i < gcounts[b] && near_any(gb + 4 * i, gb, i, 4, thr, nthr) && ++tries < 1000);
             if (tries >= 1000) {
-                case_fail(t, "no gt box away from the thresholds in 1000 tries");
+                tctx_fail(t, "no gt box away from the thresholds in 1000 tries");
                 return false;
             }
             in->glabels[b * g + i] = i < gcounts[b] ? (float)tb_rng_below(&t->rng, (uint64_t)in->classes - 1) : 77.0f;
@@ -280,7 +280,7 @@ static bool rg_random(tctx *t, rg_inputs *in, const int *pcounts, const int *gco
                     rand_box(t, row + 1, w, h, 0.02f * w, 0.6f * w);
             } while (i < pcounts[b] && near_any(row + 1, gb, gcounts[b], 4, thr, nthr) && ++tries < 1000);
             if (tries >= 1000) {
-                case_fail(t, "no proposal away from the thresholds in 1000 tries");
+                tctx_fail(t, "no proposal away from the thresholds in 1000 tries");
                 return false;
             }
         }
