@@ -126,7 +126,8 @@ static int run(void *state)
     int rc = build_model(a, be, dt, &g, &spec);
     if (rc == TB_OK) {
         tb_step_options so = {.momentum = 0.9, .weight_decay = 1e-4, .nesterov = true,
-                              .fp16_scaling = dt == TB_F16, .dynamic_scale = true, .loss_scale = 0};
+                              .fp16_scaling = dt == TB_F16, .dynamic_scale = true, .loss_scale = 0,
+                              .capture = true};
         rc = tb_step_init(&s->step, g, &so);
     }
     if (rc == TB_OK)

@@ -184,4 +184,41 @@ int tb_download(tb_backend *be, void *dst, const tb_tensor *src)
 
 int tb_synchronize(tb_backend *be) { return be->iface.synchronize(be); }
 
+bool tb_can_capture(const tb_backend *be)
+{
+    return be->iface.capture_begin && be->iface.capture_end && be->iface.replay && be->iface.replay_free;
+}
+
+int tb_capture_begin(tb_backend *be)
+{
+    TB_CHECK(tb_can_capture(be), TB_ERR_UNSUPPORTED, "capture: the %s backend cannot capture ops", be->name);
+    return be->iface.capture_begin(be);
+}
+
+int tb_capture_end(tb_backend *be, bool failed, tb_capture **out)
+{
+    *out = NULL;
+    void *graph = NULL;
+    int rc = be->iface.capture_end(be, &graph);
+    if (failed || rc != TB_OK) {
+        if (graph)
+            be->iface.replay_free(be, graph);
+        return rc;
+    }
+    *out = graph;
+    return TB_OK;
+}
+
+int tb_capture_replay(tb_backend *be, tb_capture *c)
+{
+    TB_CHECK(c, TB_ERR_INTERNAL, "capture: replay of a missing capture");
+    return be->iface.replay(be, c);
+}
+
+void tb_capture_free(tb_backend *be, tb_capture *c)
+{
+    if (c)
+        be->iface.replay_free(be, c);
+}
+
 bool tb_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt) { return be->iface.supports_op(be, op, dt); }

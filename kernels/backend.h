@@ -83,6 +83,13 @@ typedef struct tb_backend_iface {
     int (*download)(tb_backend *be, void *dst, const void *src, size_t bytes); /* device -> host, waits */
     int (*synchronize)(tb_backend *be);
     void (*destroy)(tb_backend *be);
+    /* capture of the ops issued between capture_begin and capture_end into a
+     * graph replayed by one call (CUDA graphs); NULL where the backend has no
+     * such thing (the CPU), and then tb_can_capture is false */
+    int (*capture_begin)(tb_backend *be);
+    int (*capture_end)(tb_backend *be, void **graph);
+    int (*replay)(tb_backend *be, void *graph);
+    void (*replay_free)(tb_backend *be, void *graph);
     /* whether this backend implements op for activations of dtype dt */
     bool (*supports_op)(tb_backend *be, tb_op_id op, tb_dtype dt);
 
@@ -123,10 +130,10 @@ typedef struct tb_backend_iface {
                               const tb_tensor *, float);
     int (*softmax_ce_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                                const tb_tensor *, float, float);
-    int (*soft_targets)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, float, float);
+    int (*soft_targets)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *, float);
     int (*softmax)(tb_backend *, tb_tensor *, const tb_tensor *, float);
-    int (*mixup_batch)(tb_backend *, tb_tensor *, const tb_tensor *, float);
-    int (*cutmix_batch)(tb_backend *, tb_tensor *, const tb_tensor *, int, int, int, int);
+    int (*mixup_batch)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *);
+    int (*cutmix_batch)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *);
     int (*reverse_labels)(tb_backend *, tb_tensor *, const tb_tensor *);
     int (*fill)(tb_backend *, tb_tensor *, float);
     int (*copy)(tb_backend *, tb_tensor *, const tb_tensor *);
@@ -201,6 +208,22 @@ int tb_upload(tb_backend *be, tb_tensor *dst, const void *src);
 int tb_download(tb_backend *be, void *dst, const tb_tensor *src);
 int tb_synchronize(tb_backend *be);
 bool tb_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt);
+
+/* Captured op sequences (CUDA graphs). Between tb_capture_begin and
+ * tb_capture_end the ops of this backend are recorded instead of run; the
+ * capture then replays them, with the same pointers and the same scalar
+ * arguments, on each tb_capture_replay (values that change per replay must
+ * be tensors the ops read when they run: kernels/ops.h, "Per-step scalars").
+ * Nothing between begin and end may allocate, read back or synchronize, and
+ * the buffers it uses (the workspace included) must outlive the capture.
+ * tb_capture_end always ends the capture, also after a failed op (pass the
+ * failure as `failed`: the capture is then discarded and *out is NULL). */
+typedef struct tb_capture tb_capture;
+bool tb_can_capture(const tb_backend *be);
+int tb_capture_begin(tb_backend *be);
+int tb_capture_end(tb_backend *be, bool failed, tb_capture **out);
+int tb_capture_replay(tb_backend *be, tb_capture *c);
+void tb_capture_free(tb_backend *be, tb_capture *c);
 
 /* Backend constructors (kernels/cpu/backend_cpu.c, kernels/cuda/backend_cuda.cu). */
 int tb_cpu_backend_create(tb_backend **out, int threads);

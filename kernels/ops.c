@@ -484,25 +484,26 @@ int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *
 }
 
 int tb_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
-                    float lam, float eps)
+                    const tb_tensor *lam, float eps)
 {
     vcall v = vc_make(tb_op_name(TB_OP_SOFT_TARGETS));
     vc_add(&v, "targets", targets), vc_add(&v, "labels_a", labels_a), vc_add(&v, "labels_b", labels_b);
+    vc_add(&v, "lam", lam);
     TB_TRY(need_dtype(&v, "targets", targets, TB_F32));
     TB_TRY(need_ndim(&v, "targets", targets, 2, "{n,k}"));
     int64_t n = targets->shape[0], k = targets->shape[1];
     TB_TRY(need_vec(&v, "labels_a", labels_a, TB_I32, n, "rows of targets"));
-    if (present(labels_b))
+    if (present(labels_b) != present(lam))
+        return vc_fail(&v, "labels_b and lam go together (both for mixed targets, neither without mixing)");
+    if (present(labels_b)) {
         TB_TRY(need_vec(&v, "labels_b", labels_b, TB_I32, n, "rows of targets"));
-    if (!(lam >= 0.0f && lam <= 1.0f))
-        return vc_fail(&v, "lam %g is outside [0, 1]", (double)lam);
-    if (!present(labels_b) && lam != 1.0f)
-        return vc_fail(&v, "lam %g needs labels_b (lam must be 1 without them)", (double)lam);
+        TB_TRY(need_vec(&v, "lam", lam, TB_F32, 1, "a scalar"));
+    }
     if (!(eps >= 0.0f && eps < 1.0f))
         return vc_fail(&v, "eps %g is outside [0, 1)", (double)eps);
     if (eps > 0.0f && k < 2)
         return vc_fail(&v, "label smoothing needs at least 2 classes, targets have %lld", (long long)k);
-    DISPATCH(TB_OP_SOFT_TARGETS, soft_targets, TB_F32, targets, labels_a, copt(labels_b), lam, eps);
+    DISPATCH(TB_OP_SOFT_TARGETS, soft_targets, TB_F32, targets, labels_a, copt(labels_b), copt(lam), eps);
 }
 
 int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature)
@@ -518,30 +519,27 @@ int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float 
 
 /* --------------------------------------------------------- mixup, cutmix */
 
-int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam)
+int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam)
 {
     vcall v = vc_make(tb_op_name(TB_OP_MIXUP_BATCH));
-    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    vc_add(&v, "y", y), vc_add(&v, "x", x), vc_add(&v, "lam", lam);
     TB_TRY(need_float(&v, "x", x));
     TB_TRY(need_like(&v, "y", y, "x", x));
     TB_TRY(no_overlap(&v, "y", y, "x", x));
-    if (!(lam >= 0.0f && lam <= 1.0f))
-        return vc_fail(&v, "lam %g is outside [0, 1]", (double)lam);
+    TB_TRY(need_vec(&v, "lam", lam, TB_F32, 1, "a scalar"));
     DISPATCH(TB_OP_MIXUP_BATCH, mixup_batch, x->dtype, y, x, lam);
 }
 
-int tb_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1)
+int tb_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box)
 {
     vcall v = vc_make(tb_op_name(TB_OP_CUTMIX_BATCH));
-    vc_add(&v, "y", y), vc_add(&v, "x", x);
+    vc_add(&v, "y", y), vc_add(&v, "x", x), vc_add(&v, "box", box);
     TB_TRY(need_float(&v, "x", x));
     TB_TRY(need_ndim(&v, "x", x, 4, "NHWC"));
     TB_TRY(need_like(&v, "y", y, "x", x));
     TB_TRY(no_overlap(&v, "y", y, "x", x));
-    if (y0 < 0 || y0 > y1 || y1 > x->shape[1] || x0 < 0 || x0 > x1 || x1 > x->shape[2])
-        return vc_fail(&v, "box rows [%d,%d) x cols [%d,%d) is not inside the %lldx%lld image", y0, y1, x0, x1,
-                       (long long)x->shape[1], (long long)x->shape[2]);
-    DISPATCH(TB_OP_CUTMIX_BATCH, cutmix_batch, x->dtype, y, x, y0, y1, x0, x1);
+    TB_TRY(need_vec(&v, "box", box, TB_I32, 4, "{y0, y1, x0, x1}"));
+    DISPATCH(TB_OP_CUTMIX_BATCH, cutmix_batch, x->dtype, y, x, box);
 }
 
 int tb_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels)
@@ -665,6 +663,8 @@ int tb_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *
     }
     if (present(skip))
         TB_TRY(need_vec(&v, "skip", skip, TB_I32, 1, "a scalar flag"));
+    if (p->lr_tensor)
+        TB_TRY(need_vec(&v, "lr_tensor", p->lr_tensor, TB_F32, 1, "a scalar"));
     DISPATCH(TB_OP_SGD_STEP, sgd_step, grad->dtype, master, opt(model), opt(momentum_buf), grad,
              copt(decay_mask), copt(skip), p);
 }

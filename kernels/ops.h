@@ -159,18 +159,30 @@ int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *
 /* Soft targets (f32 {n,k}) for label smoothing and mixup/cutmix:
  * t = lam * smooth(labels_a) + (1 - lam) * smooth(labels_b), where smooth(y)
  * puts 1 - eps on y and eps / (k - 1) on every other class (the paper's
- * definition). labels_b may be NULL (then lam must be 1). */
+ * definition). labels_b and lam (f32 {1}, in [0, 1]) come together or not at
+ * all (then t = smooth(labels_a)). lam is a tensor in backend memory, read
+ * when the op runs, so a captured training step (tb_capture_begin) sees each
+ * step's draw; see "Per-step scalars" below. */
 int tb_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
-                    float lam, float eps);
+                    const tb_tensor *lam, float eps);
 /* Teacher distribution for distillation: targets = softmax(teacher_logits / T), f32 {n,k}. */
 int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature);
 
 /* --------------------------------------------------------- mixup, cutmix */
+/* Per-step scalars (the mixup weight, the CutMix box, the learning rate of
+ * tb_sgd_params.lr_tensor) are tensors in backend memory, read when the op
+ * runs: a training step captured once (a CUDA graph) then replays with each
+ * step's values uploaded beside the batch. The CPU backend checks their
+ * values on the host (TB_ERR_INVALID, as for labels); the CUDA kernels
+ * cannot, and clamp them into range instead (lam to [0, 1], the box to the
+ * image). */
 /* Mixup of a batch with its reverse (sample i with sample n-1-i, as GluonCV
- * and timm pair them): y = lam * x + (1 - lam) * x[reversed]. y must not alias x. */
-int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam);
-/* CutMix: y = x with the box [y0,y1) x [x0,x1) taken from x[reversed]. */
-int tb_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1);
+ * and timm pair them): y = lam * x + (1 - lam) * x[reversed], lam f32 {1}.
+ * y must not alias x. */
+int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam);
+/* CutMix: y = x with the box rows [y0,y1) x columns [x0,x1) taken from
+ * x[reversed]; box is i32 {4} = {y0, y1, x0, x1}. */
+int tb_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box);
 /* labels_b[i] = labels[n-1-i] (i32), the partner labels of the two ops above. */
 int tb_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
 
@@ -342,6 +354,10 @@ typedef struct tb_sgd_params {
     float weight_decay;  /* applied where decay_mask[i] != 0 */
     float grad_scale;    /* gradients are divided by this (loss scaling); 1 = none */
     bool nesterov;
+    /* optional f32 {1} in backend memory: when set, the learning rate is read
+     * from it when the step runs and lr is ignored (a captured training step
+     * replays with each step's rate; see "Per-step scalars") */
+    const tb_tensor *lr_tensor;
 } tb_sgd_params;
 
 /* One fused SGD step over a flat group of parameters (PyTorch's formulation):

@@ -887,12 +887,24 @@ int tb_graph_forward_part(tb_graph *g, bool train, int part)
         if (rc != TB_OK)
             return tb_err_context(rc, "forward node %d (%s)", i, g->nodes[i].name);
     }
-    if (train && part == g->cur_part) {
-        g->step++;
-        g->bn_batches_tracked++;
-        /* a dropout node in training reads its own mask in backward: nothing else to record */
-    }
+    if (train && part == g->cur_part)
+        tb_graph_count_train_forward(g);
     return TB_OK;
+}
+
+void tb_graph_count_train_forward(tb_graph *g)
+{
+    g->step++;
+    g->bn_batches_tracked++;
+    /* a dropout node in training reads its own mask in backward: nothing else to record */
+}
+
+bool tb_graph_replayable(const tb_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].kind == TB_NODE_DROPOUT)
+            return false;
+    return true;
 }
 
 int tb_graph_forward(tb_graph *g, bool train)

@@ -184,6 +184,13 @@ tb_tensor *tb_graph_output_grad(tb_graph *g);  /* d loss / d logits, same shape 
 
 /* train=true: batch statistics, running-stat update, dropout on. */
 int tb_graph_forward(tb_graph *g, bool train);
+/* The host-side counters of one training forward (the step number that
+ * seeds dropout, BN's batches tracked): tb_graph_forward advances them; a
+ * training step replayed from a capture (kernels/backend.h) calls this. */
+void tb_graph_count_train_forward(tb_graph *g);
+/* Whether a captured forward replays exactly: not when a node draws a fresh
+ * random stream per step on the host (dropout's seed). */
+bool tb_graph_replayable(const tb_graph *g);
 /* Runs the nodes of one part; a training forward is complete (step counters
  * advance) when its last part has run. */
 int tb_graph_forward_part(tb_graph *g, bool train, int part);

@@ -43,7 +43,7 @@ det_args=${DET_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --ba
 seg_args=${SEG_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 480 --classes 150 --channels 3}
 task_steps=${TASK_STEPS:---steps 10 --warmup 3 --repeats 3}
 status_lines=()
-declare -A ips_ours ips_torch task_ours task_torch
+declare -A ips_ours ips_eager ips_torch task_ours task_torch
 
 wants() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -173,6 +173,11 @@ if wants bench; then
             run_step "bench-$p" 420 "$build/trickbench" bench $bench_args --precision "$p" --device cuda \
                 $bench_steps --json
             ips_ours[$p]=$(images_per_sec "$out/bench-$p.log")
+            # the same step op by op, without the CUDA graph (what the capture buys)
+            # shellcheck disable=SC2086
+            run_step "bench-$p-eager" 420 env TRICKBENCH_NO_CAPTURE=1 "$build/trickbench" bench $bench_args \
+                --precision "$p" --device cuda $bench_steps --json
+            ips_eager[$p]=$(images_per_sec "$out/bench-$p-eager.log")
         done
     else
         skip_step bench "no trickbench binary with a bench command"
@@ -237,12 +242,12 @@ fi
         echo
         echo "images/s, $bench_args, synthetic data:"
         echo
-        echo "| precision | trickbench | PyTorch | ratio |"
-        echo "|---|---|---|---|"
+        echo "| precision | trickbench | trickbench op by op | PyTorch | ratio |"
+        echo "|---|---|---|---|---|"
         for p in $precisions; do
-            o=${ips_ours[$p]:--} r=${ips_torch[$p]:--}
+            o=${ips_ours[$p]:--} e=${ips_eager[$p]:--} r=${ips_torch[$p]:--}
             ratio=$(python3 -c "print('%.2f' % ($o / $r))" 2>/dev/null || echo "-")
-            echo "| $p | $o | $r | $ratio |"
+            echo "| $p | $o | $e | $r | $ratio |"
         done
     fi
     if wants det || wants seg; then

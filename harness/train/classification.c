@@ -189,6 +189,7 @@ static int setup_training(cls_run *r)
         .nesterov = cfg->optim.nesterov,
         .grad_clip = cfg->optim.grad_clip,
         .ema_decay = cfg->tricks.ema,
+        .capture = true,
     };
     TB_TRY(tb_step_init(&r->step, r->g, &so));
     r->step_ready = true;

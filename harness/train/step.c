@@ -1,12 +1,21 @@
 #include "harness/train/step.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/error.h"
 
 static size_t align_up(size_t n) { return (n + 255) & ~(size_t)255; }
+
+/* TRICKBENCH_NO_CAPTURE=1 (any value but "" and "0") runs every step op by
+ * op: for comparing the two, and a way around a capture that fails. */
+static bool capture_disabled_by_env(void)
+{
+    const char *v = getenv("TRICKBENCH_NO_CAPTURE");
+    return v && *v && strcmp(v, "0") != 0;
+}
 
 int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
 {
@@ -28,8 +37,9 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     s->probs = s->targets;
     /* the loss and the overflow flag sit side by side: one host read per step */
     s->readback = tb_tensor_1d(NULL, TB_U8, 8);
+    s->scalars = tb_tensor_1d(NULL, TB_U8, (int64_t)sizeof(tb_step_scalars));
     tb_tensor *parts[] = {&s->images, &s->mixed, &s->labels, &s->labels_b, &s->targets,
-                          &s->probs, &s->readback};
+                          &s->probs, &s->readback, &s->scalars};
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         total += align_up(tb_nbytes(parts[i]));
@@ -41,6 +51,10 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     }
     s->loss = tb_tensor_1d(s->readback.data, TB_F32, 1);
     s->flag = tb_tensor_1d((char *)s->readback.data + 4, TB_I32, 1);
+    char *sc = s->scalars.data;
+    s->lr = tb_tensor_1d(sc + offsetof(tb_step_scalars, lr), TB_F32, 1);
+    s->lam = tb_tensor_1d(sc + offsetof(tb_step_scalars, lam), TB_F32, 1);
+    s->box = tb_tensor_1d(sc + offsetof(tb_step_scalars, box), TB_I32, 4);
     TB_TRY(tb_fill(s->be, &s->flag, 0.0f));
     if (opt->teacher) {
         TB_TRY(tb_distill_buffers_alloc(&s->distill, s->be, s->n, s->k));
@@ -55,7 +69,17 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
         TB_TRY(tb_ema_init(&s->ema, g, opt->ema_decay, true));
         s->have_ema = true;
     }
+    s->can_capture = opt->capture && !capture_disabled_by_env() && tb_can_capture(s->be) && !s->have_clip &&
+                     tb_graph_replayable(g) && (!opt->teacher || tb_graph_replayable(opt->teacher));
     return TB_OK;
+}
+
+static void drop_captures(tb_step *s)
+{
+    for (int k = 0; k < TB_STEP_MIX_KINDS; k++) {
+        tb_capture_free(s->be, s->captures[k]);
+        s->captures[k] = NULL;
+    }
 }
 
 void tb_step_destroy(tb_step *s)
@@ -68,6 +92,7 @@ void tb_step_destroy(tb_step *s)
         tb_ema_destroy(&s->ema);
     if (s->have_clip)
         tb_grad_clip_destroy(&s->clip, s->be);
+    drop_captures(s);
     tb_free(s->be, s->mem);
     memset(s, 0, sizeof *s);
 }
@@ -89,21 +114,39 @@ int tb_step_set_input(tb_step *s, const float *images)
     return feed_graph(s, &s->images);
 }
 
-/* Uploads the batch, applies mixup/cutmix and builds the loss targets.
- * Sets *soft to the soft-target tensor or NULL for hard labels. */
-static int prepare_batch(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix,
-                         const tb_tensor **soft)
+static int mix_kind(const tb_mix *mix) { return mix ? (int)mix->kind : TB_MIX_NONE; }
+
+/* Uploads what changes from step to step: the batch, the labels and the
+ * per-step scalars (one small copy beside the batch). */
+static int upload_step_inputs(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix,
+                              double lr)
 {
+    int kind = mix_kind(mix);
+    TB_CHECK(kind == TB_MIX_NONE || s->opt.mixing, TB_ERR_INTERNAL,
+             "step: a mix was drawn but mixing was not enabled");
+    tb_step_scalars *h = &s->host_scalars;
+    memset(h, 0, sizeof *h);
+    h->lr = (float)lr;
+    h->lam = kind == TB_MIX_NONE ? 1.0f : mix->lam;
+    if (kind == TB_MIX_CUTMIX) {
+        h->box[0] = mix->y0, h->box[1] = mix->y1, h->box[2] = mix->x0, h->box[3] = mix->x1;
+    }
     TB_TRY(tb_upload(s->be, &s->images, images));
     TB_TRY(tb_upload(s->be, &s->labels, labels));
-    bool mixing = mix && mix->kind != TB_MIX_NONE;
-    TB_CHECK(!mixing || s->opt.mixing, TB_ERR_INTERNAL, "step: a mix was drawn but mixing was not enabled");
+    return tb_upload(s->be, &s->scalars, h);
+}
+
+/* Applies mixup/cutmix on the device and builds the loss targets. Sets
+ * *soft to the soft-target tensor or NULL for hard labels. */
+static int prepare_batch(tb_step *s, int kind, const tb_tensor **soft)
+{
+    bool mixing = kind != TB_MIX_NONE;
     const tb_tensor *batch = &s->images;
     if (mixing) {
-        if (mix->kind == TB_MIX_MIXUP)
-            TB_TRY(tb_mixup_batch(s->be, &s->mixed, &s->images, mix->lam));
+        if (kind == TB_MIX_MIXUP)
+            TB_TRY(tb_mixup_batch(s->be, &s->mixed, &s->images, &s->lam));
         else
-            TB_TRY(tb_cutmix_batch(s->be, &s->mixed, &s->images, mix->y0, mix->y1, mix->x0, mix->x1));
+            TB_TRY(tb_cutmix_batch(s->be, &s->mixed, &s->images, &s->box));
         TB_TRY(tb_reverse_labels(s->be, &s->labels_b, &s->labels));
         batch = &s->mixed;
     }
@@ -114,7 +157,7 @@ static int prepare_batch(tb_step *s, const float *images, const int32_t *labels,
     *soft = NULL;
     if (mixing || s->opt.label_smoothing > 0.0f) {
         TB_TRY(tb_soft_targets(s->be, &s->targets, &s->labels, mixing ? &s->labels_b : NULL,
-                               mixing ? mix->lam : 1.0f, s->opt.label_smoothing));
+                               mixing ? &s->lam : NULL, s->opt.label_smoothing));
         *soft = &s->targets;
     }
     return TB_OK;
@@ -150,13 +193,16 @@ static int gradient_divisor(tb_step *s, float scale, float *divisor)
     return TB_OK;
 }
 
-static int optimizer_step(tb_step *s, double lr, float divisor)
+/* The rate is read from the uploaded scalars (lr_tensor), so a replayed
+ * step uses each step's rate; .lr only passes the front-end's check. */
+static int optimizer_step(tb_step *s, float divisor)
 {
-    tb_sgd_params sp = {.lr = (float)lr,
+    tb_sgd_params sp = {.lr = s->host_scalars.lr,
                         .momentum = (float)s->opt.momentum,
                         .weight_decay = (float)s->opt.weight_decay,
                         .grad_scale = divisor,
-                        .nesterov = s->opt.nesterov};
+                        .nesterov = s->opt.nesterov,
+                        .lr_tensor = &s->lr};
     const tb_tensor *skip = s->opt.fp16_scaling ? &s->flag : NULL;
     for (int gi = 0; gi < 2; gi++) {
         tb_param_group *grp = tb_graph_group(s->g, gi);
@@ -188,12 +234,12 @@ static int count_correct(tb_step *s, const int32_t *labels, int *correct)
     return TB_OK;
 }
 
-int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix, double lr,
-                tb_step_result *out)
+/* Everything between the upload and the read-back: what a capture records.
+ * *soft_out: whether the loss used soft targets. */
+static int step_body(tb_step *s, int kind, float scale, bool *soft_out)
 {
     const tb_tensor *soft = NULL, *loss = NULL;
-    float scale = tb_loss_scaler_scale(&s->scaler);
-    TB_TRY(prepare_batch(s, images, labels, mix, &soft));
+    TB_TRY(prepare_batch(s, kind, &soft));
     TB_TRY(tb_graph_forward(s->g, true));
     TB_TRY(tb_graph_zero_grads(s->g));
     TB_TRY(loss_and_gradient(s, soft, scale, &loss));
@@ -208,9 +254,62 @@ int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb
     }
     float divisor;
     TB_TRY(gradient_divisor(s, scale, &divisor));
-    TB_TRY(optimizer_step(s, lr, divisor));
+    TB_TRY(optimizer_step(s, divisor));
     if (loss != &s->loss)
         TB_TRY(tb_copy(s->be, &s->loss, loss));
+    *soft_out = soft != NULL;
+    return TB_OK;
+}
+
+/* Records the body as the capture of this mix kind. */
+static int capture_body(tb_step *s, int kind, float scale)
+{
+    bool soft;
+    TB_TRY(tb_capture_begin(s->be));
+    int rc = step_body(s, kind, scale, &soft);
+    int end_rc = tb_capture_end(s->be, rc != TB_OK, &s->captures[kind]);
+    if (rc == TB_OK)
+        rc = end_rc;
+    if (rc != TB_OK)
+        return tb_err_context(rc, "capturing the training step (mix kind %d) for replay; "
+                                  "TRICKBENCH_NO_CAPTURE=1 runs it op by op", kind);
+    return TB_OK;
+}
+
+/* Runs the body: op by op, or (capturing on the kind's second step) by
+ * replaying its capture. Recording counts no forward: the replay that
+ * follows does. */
+static int run_body(tb_step *s, int kind, float scale, bool *soft)
+{
+    if (!s->can_capture)
+        return step_body(s, kind, scale, soft);
+    if (scale != s->captured_scale || s->be->workspace != s->captured_workspace) {
+        drop_captures(s);
+        s->captured_scale = scale;
+        s->captured_workspace = s->be->workspace;
+    }
+    if (!s->captures[kind] && !s->ran_eagerly[kind]) {
+        s->ran_eagerly[kind] = true;
+        return step_body(s, kind, scale, soft);
+    }
+    if (!s->captures[kind]) {
+        TB_TRY(capture_body(s, kind, scale));
+    }
+    TB_TRY(tb_capture_replay(s->be, s->captures[kind]));
+    tb_graph_count_train_forward(s->g);
+    s->captured_steps++;
+    *soft = kind != TB_MIX_NONE || s->opt.label_smoothing > 0.0f;
+    return TB_OK;
+}
+
+int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix, double lr,
+                tb_step_result *out)
+{
+    float scale = tb_loss_scaler_scale(&s->scaler);
+    int kind = mix_kind(mix);
+    bool soft;
+    TB_TRY(upload_step_inputs(s, images, labels, mix, lr));
+    TB_TRY(run_body(s, kind, scale, &soft));
     /* the step's one host read: the loss and the overflow flag (0 without fp16 scaling) */
     unsigned char host[8];
     TB_TRY(tb_download(s->be, host, &s->readback));

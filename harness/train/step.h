@@ -3,6 +3,18 @@
  * distillation) -> backward -> overflow check -> SGD -> EMA, with one host
  * read at the end (the loss, and the overflow flag under fp16 loss scaling).
  * Every buffer is allocated once in tb_step_init.
+ *
+ * Captured steps (opt.capture, on a backend that can capture: CUDA graphs):
+ * everything between the upload and the read-back is recorded once and then
+ * replayed by one launch per step. What changes from step to step reaches
+ * the replay through device memory: the batch, the labels and the per-step
+ * scalars (learning rate, mixup weight, CutMix box) are uploaded before it.
+ * One capture per kind of mix (none, mixup, CutMix), each recorded on the
+ * second step of its kind (the first runs op by op, so that every lazy
+ * set-up happens outside the capture); all are recorded again when the loss
+ * scale changes (it is an argument of the loss gradient) or the backend's
+ * workspace moved. Not captured: gradient clipping (it reads the norm on the
+ * host) and networks with dropout (its seed is drawn on the host per step).
  */
 #ifndef TB_TRAIN_STEP_H
 #define TB_TRAIN_STEP_H
@@ -31,7 +43,17 @@ typedef struct tb_step_options {
     bool nesterov;
     double grad_clip;         /* global norm; 0 = off (costs one host read per step) */
     double ema_decay;         /* 0 = off */
+    bool capture;             /* replay captured steps where the backend can (see above) */
 } tb_step_options;
+
+enum { TB_STEP_MIX_KINDS = 3 }; /* none, mixup, CutMix: one capture each */
+
+/* The per-step scalars as uploaded (host layout = device layout). */
+typedef struct tb_step_scalars {
+    float lr;
+    float lam;                /* mixup / CutMix weight of the first label */
+    int32_t box[4];           /* CutMix box {y0, y1, x0, x1} */
+} tb_step_scalars;
 
 typedef struct tb_step {
     tb_backend *be;
@@ -46,6 +68,15 @@ typedef struct tb_step {
     tb_tensor readback;       /* u8 {8}: the loss then the flag, read back together */
     tb_tensor loss;           /* f32 {1}, readback bytes 0-3 */
     tb_tensor flag;           /* i32 {1}, readback bytes 4-7: gradient overflow */
+    tb_tensor scalars;        /* u8 {sizeof(tb_step_scalars)}: uploaded each step */
+    tb_tensor lr, lam, box;   /* f32 {1}, f32 {1}, i32 {4}: views of scalars */
+    tb_step_scalars host_scalars;
+    bool can_capture;
+    tb_capture *captures[TB_STEP_MIX_KINDS];
+    bool ran_eagerly[TB_STEP_MIX_KINDS];
+    float captured_scale;     /* the loss scale the captures were recorded with */
+    void *captured_workspace; /* the workspace they point into */
+    int captured_steps;       /* steps run by replay (for tests and bench) */
     void *mem;
     tb_distill_buffers distill;
     bool have_distill;

@@ -78,11 +78,11 @@ int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tens
                                const tb_tensor *labels, const tb_tensor *targets, float temperature,
                                float scale);
 int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a,
-                        const tb_tensor *labels_b, float lam, float eps);
+                        const tb_tensor *labels_b, const tb_tensor *lam, float eps);
 int tb_cpu_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature);
 /* mix.c */
-int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam);
-int tb_cpu_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1);
+int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam);
+int tb_cpu_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box);
 int tb_cpu_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
 /* elementwise.c */
 int tb_cpu_fill(tb_backend *be, tb_tensor *t, float value);

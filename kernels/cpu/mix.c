@@ -8,8 +8,20 @@
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/error.h"
 
-int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam)
+/* The per-step scalars are host memory here, so their values are checked
+ * like labels (the CUDA kernels clamp instead; see kernels/ops.h). */
+static int check_lam(const char *op, const tb_tensor *lam, float *out)
 {
+    *out = ((const float *)lam->data)[0];
+    if (!(*out >= 0.0f && *out <= 1.0f))
+        return tb_fail(TB_ERR_INVALID, "%s: lam %g is outside [0, 1]", op, (double)*out);
+    return TB_OK;
+}
+
+int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam_t)
+{
+    float lam;
+    TB_TRY(check_lam("mixup_batch", lam_t, &lam));
     int64_t n = x->shape[0], per = tb_numel(x) / n;
     float mu = 1.0f - lam;
 #pragma omp parallel for schedule(static) num_threads(be->threads)
@@ -21,9 +33,14 @@ int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float l
     return TB_OK;
 }
 
-int tb_cpu_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1)
+int tb_cpu_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box)
 {
     int64_t n = x->shape[0], h = x->shape[1], w = x->shape[2], c = x->shape[3];
+    const int32_t *b4 = box->data;
+    int y0 = b4[0], y1 = b4[1], x0 = b4[2], x1 = b4[3];
+    if (y0 < 0 || y0 > y1 || y1 > h || x0 < 0 || x0 > x1 || x1 > w)
+        return tb_fail(TB_ERR_INVALID, "cutmix_batch: box rows [%d,%d) x cols [%d,%d) is not inside the %lldx%lld image",
+                       y0, y1, x0, x1, (long long)h, (long long)w);
     size_t es = tb_dtype_size(x->dtype), row_bytes = (size_t)(w * c) * es;
 #pragma omp parallel for schedule(static) num_threads(be->threads)
     for (int64_t r = 0; r < n * h; r++) {

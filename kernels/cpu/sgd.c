@@ -6,6 +6,8 @@
  * The momentum buffer is only touched when momentum != 0 (it may then be
  * absent). A non-zero skip flag (set on the device by the overflow check of
  * dynamic loss scaling) makes the whole step a no-op. */
+#include <math.h>
+
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/error.h"
 
@@ -19,7 +21,10 @@ int tb_cpu_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
     float *w = master->data;
     float *v = p->momentum != 0.0f ? momentum_buf->data : NULL;
     const uint8_t *mask = decay_mask ? decay_mask->data : NULL;
-    float inv_scale = 1.0f / p->grad_scale, mom = p->momentum, wd = p->weight_decay, lr = p->lr;
+    float inv_scale = 1.0f / p->grad_scale, mom = p->momentum, wd = p->weight_decay;
+    float lr = p->lr_tensor ? ((const float *)p->lr_tensor->data)[0] : p->lr;
+    if (!isfinite(lr))
+        return tb_fail(TB_ERR_INVALID, "sgd_step: lr %g (lr_tensor) must be finite", (double)lr);
     int nesterov = p->nesterov;
     /* f32 gradients are read directly, skipping the per-element dtype switch */
     const float *gf = grad->dtype == TB_F32 ? grad->data : NULL;

@@ -120,9 +120,13 @@ int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tens
 }
 
 int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a,
-                        const tb_tensor *labels_b, float lam, float eps)
+                        const tb_tensor *labels_b, const tb_tensor *lam_t, float eps)
 {
     int64_t n = targets->shape[0], k = targets->shape[1];
+    float lam = lam_t ? ((const float *)lam_t->data)[0] : 1.0f;
+    /* host memory here: checked like the labels (the CUDA kernel clamps) */
+    if (!(lam >= 0.0f && lam <= 1.0f))
+        return tb_fail(TB_ERR_INVALID, "soft_targets: lam %g is outside [0, 1]", (double)lam);
     TB_TRY(check_labels("soft_targets", labels_a, k, false, NULL));
     if (labels_b)
         TB_TRY(check_labels("soft_targets", labels_b, k, false, NULL));

@@ -122,6 +122,42 @@ static int cuda_synchronize(tb_backend *be)
     return TB_OK;
 }
 
+/* CUDA graphs by stream capture. Thread-local mode: the data loader's
+ * threads may go on using the runtime while the trainer's thread captures. */
+static int cuda_capture_begin(tb_backend *be)
+{
+    CUDA_CHECK(cudaStreamBeginCapture(tb_cuda_ctx_of(be)->stream, cudaStreamCaptureModeThreadLocal));
+    return TB_OK;
+}
+
+/* Ends the capture in every case (an op that failed while capturing leaves
+ * the capture invalidated, and the stream is usable again only after this);
+ * *graph gets the instantiated graph when all went well. */
+static int cuda_capture_end(tb_backend *be, void **graph)
+{
+    *graph = NULL;
+    cudaGraph_t g = NULL;
+    CUDA_CHECK(cudaStreamEndCapture(tb_cuda_ctx_of(be)->stream, &g));
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    CUDA_CHECK(e);
+    *graph = exec;
+    return TB_OK;
+}
+
+static int cuda_replay(tb_backend *be, void *graph)
+{
+    CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, tb_cuda_ctx_of(be)->stream));
+    return TB_OK;
+}
+
+static void cuda_replay_free(tb_backend *be, void *graph)
+{
+    (void)be;
+    cudaGraphExecDestroy((cudaGraphExec_t)graph);
+}
+
 /* Every op runs in f32, f16 and bf16 (for the box-level detection ops: the
  * dtype of their logits / deltas; boxes stay f32, counts i32, as on the
  * CPU); bf16 needs compute capability 8.0. */
@@ -198,6 +234,10 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->download = cuda_download;
     f->synchronize = cuda_synchronize;
     f->destroy = cuda_destroy;
+    f->capture_begin = cuda_capture_begin;
+    f->capture_end = cuda_capture_end;
+    f->replay = cuda_replay;
+    f->replay_free = cuda_replay_free;
     f->supports_op = cuda_supports_op;
 
     f->conv2d_forward = tb_cuda_conv2d_forward;

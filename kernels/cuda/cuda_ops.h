@@ -104,11 +104,11 @@ int tb_cuda_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_ten
                                 const tb_tensor *labels, const tb_tensor *targets, float temperature,
                                 float scale);
 int tb_cuda_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a,
-                         const tb_tensor *labels_b, float lam, float eps);
+                         const tb_tensor *labels_b, const tb_tensor *lam, float eps);
 int tb_cuda_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature);
 /* mix.cu */
-int tb_cuda_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam);
-int tb_cuda_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1);
+int tb_cuda_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam);
+int tb_cuda_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box);
 int tb_cuda_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
 /* elementwise.cu (fill, copy, convert, axpby), check.cu (nonfinite_check, sumsq) */
 int tb_cuda_fill(tb_backend *be, tb_tensor *t, float value);

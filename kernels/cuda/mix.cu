@@ -1,9 +1,13 @@
 /* Mixup and CutMix of a batch with its reverse (sample i with n-1-i, as
- * GluonCV and timm pair them), and the partner labels. */
+ * GluonCV and timm pair them), and the partner labels. The mixing weight and
+ * the box are read on the device (a captured step replays with each step's
+ * draw) and clamped into range, since the host cannot check them there. */
 #include "kernels/cuda/cuda_common.cuh"
 
-template <typename T> static __global__ void mixup_kernel(T *y, const T *x, int64_t n, int64_t per, float lam)
+template <typename T>
+static __global__ void mixup_kernel(T *y, const T *x, int64_t n, int64_t per, const float *lam_p)
 {
+    float lam = fminf(fmaxf(*lam_p, 0.0f), 1.0f);
     TB_GRID_STRIDE_LOOP(i, n * per)
     {
         int64_t s = i / per, j = i % per;
@@ -12,11 +16,14 @@ template <typename T> static __global__ void mixup_kernel(T *y, const T *x, int6
     }
 }
 
-/* x {n, h, w, c}: inside the box [y0, y1) x [x0, x1) take the partner's pixel. */
+/* x {n, h, w, c}: inside the box rows [y0, y1) x columns [x0, x1) (box =
+ * {y0, y1, x0, x1}) take the partner's pixel; a box reaching outside the
+ * image is cut to it, an inverted one is empty. */
 template <typename T>
-static __global__ void cutmix_kernel(T *y, const T *x, int64_t n, int64_t h, int64_t w, int64_t c, int y0, int y1,
-                                     int x0, int x1)
+static __global__ void cutmix_kernel(T *y, const T *x, int64_t n, int64_t h, int64_t w, int64_t c,
+                                     const int32_t *box)
 {
+    int64_t y0 = box[0], y1 = box[1], x0 = box[2], x1 = box[3];
     int64_t per = h * w * c;
     TB_GRID_STRIDE_LOOP(i, n * per)
     {
@@ -32,7 +39,7 @@ static __global__ void reverse_labels_kernel(int32_t *out, const int32_t *labels
     TB_GRID_STRIDE_LOOP(i, n) out[i] = labels[n - 1 - i];
 }
 
-static int mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam)
+static int mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t n = x->shape[0], total = tb_numel(x);
@@ -42,19 +49,19 @@ static int mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float l
     TB_TRY(tb_dispatch_float(x->dtype, "mixup_batch", [&](auto tag) {
         using T = typename decltype(tag)::type;
         mixup_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)y->data, (const T *)x->data, n, per, lam);
+            (T *)y->data, (const T *)x->data, n, per, (const float *)lam->data);
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();
     return TB_OK;
 }
 
-int tb_cuda_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, float lam)
+int tb_cuda_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam)
 {
-    TB_CUDA_OP_RETURN(mixup_batch(be, y, x, lam), "mixup_batch", "y", y, "x", x, NULL, NULL, NULL, NULL);
+    TB_CUDA_OP_RETURN(mixup_batch(be, y, x, lam), "mixup_batch", "y", y, "x", x, "lam", lam, NULL, NULL);
 }
 
-static int cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1)
+static int cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     TB_CHECK(x->ndim == 4, TB_ERR_INVALID, "cutmix_batch: x must be {n,h,w,c}");
@@ -64,17 +71,17 @@ static int cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0
     TB_TRY(tb_dispatch_float(x->dtype, "cutmix_batch", [&](auto tag) {
         using T = typename decltype(tag)::type;
         cutmix_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)y->data, (const T *)x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3], y0, y1, x0, x1);
+            (T *)y->data, (const T *)x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3],
+            (const int32_t *)box->data);
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();
     return TB_OK;
 }
 
-int tb_cuda_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, int y0, int y1, int x0, int x1)
+int tb_cuda_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box)
 {
-    TB_CUDA_OP_RETURN(cutmix_batch(be, y, x, y0, y1, x0, x1), "cutmix_batch", "y", y, "x", x, NULL, NULL, NULL,
-                      NULL);
+    TB_CUDA_OP_RETURN(cutmix_batch(be, y, x, box), "cutmix_batch", "y", y, "x", x, "box", box, NULL, NULL);
 }
 
 static int reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels)

@@ -16,10 +16,12 @@ typedef struct sgd_args {
 
 template <typename TG, typename TM>
 static __global__ void sgd_kernel(float *master, TM *model, float *vbuf, const TG *grad, const uint8_t *mask,
-                                  const int32_t *skip, int64_t n, const sgd_args a)
+                                  const int32_t *skip, const float *lr_p, int64_t n, const sgd_args a)
 {
     if (skip && *skip != 0)
         return;
+    /* the step's rate read on the device (a captured step replays with it) */
+    const float lr = lr_p ? *lr_p : a.lr;
     TB_GRID_STRIDE_LOOP(i, n)
     {
         float w = master[i];
@@ -31,7 +33,7 @@ static __global__ void sgd_kernel(float *master, TM *model, float *vbuf, const T
             vbuf[i] = v;
             g = a.nesterov ? g + a.momentum * v : v;
         }
-        w -= a.lr * g;
+        w -= lr * g;
         master[i] = w;
         if (model)
             model[i] = tb_from_f32<TM>(w);
@@ -66,7 +68,8 @@ static int sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
         return tb_dispatch_float(mdt, "sgd_step", [&](auto mtag) {
             using TM = typename decltype(mtag)::type;
             sgd_kernel<TG, TM><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
-                (float *)master->data, (TM *)mdl, v, (const TG *)grad->data, mask, sk, n, a);
+                (float *)master->data, (TM *)mdl, v, (const TG *)grad->data, mask, sk,
+                p->lr_tensor ? (const float *)p->lr_tensor->data : NULL, n, a);
             return TB_OK;
         });
     }));

@@ -107,14 +107,17 @@ static __global__ void softmax_ce_backward_kernel(T *dlogits, const float *probs
     }
 }
 
-static __global__ void soft_targets_kernel(float *t, const int32_t *a, const int32_t *b, int64_t total, int64_t k,
-                                           float lam, float on, float off)
+/* lam_p (with b) is the step's mixing weight, read on the device and
+ * clamped to [0, 1] (the host cannot check it inside a captured step). */
+static __global__ void soft_targets_kernel(float *t, const int32_t *a, const int32_t *b, const float *lam_p,
+                                           int64_t total, int64_t k, float on, float off)
 {
+    float lam = b ? fminf(fmaxf(*lam_p, 0.0f), 1.0f) : 1.0f;
     TB_GRID_STRIDE_LOOP(i, total)
     {
         int64_t row = i / k, j = i % k;
         float ta = a[row] == j ? on : off;
-        t[i] = b ? lam * ta + (1.0f - lam) * (b[row] == j ? on : off) : lam * ta;
+        t[i] = b ? lam * ta + (1.0f - lam) * (b[row] == j ? on : off) : ta;
     }
 }
 
@@ -198,7 +201,7 @@ int tb_cuda_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_ten
 }
 
 static int soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
-                        float lam, float eps)
+                        const tb_tensor *lam, float eps)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t n = targets->shape[0], k = targets->shape[1], total = n * k;
@@ -207,17 +210,18 @@ static int soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *lab
     /* the paper's smoothing: 1 - eps on the label, eps / (k - 1) elsewhere */
     float on = 1.0f - eps, off = k > 1 ? eps / (float)(k - 1) : 0.0f;
     const int32_t *b = labels_b && labels_b->data ? (const int32_t *)labels_b->data : NULL;
+    const float *lam_p = b ? (const float *)lam->data : NULL;
     soft_targets_kernel<<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-        (float *)targets->data, (const int32_t *)labels_a->data, b, total, k, lam, on, off);
+        (float *)targets->data, (const int32_t *)labels_a->data, b, lam_p, total, k, on, off);
     CUDA_CHECK_LAUNCH();
     return TB_OK;
 }
 
 int tb_cuda_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
-                         float lam, float eps)
+                         const tb_tensor *lam, float eps)
 {
     TB_CUDA_OP_RETURN(soft_targets(be, targets, labels_a, labels_b, lam, eps), "soft_targets", "targets", targets,
-                      "labels_a", labels_a, "labels_b", labels_b, NULL, NULL);
+                      "labels_a", labels_a, "labels_b", labels_b, "lam", lam);
 }
 
 static int softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature)

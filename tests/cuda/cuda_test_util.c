@@ -174,6 +174,12 @@ bool tp_set(tctx *t, tpair *p, const float *values)
     return ok;
 }
 
+tpair *tp_values(tctx *t, tb_dtype dt, int64_t count, const float *values)
+{
+    tpair *p = tp_1d(t, dt, count, TP_ZERO, 0, 0);
+    return p && tp_set(t, p, values) ? p : NULL;
+}
+
 static bool guards_intact(const unsigned char *h, size_t bytes)
 {
     for (size_t i = 0; i < TP_GUARD; i++)

@@ -67,6 +67,8 @@ tpair *tp_2d(tctx *t, tb_dtype dt, int64_t n, int64_t c, tp_fill fill, float lo,
 tpair *tp_1d(tctx *t, tb_dtype dt, int64_t c, tp_fill fill, float lo, float hi);
 /* Overwrites both sides with the same values (host f32 converted to the dtype). */
 bool tp_set(tctx *t, tpair *p, const float *values);
+/* A 1-D pair holding `values` (the per-step scalar tensors: lam, box). */
+tpair *tp_values(tctx *t, tb_dtype dt, int64_t count, const float *values);
 
 /* Compares side 1 with side 0 (see the header comment); records failures. */
 bool tp_check(tctx *t, const char *what, const tpair *p, double rtol);

@@ -101,9 +101,10 @@ static void test_softmax_ce(void **state)
         tpair *a = tp_1d(t, TB_I32, n, TP_LABELS, 0, (float)k);
         tpair *b = with_b ? tp_1d(t, TB_I32, n, TP_LABELS, 0, (float)k) : NULL;
         tpair *tg = tp_2d(t, TB_F32, n, k, TP_UNIFORM, -1, 1);
-        if (!a || !tg || (with_b && !b))
+        tpair *lam_t = with_b ? tp_values(t, TB_F32, 1, &lam) : NULL;
+        if (!a || !tg || (with_b && (!b || !lam_t)))
             continue;
-        RUN_BOTH(t, tb_soft_targets(BE, S(tg), S(a), S(b), lam, eps));
+        RUN_BOTH(t, tb_soft_targets(BE, S(tg), S(a), S(b), S(lam_t), eps));
         tp_check(t, "targets", tg, tp_tol(TB_F32, false));
     }
     tctx_free(t);
@@ -121,14 +122,19 @@ static void test_mixing(void **state)
         tctx_case(t, "mixup/cutmix %s", tb_dtype_name(dt));
         tpair *x = tp_4d(t, dt, 5, 6, 7, 3, TP_UNIFORM, -1, 1);
         tpair *y = tp_4d(t, dt, 5, 6, 7, 3, TP_UNIFORM, -1, 1);
-        if (!x || !y)
+        const float lam = 0.3f, box[4] = {1, 4, 2, 6}, whole[4] = {0, 6, 0, 7}, empty[4] = {3, 3, 0, 7};
+        tpair *lam_t = tp_values(t, TB_F32, 1, &lam), *box_t = tp_values(t, TB_I32, 4, box);
+        tpair *whole_t = tp_values(t, TB_I32, 4, whole), *empty_t = tp_values(t, TB_I32, 4, empty);
+        if (!x || !y || !lam_t || !box_t || !whole_t || !empty_t)
             continue;
-        RUN_BOTH(t, tb_mixup_batch(BE, S(y), S(x), 0.3f));
+        RUN_BOTH(t, tb_mixup_batch(BE, S(y), S(x), S(lam_t)));
         tp_check(t, "mixup", y, tp_tol(dt, false));
-        RUN_BOTH(t, tb_cutmix_batch(BE, S(y), S(x), 1, 4, 2, 6));
+        RUN_BOTH(t, tb_cutmix_batch(BE, S(y), S(x), S(box_t)));
         tp_check(t, "cutmix", y, 0.0);
-        RUN_BOTH(t, tb_cutmix_batch(BE, S(y), S(x), 0, 6, 0, 7));
+        RUN_BOTH(t, tb_cutmix_batch(BE, S(y), S(x), S(whole_t)));
         tp_check(t, "cutmix whole image", y, 0.0);
+        RUN_BOTH(t, tb_cutmix_batch(BE, S(y), S(x), S(empty_t)));
+        tp_check(t, "cutmix empty box", y, 0.0);
     }
     tctx_case(t, "reverse_labels");
     tpair *l = tp_1d(t, TB_I32, 9, TP_LABELS, 0, 100), *lb = tp_1d(t, TB_I32, 9, TP_LABELS, 0, 100);
@@ -242,14 +248,16 @@ typedef struct sgd_case {
     bool model, mask, momentum_buf;
     int skip; /* -1: no flag, else its value */
     tb_sgd_params p; /* lr, momentum, weight_decay, grad_scale, nesterov */
+    float lr_tensor; /* > 0: the rate comes from an lr_tensor holding this (p.lr is then ignored) */
 } sgd_case;
 
 static const sgd_case sgd_cases[] = {
-    {"f32 momentum, masked decay", TB_F32, false, true, true, -1, {0.1f, 0.9f, 1e-4f, 1.0f, false}},
-    {"f16 model, nesterov, loss scale 128", TB_F16, true, true, true, 0, {0.05f, 0.9f, 5e-5f, 128.0f, true}},
-    {"bf16 model, no momentum, no mask", TB_BF16, true, false, false, -1, {0.2f, 0.0f, 1e-4f, 1.0f, false}},
-    {"f16 skipped (overflow flag set)", TB_F16, true, true, true, 1, {0.1f, 0.9f, 1e-4f, 1024.0f, true}},
-    {"f32 nesterov, decay everywhere", TB_F32, false, true, true, 0, {0.4f, 0.8f, 1e-3f, 1.0f, true}},
+    {"f32 momentum, masked decay", TB_F32, false, true, true, -1, {0.1f, 0.9f, 1e-4f, 1.0f, false, NULL}, 0.0f},
+    {"f16 model, nesterov, loss scale 128", TB_F16, true, true, true, 0, {0.05f, 0.9f, 5e-5f, 128.0f, true, NULL}, 0.0f},
+    {"bf16 model, no momentum, no mask", TB_BF16, true, false, false, -1, {0.2f, 0.0f, 1e-4f, 1.0f, false, NULL}, 0.0f},
+    {"f16 skipped (overflow flag set)", TB_F16, true, true, true, 1, {0.1f, 0.9f, 1e-4f, 1024.0f, true, NULL}, 0.0f},
+    {"f32 nesterov, decay everywhere", TB_F32, false, true, true, 0, {0.4f, 0.8f, 1e-3f, 1.0f, true, NULL}, 0.0f},
+    {"bf16 model, rate from lr_tensor", TB_BF16, true, true, true, -1, {9.0f, 0.9f, 1e-4f, 1.0f, true, NULL}, 0.03f},
 };
 
 static void run_sgd(tctx *t, const sgd_case *sc)
@@ -267,12 +275,18 @@ static void run_sgd(tctx *t, const sgd_case *sc)
     float flag = (float)sc->skip;
     if (skip && !tp_set(t, skip, &flag))
         return;
+    tpair *lr = sc->lr_tensor > 0 ? tp_values(t, TB_F32, 1, &sc->lr_tensor) : NULL;
+    if (sc->lr_tensor > 0 && !lr)
+        return;
+    tb_sgd_params ps[2] = {sc->p, sc->p}; /* per side: lr_tensor points into that side's memory */
+    for (int s = 0; s < 2; s++)
+        ps[s].lr_tensor = lr ? &lr->t[s] : NULL;
     float g = sc->p.grad_scale;
     for (int step = 0; step < 3; step++) {
         tpair *grad = tp_1d(t, sc->grad_dt, count, TP_UNIFORM, -g, g);
         if (!grad)
             return;
-        RUN_BOTH(t, tb_sgd_step(BE, S(master), S(model), S(vbuf), S(grad), S(mask), S(skip), &sc->p));
+        RUN_BOTH(t, tb_sgd_step(BE, S(master), S(model), S(vbuf), S(grad), S(mask), S(skip), &ps[side_]));
     }
     tp_check(t, "master", master, tp_tol(TB_F32, false));
     if (model)

@@ -56,6 +56,21 @@ tb_tensor tt_new(tb_dtype dt, int ndim, int64_t d0, int64_t d1, int64_t d2, int6
     return t;
 }
 
+tb_tensor tt_lam(float lam)
+{
+    tb_tensor t = tt_1d(TB_F32, 1);
+    ((float *)t.data)[0] = lam;
+    return t;
+}
+
+tb_tensor tt_box(int y0, int y1, int x0, int x1)
+{
+    tb_tensor t = tt_1d(TB_I32, 4);
+    int32_t *b = t.data;
+    b[0] = y0, b[1] = y1, b[2] = x0, b[3] = x1;
+    return t;
+}
+
 void tt_check_guards(void)
 {
     for (int i = 0; i < n_allocs; i++) {

@@ -22,6 +22,10 @@ tb_tensor tt_new(tb_dtype dt, int ndim, int64_t d0, int64_t d1, int64_t d2, int6
 #define tt_4d(dt, a, b, c, d) tt_new((dt), 4, (a), (b), (c), (d))
 #define tt_2d(dt, a, b) tt_new((dt), 2, (a), (b), 1, 1)
 #define tt_1d(dt, a) tt_new((dt), 1, (a), 1, 1, 1)
+/* The per-step scalar tensors of the mix ops (kernels/ops.h): f32 {1} lam
+ * and i32 {4} box {y0, y1, x0, x1}. */
+tb_tensor tt_lam(float lam);
+tb_tensor tt_box(int y0, int y1, int x0, int x1);
 void tt_check_guards(void);
 void tt_free_all(void);
 

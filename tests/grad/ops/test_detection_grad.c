@@ -589,7 +589,7 @@ static void test_softmax_ce_ignore(void **state)
     assert_non_null(strstr(tb_errmsg(), "row 3"));
     assert_int_equal(tb_softmax_ce_backward(tt_be, &d, &probs, &labels, NULL, 1.0f, 1.0f), TB_ERR_INVALID);
     ((int32_t *)labels.data)[3] = -1;
-    assert_int_equal(tb_soft_targets(tt_be, &probs, &labels, NULL, 1.0f, 0.0f), TB_ERR_INVALID);
+    assert_int_equal(tb_soft_targets(tt_be, &probs, &labels, NULL, NULL, 0.0f), TB_ERR_INVALID);
     tt_free_all();
 }
 

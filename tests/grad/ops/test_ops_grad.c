@@ -328,7 +328,8 @@ static void setup_ce(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng 
         /* label smoothing 0.1 plus mixup with the reversed batch, lam 0.7 */
         c->aux[2] = tt_2d(TB_F32, n, k);
         assert_int_equal(tb_reverse_labels(tt_be, &c->aux[3], &c->aux[1]), TB_OK);
-        assert_int_equal(tb_soft_targets(tt_be, &c->aux[2], &c->aux[1], &c->aux[3], 0.7f, 0.1f), TB_OK);
+        tb_tensor lam = tt_lam(0.7f);
+        assert_int_equal(tb_soft_targets(tt_be, &c->aux[2], &c->aux[1], &c->aux[3], &lam, 0.1f), TB_OK);
     }
     c->out[0] = tt_1d(TB_F32, 1);
     c->fwd = ce_fwd;

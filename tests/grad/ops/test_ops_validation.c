@@ -181,14 +181,18 @@ static void test_softmax_errors(void **state)
     BAD(tb_softmax_ce_backward(tt_be, &logits, &probs, &labels, NULL, -1.0f, 1.0f), "softmax_ce_backward",
         "temperature -1");
     BAD(tb_softmax_ce_backward(tt_be, &logits, &probs, &labels, NULL, 1.0f, NAN), "softmax_ce_backward", "scale");
-    BAD(tb_soft_targets(tt_be, &targets, &labels, NULL, 0.5f, 0.1f), "soft_targets", "needs labels_b",
-        "targets [4,5] f32", "labels_a [4] i32", "labels_b (none)");
-    BAD(tb_soft_targets(tt_be, &targets, &labels, &labels, 0.5f, 1.0f), "soft_targets", "eps 1");
-    BAD(tb_soft_targets(tt_be, &targets, &labels, &labels, 1.5f, 0.0f), "soft_targets", "lam 1.5");
-    BAD(tb_soft_targets(tt_be, &ph, &labels, NULL, 1.0f, 0.1f), "soft_targets", "targets [4,5] f16");
-    BAD(tb_soft_targets(tt_be, &targets, &l3, NULL, 1.0f, 0.1f), "soft_targets", "labels_a [3] i32");
+    tb_tensor lam = tt_lam(0.5f), lam2 = tt_1d(TB_F32, 2), lam_i = tt_1d(TB_I32, 1);
+    BAD(tb_soft_targets(tt_be, &targets, &labels, NULL, &lam, 0.1f), "soft_targets", "go together",
+        "targets [4,5] f32", "labels_a [4] i32", "labels_b (none)", "lam [1] f32");
+    BAD(tb_soft_targets(tt_be, &targets, &labels, &labels, NULL, 0.1f), "soft_targets", "go together",
+        "lam (none)");
+    BAD(tb_soft_targets(tt_be, &targets, &labels, &labels, &lam, 1.0f), "soft_targets", "eps 1");
+    BAD(tb_soft_targets(tt_be, &targets, &labels, &labels, &lam2, 0.0f), "soft_targets", "lam [2] f32");
+    BAD(tb_soft_targets(tt_be, &targets, &labels, &labels, &lam_i, 0.0f), "soft_targets", "lam [1] i32");
+    BAD(tb_soft_targets(tt_be, &ph, &labels, NULL, NULL, 0.1f), "soft_targets", "targets [4,5] f16");
+    BAD(tb_soft_targets(tt_be, &targets, &l3, NULL, NULL, 0.1f), "soft_targets", "labels_a [3] i32");
     tb_tensor t1 = tt_2d(TB_F32, 4, 1);
-    BAD(tb_soft_targets(tt_be, &t1, &labels, NULL, 1.0f, 0.1f), "soft_targets", "at least 2 classes",
+    BAD(tb_soft_targets(tt_be, &t1, &labels, NULL, NULL, 0.1f), "soft_targets", "at least 2 classes",
         "targets [4,1] f32");
     BAD(tb_softmax(tt_be, &d6, &logits, 1.0f), "softmax", "probs [4,6] f32", "logits [4,5] f32");
     BAD(tb_softmax(tt_be, &probs, &logits, INFINITY), "softmax", "temperature inf");
@@ -201,12 +205,19 @@ static void test_mix_errors(void **state)
     tb_tensor x = tt_4d(TB_F32, 4, 6, 6, 3), y = tt_4d(TB_F32, 4, 6, 6, 3), y2 = tt_4d(TB_F32, 4, 6, 5, 3);
     tb_tensor x2 = tt_2d(TB_F32, 4, 3), l = tt_1d(TB_I32, 4), lb = tt_1d(TB_I32, 4), l5 = tt_1d(TB_I32, 5);
     tb_tensor lf = tt_1d(TB_F32, 4);
-    BAD(tb_mixup_batch(tt_be, &x, &x, 0.5f), "mixup_batch", "overlap", "x [4,6,6,3] f32");
-    BAD(tb_mixup_batch(tt_be, &y, &x, 1.5f), "mixup_batch", "lam 1.5");
-    BAD(tb_mixup_batch(tt_be, &y2, &x, 0.5f), "mixup_batch", "y [4,6,5,3] f32", "x [4,6,6,3] f32");
-    BAD(tb_cutmix_batch(tt_be, &y, &x, 2, 7, 0, 3), "cutmix_batch", "[2,7)", "6x6", "x [4,6,6,3] f32");
-    BAD(tb_cutmix_batch(tt_be, &y, &x, 3, 2, 0, 3), "cutmix_batch", "box");
-    BAD(tb_cutmix_batch(tt_be, &x2, &x2, 0, 1, 0, 1), "cutmix_batch", "x [4,3] f32", "4-D");
+    tb_tensor half = tt_lam(0.5f), big = tt_lam(1.5f), lam3 = tt_1d(TB_F32, 3);
+    tb_tensor tall = tt_box(2, 7, 0, 3), inverted = tt_box(3, 2, 0, 3), box = tt_box(0, 1, 0, 1);
+    tb_tensor box3 = tt_1d(TB_I32, 3), boxf = tt_1d(TB_F32, 4);
+    BAD(tb_mixup_batch(tt_be, &x, &x, &half), "mixup_batch", "overlap", "x [4,6,6,3] f32");
+    BAD(tb_mixup_batch(tt_be, &y, &x, &big), "mixup_batch", "lam 1.5"); /* the CPU backend's value check */
+    BAD(tb_mixup_batch(tt_be, &y, &x, &lam3), "mixup_batch", "lam [3] f32");
+    BAD(tb_mixup_batch(tt_be, &y, &x, NULL), "mixup_batch", "lam (none)");
+    BAD(tb_mixup_batch(tt_be, &y2, &x, &half), "mixup_batch", "y [4,6,5,3] f32", "x [4,6,6,3] f32");
+    BAD(tb_cutmix_batch(tt_be, &y, &x, &tall), "cutmix_batch", "[2,7)", "6x6");
+    BAD(tb_cutmix_batch(tt_be, &y, &x, &inverted), "cutmix_batch", "box");
+    BAD(tb_cutmix_batch(tt_be, &y, &x, &box3), "cutmix_batch", "box [3] i32", "x [4,6,6,3] f32");
+    BAD(tb_cutmix_batch(tt_be, &y, &x, &boxf), "cutmix_batch", "box [4] f32");
+    BAD(tb_cutmix_batch(tt_be, &x2, &x2, &box), "cutmix_batch", "x [4,3] f32", "4-D");
     BAD(tb_reverse_labels(tt_be, &l, &l), "reverse_labels", "overlap", "labels [4] i32");
     BAD(tb_reverse_labels(tt_be, &l5, &l), "reverse_labels", "labels_b [5] i32", "{4}");
     BAD(tb_reverse_labels(tt_be, &lb, &lf), "reverse_labels", "labels [4] f32", "i32");

@@ -234,17 +234,26 @@ static void test_soft_targets_values(void **state)
     ((int32_t *)a.data)[0] = 2, ((int32_t *)a.data)[1] = 0;
     ((int32_t *)b.data)[0] = 1, ((int32_t *)b.data)[1] = 0;
     const double e = 0.1 / 3;
-    OK(tb_soft_targets(tt_be, &t, &a, &b, 0.7f, 0.1f));
+    tb_tensor lam = tt_lam(0.7f);
+    OK(tb_soft_targets(tt_be, &t, &a, &b, &lam, 0.1f));
     const double mixed[8] = {e, 0.7 * e + 0.3 * 0.9, 0.7 * 0.9 + 0.3 * e, e, 0.9, e, e, e};
     expect_values("smoothing + mixup", &t, mixed, 1e-6);
-    OK(tb_soft_targets(tt_be, &t, &a, NULL, 1.0f, 0.1f));
+    OK(tb_soft_targets(tt_be, &t, &a, NULL, NULL, 0.1f));
     const double smooth[8] = {e, e, 0.9, e, 0.9, e, e, e};
     expect_values("smoothing only", &t, smooth, 1e-6);
-    OK(tb_soft_targets(tt_be, &t, &a, NULL, 1.0f, 0.0f));
+    OK(tb_soft_targets(tt_be, &t, &a, NULL, NULL, 0.0f));
     const double hard[8] = {0, 0, 1, 0, 1, 0, 0, 0};
     expect_values("one-hot", &t, hard, 0);
+    /* lam 1 with partner labels: the first labels alone */
+    tb_tensor one = tt_lam(1.0f);
+    OK(tb_soft_targets(tt_be, &t, &a, &b, &one, 0.1f));
+    expect_values("lam 1", &t, smooth, 1e-6);
+    /* the CPU backend checks the values of labels and of lam on the host */
+    tb_tensor bad_lam = tt_lam(1.5f);
+    assert_int_equal(tb_soft_targets(tt_be, &t, &a, &b, &bad_lam, 0.1f), TB_ERR_INVALID);
+    assert_non_null(strstr(tb_errmsg(), "lam 1.5"));
     ((int32_t *)b.data)[1] = 4;
-    assert_int_equal(tb_soft_targets(tt_be, &t, &a, &b, 0.5f, 0.1f), TB_ERR_INVALID);
+    assert_int_equal(tb_soft_targets(tt_be, &t, &a, &b, &lam, 0.1f), TB_ERR_INVALID);
     assert_non_null(strstr(tb_errmsg(), "row 1"));
     tt_free_all();
 }
@@ -308,14 +317,16 @@ static void test_mixup_cutmix_reverse(void **state)
     tb_tensor x = tt_2d(TB_F32, 3, 2), y = tt_2d(TB_F32, 3, 2);
     const double xv[6] = {1, 2, 3, 4, 5, 6};
     tt_set_values(&x, xv);
-    OK(tb_mixup_batch(tt_be, &y, &x, 0.25f));
+    tb_tensor lam = tt_lam(0.25f);
+    OK(tb_mixup_batch(tt_be, &y, &x, &lam));
     const double yv[6] = {4, 5, 3, 4, 2, 3};
     expect_values("mixup", &y, yv, 1e-6);
 
     tb_tensor xi = tt_4d(TB_BF16, 2, 3, 4, 1), yi = tt_4d(TB_BF16, 2, 3, 4, 1);
     for (int i = 0; i < 12; i++)
         tt_set(&xi, i, i), tt_set(&xi, 12 + i, 100 + i);
-    OK(tb_cutmix_batch(tt_be, &yi, &xi, 1, 3, 1, 3));
+    tb_tensor box = tt_box(1, 3, 1, 3);
+    OK(tb_cutmix_batch(tt_be, &yi, &xi, &box));
     for (int b = 0; b < 2; b++)
         for (int r = 0; r < 3; r++)
             for (int c = 0; c < 4; c++) {
@@ -323,7 +334,8 @@ static void test_mixup_cutmix_reverse(void **state)
                 int src = in_box ? 1 - b : b;
                 assert_true(tt_get(&yi, (b * 3 + r) * 4 + c) == tt_get(&xi, (src * 3 + r) * 4 + c));
             }
-    OK(tb_cutmix_batch(tt_be, &yi, &xi, 2, 2, 0, 4)); /* empty box: a copy */
+    tb_tensor empty = tt_box(2, 2, 0, 4);
+    OK(tb_cutmix_batch(tt_be, &yi, &xi, &empty)); /* empty box: a copy */
     tt_assert_bitwise("cutmix empty box", &yi, &xi);
 
     tb_tensor la = tt_1d(TB_I32, 5), lb = tt_1d(TB_I32, 5);
@@ -431,6 +443,23 @@ static void test_sgd_nesterov_f16(void **state)
     for (int i = 0; i < 4; i++)
         w2[i] = w1[i] - 0.5 * tt_round(gv[i], TB_F16) / 2;
     expect_values("plain sgd", &w, w2, 1e-6);
+
+    /* lr_tensor: the rate read from the tensor when the step runs, lr ignored */
+    tb_tensor lr = tt_lam(0.25f);
+    plain.lr = 100.0f;
+    plain.lr_tensor = &lr;
+    OK(tb_sgd_step(tt_be, &w, NULL, NULL, &g, NULL, NULL, &plain));
+    double w3[4];
+    for (int i = 0; i < 4; i++)
+        w3[i] = w2[i] - 0.25 * tt_round(gv[i], TB_F16) / 2;
+    expect_values("sgd lr_tensor", &w, w3, 1e-6);
+    ((float *)lr.data)[0] = NAN; /* the CPU backend checks the value on the host */
+    assert_int_equal(tb_sgd_step(tt_be, &w, NULL, NULL, &g, NULL, NULL, &plain), TB_ERR_INVALID);
+    assert_non_null(strstr(tb_errmsg(), "lr_tensor"));
+    tb_tensor lr2 = tt_1d(TB_F32, 2);
+    plain.lr_tensor = &lr2;
+    assert_int_equal(tb_sgd_step(tt_be, &w, NULL, NULL, &g, NULL, NULL, &plain), TB_ERR_INVALID);
+    assert_non_null(strstr(tb_errmsg(), "lr_tensor [2] f32"));
     tt_free_all();
 }
 
