@@ -1,10 +1,14 @@
 #include "cuda_test_util.h"
 
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/error.h"
@@ -307,4 +311,17 @@ int tctx_open_backends(int argc, char **argv, tb_backend **ref, tb_backend **dut
     printf("reference: %s; under test: %s; seed %llu (TB_TEST_SEED)\n", (*ref)->name, (*dut)->name,
            (unsigned long long)*seed);
     return 0;
+}
+
+int tctx_main(int argc, char **argv, tb_backend **ref, tb_backend **dut, uint64_t *seed, const char *name,
+              const struct CMUnitTest *tests, size_t count)
+{
+    int rc = tctx_open_backends(argc, argv, ref, dut, seed);
+    if (rc != 0)
+        return rc;
+    rc = _cmocka_run_group_tests(name, tests, count, NULL, NULL);
+    tb_backend_destroy(*dut);
+    tb_backend_destroy(*ref);
+    *dut = *ref = NULL;
+    return rc;
 }

@@ -12,6 +12,7 @@
 #define TB_CUDA_TEST_UTIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/backend.h"
@@ -91,6 +92,12 @@ bool tctx_rc(tctx *t, int side, const char *call, int rc);
  * backend: that tests the test itself on a machine without a GPU. Returns
  * 0, 77 (no GPU: skip) or 1 (error), printing why. */
 int tctx_open_backends(int argc, char **argv, tb_backend **ref, tb_backend **dut, uint64_t *seed);
+/* The main of a test program: tctx_open_backends into *ref and *dut, the
+ * cmocka group `name` (tests, count of them), then both backends destroyed.
+ * Returns the exit status (77 without a GPU). */
+struct CMUnitTest;
+int tctx_main(int argc, char **argv, tb_backend **ref, tb_backend **dut, uint64_t *seed, const char *name,
+              const struct CMUnitTest *tests, size_t count);
 /* Allows or forbids TF32 on a CUDA backend (no-op on the CPU). */
 void tctx_set_tf32(tb_backend *be, bool allow);
 

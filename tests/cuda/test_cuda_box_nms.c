@@ -456,9 +456,6 @@ static void test_detect_boxes_voc_scale(void **state)
 
 int main(int argc, char **argv)
 {
-    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
-    if (rc != 0)
-        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rpn_proposals_hand_made),
         cmocka_unit_test(test_rpn_proposals_random),
@@ -467,8 +464,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_detect_boxes_random),
         cmocka_unit_test(test_detect_boxes_voc_scale),
     };
-    rc = cmocka_run_group_tests_name("cuda rpn_proposals and detect_boxes vs cpu", tests, NULL, NULL);
-    tb_backend_destroy(dut_be);
-    tb_backend_destroy(ref_be);
-    return rc;
+    return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda rpn_proposals and detect_boxes vs cpu", tests,
+                     sizeof tests / sizeof tests[0]);
 }

@@ -384,9 +384,6 @@ static void test_box_level_ops_have_slots(void **state)
 
 int main(int argc, char **argv)
 {
-    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
-    if (rc != 0)
-        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_box_level_ops_have_slots),
         cmocka_unit_test(test_rpn_targets_hand_made),
@@ -396,8 +393,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_roi_targets_random),
         cmocka_unit_test(test_roi_targets_voc_scale),
     };
-    rc = cmocka_run_group_tests_name("cuda rpn_targets and roi_targets vs cpu", tests, NULL, NULL);
-    tb_backend_destroy(dut_be);
-    tb_backend_destroy(ref_be);
-    return rc;
+    return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda rpn_targets and roi_targets vs cpu", tests,
+                     sizeof tests / sizeof tests[0]);
 }

@@ -435,16 +435,11 @@ static void test_supports_every_op(void **state)
 
 int main(int argc, char **argv)
 {
-    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
-    if (rc != 0)
-        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_supports_every_op), cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_batchnorm),         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_linear),            cmocka_unit_test(test_elementwise_layers),
     };
-    rc = cmocka_run_group_tests_name("cuda layers vs cpu", tests, NULL, NULL);
-    tb_backend_destroy(dut_be);
-    tb_backend_destroy(ref_be);
-    return rc;
+    return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda layers vs cpu", tests,
+                     sizeof tests / sizeof tests[0]);
 }

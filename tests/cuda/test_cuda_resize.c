@@ -74,14 +74,9 @@ static void test_resize_bilinear(void **state)
 
 int main(int argc, char **argv)
 {
-    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
-    if (rc != 0)
-        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resize_bilinear),
     };
-    rc = cmocka_run_group_tests_name("cuda resize ops vs cpu", tests, NULL, NULL);
-    tb_backend_destroy(dut_be);
-    tb_backend_destroy(ref_be);
-    return rc;
+    return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda resize ops vs cpu", tests,
+                     sizeof tests / sizeof tests[0]);
 }

@@ -184,9 +184,6 @@ static void test_capture_f16(void **state)
 
 int main(int argc, char **argv)
 {
-    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
-    if (rc != 0)
-        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f32),
         cmocka_unit_test(test_f16),
@@ -194,8 +191,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_capture_f32),
         cmocka_unit_test(test_capture_f16),
     };
-    rc = cmocka_run_group_tests_name("training trajectory cuda vs cpu", tests, NULL, NULL);
-    tb_backend_destroy(dut_be);
-    tb_backend_destroy(ref_be);
-    return rc;
+    return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "training trajectory cuda vs cpu", tests,
+                     sizeof tests / sizeof tests[0]);
 }

@@ -308,15 +308,10 @@ static void test_sgd(void **state)
 
 int main(int argc, char **argv)
 {
-    int rc = tctx_open_backends(argc, argv, &ref_be, &dut_be, &seed);
-    if (rc != 0)
-        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softmax_ce), cmocka_unit_test(test_mixing), cmocka_unit_test(test_fill_copy_convert),
         cmocka_unit_test(test_checks),     cmocka_unit_test(test_sgd),
     };
-    rc = cmocka_run_group_tests_name("cuda loss/util/optimizer ops vs cpu", tests, NULL, NULL);
-    tb_backend_destroy(dut_be);
-    tb_backend_destroy(ref_be);
-    return rc;
+    return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda loss/util/optimizer ops vs cpu", tests,
+                     sizeof tests / sizeof tests[0]);
 }
