@@ -277,8 +277,10 @@ static int capture_body(tb_step *s, int kind, float scale)
 }
 
 /* Runs the body: op by op, or (capturing on the kind's second step) by
- * replaying its capture. Recording counts no forward: the replay that
- * follows does. */
+ * replaying its capture. Recording runs the host side of the body once (the
+ * forward's counters among it) and no kernel; a replay runs the kernels and
+ * none of the host side, so the counters advance here only for a replay
+ * that was not just recorded. */
 static int run_body(tb_step *s, int kind, float scale, bool *soft)
 {
     if (!s->can_capture)
@@ -292,11 +294,14 @@ static int run_body(tb_step *s, int kind, float scale, bool *soft)
         s->ran_eagerly[kind] = true;
         return step_body(s, kind, scale, soft);
     }
+    bool recorded = false;
     if (!s->captures[kind]) {
         TB_TRY(capture_body(s, kind, scale));
+        recorded = true;
     }
     TB_TRY(tb_capture_replay(s->be, s->captures[kind]));
-    tb_graph_count_train_forward(s->g);
+    if (!recorded)
+        tb_graph_count_train_forward(s->g);
     s->captured_steps++;
     *soft = kind != TB_MIX_NONE || s->opt.label_smoothing > 0.0f;
     return TB_OK;

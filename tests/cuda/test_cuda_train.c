@@ -57,7 +57,8 @@ static tb_mix mix_of_step(int s)
 }
 
 /* Trains on backend be for `steps` steps and writes the loss of every step;
- * *replayed (optional) gets the number of steps run from a capture. */
+ * *replayed (optional) gets the number of steps run from a capture. The
+ * graph's host counters must have advanced once per step, replayed or not. */
 static void trajectory(tb_backend *be, tb_dtype dt, bool capture, int steps, float *losses, int *replayed)
 {
     tb_model_spec spec;
@@ -104,6 +105,8 @@ static void trajectory(tb_backend *be, tb_dtype dt, bool capture, int steps, flo
     }
     if (replayed)
         *replayed = step.captured_steps;
+    assert_int_equal(tb_graph_bn_batches_tracked(g), steps);
+    assert_int_equal((int64_t)tb_graph_step(g), steps);
     free(images);
     tb_step_destroy(&step);
     tb_graph_destroy(g);
