@@ -39,7 +39,9 @@ static const char usage[] =
     "  validation split. --json prints one object with \"images_per_sec\".\n\n"
     "With --json, prints one object: model, variant, batch, image, precision,\n"
     "device, threads, images_per_sec, images_per_sec_all (every repeat),\n"
-    "step_ms, graph_bytes, peak_rss_bytes, params, macs.\n";
+    "step_ms, graph_bytes, peak_rss_bytes, params, macs, steps_run (warm-up\n"
+    "included) and steps_replayed (how many of them replayed a captured CUDA\n"
+    "graph; 0 on the CPU or with TRICKBENCH_NO_CAPTURE=1).\n";
 
 /* The classification bench's limits and defaults beside the shared ones. */
 static const tb_bench_parse_spec parse_spec = {
@@ -53,6 +55,8 @@ typedef struct bench_state {
     tb_step step;
     float *images;
     int32_t *labels;
+    int replayed;      /* steps run from a captured CUDA graph (harness/train/step.h) */
+    int total_steps;
 } bench_state;
 
 static int parse(void *state, int argc, char **argv)
@@ -107,6 +111,8 @@ static int run_steps(void *state, long first, long count)
     tb_step_result sr;
     for (long i = 0; i < count; i++)
         TB_TRY(tb_step_run(&s->step, s->images, s->labels, NULL, 0.01, &sr));
+    s->replayed = s->step.captured_steps;
+    s->total_steps += (int)count;
     return TB_OK;
 }
 
@@ -117,6 +123,7 @@ static int run(void *state)
     s->step = (tb_step){0};
     s->images = NULL;
     s->labels = NULL;
+    s->replayed = s->total_steps = 0;
     tb_dtype dt;
     TB_TRY(tb_dtype_parse(a->precision, &dt));
     tb_backend *be = NULL;
@@ -154,7 +161,9 @@ static void print(const void *state)
         printf("{\"model\": \"%s\", \"variant\": \"%c\", \"batch\": %ld, \"image\": %ld, \"precision\": \"%s\", ",
                a->model, a->variant, a->batch, a->image, a->precision);
         tb_bench_print_json_timing(a, r, false);
-        printf(", \"macs\": %lld}\n", (long long)r->macs);
+        const bench_state *s = state;
+        printf(", \"macs\": %lld, \"steps_run\": %d, \"steps_replayed\": %d}\n", (long long)r->macs, s->total_steps,
+               s->replayed);
         return;
     }
     printf("| model | variant | batch | image | precision | device | images/s | ms/step | graph memory | peak RSS |\n");

@@ -1,6 +1,7 @@
 #!/bin/sh
 # --device cuda where no GPU is usable: a clear error (exit 70) before any
-# run starts, so the database is not even created. Skipped (77) when a GPU is usable.
+# run starts, so the database is not even created; auto falls back to the CPU;
+# bench --json counts its steps. Skipped (77) when a GPU is usable.
 set -u
 tb="$1"; root="$2"
 if "$tb" version | grep -q '^gpu: available'; then exit 77; fi
@@ -15,4 +16,8 @@ grep -q "asks for the GPU but none is usable" "$dir/err" || { echo "unclear mess
 "$tb" bench --model resnet18 --width 0.125 --image 16 --channels 1 --classes 4 --batch 2 --steps 1 \
   --warmup 0 --repeats 1 --threads 1 --device auto 2> "$dir/err2" > /dev/null || { cat "$dir/err2"; exit 1; }
 grep -q "device auto: picked cpu" "$dir/err2" || { echo "auto did not say what it picked:"; cat "$dir/err2"; exit 1; }
+# --json counts the steps (warm-up included); the CPU replays none from a capture
+json=$("$tb" bench --model resnet18 --width 0.125 --image 16 --channels 1 --classes 4 --batch 2 --steps 1 \
+  --warmup 1 --repeats 2 --threads 1 --device cpu --json 2> "$dir/err3") || { cat "$dir/err3"; exit 1; }
+echo "$json" | grep -q '"steps_run": 3, "steps_replayed": 0}' || { echo "bench --json: $json"; exit 1; }
 echo ok
