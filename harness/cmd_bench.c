@@ -110,7 +110,8 @@ static int run_steps(void *state, long first, long count)
     bench_state *s = state;
     tb_step_result sr;
     for (long i = 0; i < count; i++)
-        TB_TRY(tb_step_run(&s->step, s->images, s->labels, NULL, 0.01, &sr));
+        /* as the trainer does: the next batch uploads while a step runs */
+        TB_TRY(tb_step_run(&s->step, s->images, s->labels, NULL, 0.01, s->images, &sr));
     s->replayed = s->step.captured_steps;
     s->total_steps += (int)count;
     return TB_OK;

@@ -184,6 +184,15 @@ int tb_download(tb_backend *be, void *dst, const tb_tensor *src)
 
 int tb_synchronize(tb_backend *be) { return be->iface.synchronize(be); }
 
+int tb_upload_next(tb_backend *be, tb_tensor *dst, const void *src)
+{
+    return be->iface.upload_next(be, dst->data, src, tb_nbytes(dst));
+}
+
+int tb_wait_uploaded(tb_backend *be) { return be->iface.wait_uploaded(be); }
+
+int tb_mark_consumed(tb_backend *be) { return be->iface.mark_consumed(be); }
+
 bool tb_can_capture(const tb_backend *be)
 {
     return be->iface.capture_begin && be->iface.capture_end && be->iface.replay && be->iface.replay_free;

@@ -83,6 +83,13 @@ typedef struct tb_backend_iface {
     int (*download)(tb_backend *be, void *dst, const void *src, size_t bytes); /* device -> host, waits */
     int (*synchronize)(tb_backend *be);
     void (*destroy)(tb_backend *be);
+    /* the next batch's upload, overlapped with the running step (CUDA: a copy
+     * stream and two events; the CPU copies at once and waits for nothing):
+     * upload_next copies once the stream has passed its last mark_consumed,
+     * wait_uploaded makes the stream wait for those copies */
+    int (*upload_next)(tb_backend *be, void *dst, const void *src, size_t bytes);
+    int (*wait_uploaded)(tb_backend *be);
+    int (*mark_consumed)(tb_backend *be);
     /* capture of the ops issued between capture_begin and capture_end into a
      * graph replayed by one call (CUDA graphs); NULL where the backend has no
      * such thing (the CPU), and then tb_can_capture is false */
@@ -208,6 +215,17 @@ int tb_upload(tb_backend *be, tb_tensor *dst, const void *src);
 int tb_download(tb_backend *be, void *dst, const tb_tensor *src);
 int tb_synchronize(tb_backend *be);
 bool tb_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt);
+
+/* Overlapped uploads: the next step's input copied while this step runs.
+ * tb_upload_next(dst) starts the copy once the ops issued before the last
+ * tb_mark_consumed have finished reading dst's previous contents (CUDA: on
+ * a second stream); tb_wait_uploaded makes the ops issued after it wait for
+ * the copy. tb_mark_consumed may be captured (tb_capture_begin): the replay
+ * then marks the point. src must stay untouched until the copy is waited
+ * for and has run (the next synchronizing call, e.g. tb_download). */
+int tb_upload_next(tb_backend *be, tb_tensor *dst, const void *src);
+int tb_wait_uploaded(tb_backend *be);
+int tb_mark_consumed(tb_backend *be);
 
 /* Captured op sequences (CUDA graphs). Between tb_capture_begin and
  * tb_capture_end the ops of this backend are recorded instead of run; the

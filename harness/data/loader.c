@@ -228,4 +228,6 @@ void tb_loader_shape(const tb_loader *ld, int *batch, int *h, int *w, int *c)
 
 int tb_loader_workers(const tb_loader *ld) { return tb_batch_ring_workers(ld->ring); }
 
+int tb_loader_slots(const tb_loader *ld) { return tb_batch_ring_slots(ld->ring); }
+
 const char *tb_loader_augment_name(const tb_loader *ld) { return tb_augment_kind_name(ld->aug.kind); }

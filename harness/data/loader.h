@@ -84,6 +84,9 @@ int64_t tb_loader_steps_per_epoch(const tb_loader *ld);
 /* Shape of every batch: {batch, h, w, c}. */
 void tb_loader_shape(const tb_loader *ld, int *batch, int *h, int *w, int *c);
 int tb_loader_workers(const tb_loader *ld);
+/* Batches the ring holds: the most a caller may hold at once (with two or
+ * more, a trainer can take the next batch before releasing this one). */
+int tb_loader_slots(const tb_loader *ld);
 const char *tb_loader_augment_name(const tb_loader *ld);
 
 #ifdef __cplusplus

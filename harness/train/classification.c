@@ -277,20 +277,27 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
     TB_TRY(tb_loader_start_epoch(r->train_ld, epoch));
     TB_TRY(tb_synchronize(r->be));
     double t0 = tb_seconds_now();
-    for (;;) {
-        tb_batch *b = NULL;
-        TB_TRY(tb_loader_next(r->train_ld, &b));
-        if (!b)
-            break;
+    /* one batch ahead when the ring can hold two: the next images upload
+     * while this step computes (harness/train/step.h) */
+    bool ahead = tb_loader_slots(r->train_ld) >= 2;
+    tb_batch *b = NULL, *next = NULL;
+    TB_TRY(tb_loader_next(r->train_ld, &b));
+    while (b) {
         int64_t iter = (int64_t)epoch * r->steps_per_epoch + steps;
         lr = tb_schedule_lr(&r->sched, iter);
         tb_mix m = {.kind = TB_MIX_NONE, .lam = 1.0f};
         if (mix_on && r->step.opt.mixing)
             m = tb_mix_draw(&r->mix, cfg->seed, epoch, steps, r->image, r->image);
         tb_step_result sr;
-        int rc = tb_step_run(&r->step, b->images, b->labels, &m, lr, &sr);
+        int rc = ahead ? tb_loader_next(r->train_ld, &next) : TB_OK;
+        if (rc == TB_OK)
+            rc = tb_step_run(&r->step, b->images, b->labels, &m, lr, next ? next->images : NULL, &sr);
         tb_loader_release(r->train_ld, b);
-        TB_TRY(rc);
+        if (rc != TB_OK) {
+            if (next)
+                tb_loader_release(r->train_ld, next);
+            return rc;
+        }
         steps++;
         if (!isfinite(sr.loss)) {
             *diverged = true;
@@ -311,7 +318,13 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
             *stopped = true;
             break;
         }
+        b = next;
+        next = NULL;
+        if (!ahead)
+            TB_TRY(tb_loader_next(r->train_ld, &b));
     }
+    if (next) /* taken ahead of a step that will not run (diverged or stopped) */
+        tb_loader_release(r->train_ld, next);
     TB_TRY(tb_synchronize(r->be));
     double seconds = tb_seconds_now() - t0;
     rec->epoch = epoch + 1;

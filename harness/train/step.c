@@ -110,6 +110,9 @@ static int feed_graph(tb_step *s, const tb_tensor *src) { return feed(s->be, s->
 
 int tb_step_set_input(tb_step *s, const float *images)
 {
+    /* after a staged upload into the same buffer, not racing it */
+    TB_TRY(tb_wait_uploaded(s->be));
+    s->staged = NULL;
     TB_TRY(tb_upload(s->be, &s->images, images));
     return feed_graph(s, &s->images);
 }
@@ -131,7 +134,12 @@ static int upload_step_inputs(tb_step *s, const float *images, const int32_t *la
     if (kind == TB_MIX_CUTMIX) {
         h->box[0] = mix->y0, h->box[1] = mix->y1, h->box[2] = mix->x0, h->box[3] = mix->x1;
     }
-    TB_TRY(tb_upload(s->be, &s->images, images));
+    /* the images by the overlapped path (already there when the last run
+     * staged them), the small rest on the stream itself */
+    if (images != s->staged)
+        TB_TRY(tb_upload_next(s->be, &s->images, images));
+    s->staged = NULL;
+    TB_TRY(tb_wait_uploaded(s->be));
     TB_TRY(tb_upload(s->be, &s->labels, labels));
     return tb_upload(s->be, &s->scalars, h);
 }
@@ -154,6 +162,8 @@ static int prepare_batch(tb_step *s, int kind, const tb_tensor **soft)
     /* the teacher sees exactly the student's (mixed) batch */
     if (s->have_distill)
         TB_TRY(feed(s->be, s->opt.teacher, batch));
+    /* images is read: the next step's may be uploaded into it from here on */
+    TB_TRY(tb_mark_consumed(s->be));
     *soft = NULL;
     if (mixing || s->opt.label_smoothing > 0.0f) {
         TB_TRY(tb_soft_targets(s->be, &s->targets, &s->labels, mixing ? &s->labels_b : NULL,
@@ -308,13 +318,17 @@ static int run_body(tb_step *s, int kind, float scale, bool *soft)
 }
 
 int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix, double lr,
-                tb_step_result *out)
+                const float *next_images, tb_step_result *out)
 {
     float scale = tb_loss_scaler_scale(&s->scaler);
     int kind = mix_kind(mix);
     bool soft;
     TB_TRY(upload_step_inputs(s, images, labels, mix, lr));
     TB_TRY(run_body(s, kind, scale, &soft));
+    if (next_images) {
+        TB_TRY(tb_upload_next(s->be, &s->images, next_images));
+        s->staged = next_images;
+    }
     /* the step's one host read: the loss and the overflow flag (0 without fp16 scaling) */
     unsigned char host[8];
     TB_TRY(tb_download(s->be, host, &s->readback));

@@ -15,6 +15,13 @@
  * scale changes (it is an argument of the loss gradient) or the backend's
  * workspace moved. Not captured: gradient clipping (it reads the norm on the
  * host) and networks with dropout (its seed is drawn on the host per step).
+ *
+ * Overlapped upload: tb_step_run(..., next_images, ...) starts copying the
+ * next step's images (CUDA: on the copy stream) as soon as this step has
+ * read its own, so the copy runs while this step computes; the next
+ * tb_step_run with those images then uploads nothing but the labels and the
+ * scalars. The next images' host buffer must stay untouched until that next
+ * tb_step_run returns.
  */
 #ifndef TB_TRAIN_STEP_H
 #define TB_TRAIN_STEP_H
@@ -77,6 +84,7 @@ typedef struct tb_step {
     float captured_scale;     /* the loss scale the captures were recorded with */
     void *captured_workspace; /* the workspace they point into */
     int captured_steps;       /* steps run by replay (for tests and bench) */
+    const float *staged;      /* host images already uploaded into images by the last run */
     void *mem;
     tb_distill_buffers distill;
     bool have_distill;
@@ -96,11 +104,13 @@ typedef struct tb_step_result {
     int correct;              /* training top-1 hits (only without mixing; -1 otherwise) */
 } tb_step_result;
 
-/* One step on a host batch (f32 NHWC normalised images, i32 labels). */
+/* One step on a host batch (f32 NHWC normalised images, i32 labels);
+ * next_images (optional) are the next step's, uploaded while this one runs. */
 int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix, double lr,
-                tb_step_result *out);
+                const float *next_images, tb_step_result *out);
 
-/* Copies a host f32 batch into the graph's input (converting to its dtype). */
+/* Copies a host f32 batch into the graph's input (converting to its dtype);
+ * drops a staged next batch (the next tb_step_run uploads its own again). */
 int tb_step_set_input(tb_step *s, const float *images);
 
 #endif

@@ -118,7 +118,37 @@ static int cuda_download(tb_backend *be, void *dst, const void *src, size_t byte
 
 static int cuda_synchronize(tb_backend *be)
 {
-    CUDA_CHECK(cudaStreamSynchronize(tb_cuda_ctx_of(be)->stream));
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    CUDA_CHECK(cudaStreamSynchronize(ctx->copy_stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    return TB_OK;
+}
+
+/* The next batch's upload on the copy stream, after the compute stream has
+ * passed its last mark (the previous contents are read), and the compute
+ * stream waiting for it. The mark is recorded as an external event so that
+ * a captured step records it on each replay. */
+static int cuda_upload_next(tb_backend *be, void *dst, const void *src, size_t bytes)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    CUDA_CHECK(cudaStreamWaitEvent(ctx->copy_stream, ctx->consumed, 0));
+    if (bytes)
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->copy_stream));
+    CUDA_CHECK(cudaEventRecord(ctx->uploaded, ctx->copy_stream));
+    return TB_OK;
+}
+
+static int cuda_wait_uploaded(tb_backend *be)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    CUDA_CHECK(cudaStreamWaitEvent(ctx->stream, ctx->uploaded, 0));
+    return TB_OK;
+}
+
+static int cuda_mark_consumed(tb_backend *be)
+{
+    tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
+    CUDA_CHECK(cudaEventRecordWithFlags(ctx->consumed, ctx->stream, cudaEventRecordExternal));
     return TB_OK;
 }
 
@@ -190,6 +220,14 @@ static void cuda_destroy(tb_backend *be)
             cudaFree(ctx->cublas_workspace);
         if (ctx->reduce)
             cudaFree(ctx->reduce);
+        if (ctx->copy_stream) {
+            cudaStreamSynchronize(ctx->copy_stream);
+            cudaStreamDestroy(ctx->copy_stream);
+        }
+        if (ctx->consumed)
+            cudaEventDestroy(ctx->consumed);
+        if (ctx->uploaded)
+            cudaEventDestroy(ctx->uploaded);
         if (ctx->stream)
             cudaStreamDestroy(ctx->stream);
         free(ctx);
@@ -234,6 +272,9 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->download = cuda_download;
     f->synchronize = cuda_synchronize;
     f->destroy = cuda_destroy;
+    f->upload_next = cuda_upload_next;
+    f->wait_uploaded = cuda_wait_uploaded;
+    f->mark_consumed = cuda_mark_consumed;
     f->capture_begin = cuda_capture_begin;
     f->capture_end = cuda_capture_end;
     f->replay = cuda_replay;
@@ -315,6 +356,9 @@ static int cuda_init(tb_backend *be, int device_index)
              cudnn_version, CUDNN_MAJOR, CUDNN_MINOR, CUDNN_MAJOR);
 
     CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->copy_stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ctx->consumed, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ctx->uploaded, cudaEventDisableTiming));
     CUDNN_CHECK(cudnnCreate(&ctx->cudnn));
     CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
     CUBLAS_CHECK(cublasCreate(&ctx->cublas));

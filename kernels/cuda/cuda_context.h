@@ -29,6 +29,8 @@ typedef struct tb_cuda_ctx {
     int cc_major, cc_minor;
     int sm_count;
     cudaStream_t stream;
+    cudaStream_t copy_stream;           /* the next batch's upload (tb_upload_next) */
+    cudaEvent_t consumed, uploaded;     /* stream -> copy_stream, copy_stream -> stream */
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
     void *cublas_workspace;

@@ -4,9 +4,10 @@
  * smoothing, mixup and CutMix with a fresh draw per step, a learning rate
  * that changes every step, SGD with Nesterov momentum and weight decay, fp16
  * loss scaling): the two loss trajectories must agree within a
- * per-precision tolerance. Then the captured step (CUDA graphs) against the
- * same step run op by op on the GPU: the same trajectory, and the replays
- * really happened. Exits 77 without a GPU; --self-check runs the CPU against
+ * per-precision tolerance (the GPU side uploading each next batch while a
+ * step runs, as the trainer does). Then the captured and overlapped step
+ * (CUDA graphs) against the same step run op by op on the GPU: the same
+ * trajectory, and the replays really happened. Exits 77 without a GPU; --self-check runs the CPU against
  * itself (where nothing can be captured). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -57,9 +58,12 @@ static tb_mix mix_of_step(int s)
 }
 
 /* Trains on backend be for `steps` steps and writes the loss of every step;
- * *replayed (optional) gets the number of steps run from a capture. The
- * graph's host counters must have advanced once per step, replayed or not. */
-static void trajectory(tb_backend *be, tb_dtype dt, bool capture, int steps, float *losses, int *replayed)
+ * *replayed (optional) gets the number of steps run from a capture. With
+ * overlap, each step passes the next step's images to be uploaded while it
+ * runs (the trainer's way), from a buffer of their own. The graph's host
+ * counters must have advanced once per step, replayed or not. */
+static void trajectory(tb_backend *be, tb_dtype dt, bool capture, bool overlap, int steps, float *losses,
+                       int *replayed)
 {
     tb_model_spec spec;
     CHECK_OK(tb_model_spec_default(&spec, "resnet50"));
@@ -88,19 +92,24 @@ static void trajectory(tb_backend *be, tb_dtype dt, bool capture, int steps, flo
     CHECK_OK(tb_step_init(&step, g, &opt));
 
     size_t pixels = (size_t)BATCH * IMAGE * IMAGE * 3;
-    float *images = malloc(sizeof(float) * pixels);
-    int32_t labels[BATCH];
+    float *images = malloc(sizeof(float) * pixels * (size_t)steps);
+    int32_t *labels = malloc(sizeof(int32_t) * BATCH * (size_t)steps);
     assert_non_null(images);
+    assert_non_null(labels);
     tb_rng r;
     tb_rng_seed(&r, seed, 1);
     for (int s = 0; s < steps; s++) {
         for (size_t i = 0; i < pixels; i++)
-            images[i] = (float)tb_rng_normal(&r);
+            images[(size_t)s * pixels + i] = (float)tb_rng_normal(&r);
         for (int i = 0; i < BATCH; i++)
-            labels[i] = (int32_t)tb_rng_below(&r, CLASSES);
+            labels[s * BATCH + i] = (int32_t)tb_rng_below(&r, CLASSES);
+    }
+    for (int s = 0; s < steps; s++) {
         tb_mix mix = mix_of_step(s);
         tb_step_result res;
-        CHECK_OK(tb_step_run(&step, images, labels, &mix, 0.01 * (1.0 + 0.1 * s), &res));
+        const float *next = overlap && s + 1 < steps ? images + (size_t)(s + 1) * pixels : NULL;
+        CHECK_OK(tb_step_run(&step, images + (size_t)s * pixels, labels + s * BATCH, &mix, 0.01 * (1.0 + 0.1 * s),
+                             next, &res));
         losses[s] = res.loss;
     }
     if (replayed)
@@ -108,6 +117,7 @@ static void trajectory(tb_backend *be, tb_dtype dt, bool capture, int steps, flo
     assert_int_equal(tb_graph_bn_batches_tracked(g), steps);
     assert_int_equal((int64_t)tb_graph_step(g), steps);
     free(images);
+    free(labels);
     tb_step_destroy(&step);
     tb_graph_destroy(g);
 }
@@ -129,8 +139,8 @@ static void compare_losses(const char *what, const float *ref, const float *got,
 static void compare(tb_dtype dt, double tol)
 {
     float ref[STEPS], got[STEPS];
-    trajectory(ref_be, dt, false, STEPS, ref, NULL);
-    trajectory(dut_be, dt, false, STEPS, got, NULL);
+    trajectory(ref_be, dt, false, false, STEPS, ref, NULL);
+    trajectory(dut_be, dt, false, true, STEPS, got, NULL);
     compare_losses(tb_dtype_name(dt), ref, got, STEPS, tol);
 }
 
@@ -164,8 +174,8 @@ static void check_capture(tb_dtype dt, double tol)
 {
     float eager[CAPTURE_STEPS], replay[CAPTURE_STEPS];
     int replayed_eager = -1, replayed = -1;
-    trajectory(dut_be, dt, false, CAPTURE_STEPS, eager, &replayed_eager);
-    trajectory(dut_be, dt, true, CAPTURE_STEPS, replay, &replayed);
+    trajectory(dut_be, dt, false, false, CAPTURE_STEPS, eager, &replayed_eager);
+    trajectory(dut_be, dt, true, true, CAPTURE_STEPS, replay, &replayed);
     char what[64];
     snprintf(what, sizeof what, "%s captured", tb_dtype_name(dt));
     compare_losses(what, eager, replay, CAPTURE_STEPS, tol);
