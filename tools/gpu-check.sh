@@ -43,7 +43,7 @@ det_args=${DET_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --ba
 seg_args=${SEG_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 480 --classes 150 --channels 3}
 task_steps=${TASK_STEPS:---steps 10 --warmup 3 --repeats 3}
 status_lines=()
-declare -A ips_ours ips_eager ips_torch task_ours task_torch
+declare -A ips_ours ips_eager replayed ips_torch task_ours task_torch
 
 wants() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -70,20 +70,24 @@ run_step() {
 skip_step() { status_lines+=("| $1 | skipped | - | $2 |"); }
 
 # images/s from the last JSON object of a log ("images_per_sec").
-images_per_sec() {
-    python3 - "$1" <<'EOF' 2>/dev/null || echo "-"
+# json_field LOG KEY: KEY of the last JSON object line of LOG holding it ("-" if none)
+json_field() {
+    python3 - "$1" "$2" <<'EOF' 2>/dev/null || echo "-"
 import json, sys
 v = "-"
 for line in open(sys.argv[1], errors="replace"):
     line = line.strip()
-    if line.startswith("{") and "images_per_sec" in line:
+    if line.startswith("{") and sys.argv[2] in line:
         try:
-            v = "%.1f" % json.loads(line)["images_per_sec"]
+            x = json.loads(line)[sys.argv[2]]
+            v = "%.1f" % x if isinstance(x, float) else str(x)
         except Exception:
             pass
 print(v)
 EOF
 }
+
+images_per_sec() { json_field "$1" images_per_sec; }
 
 # ---- environment: brought libraries, cuDNN location ------------------------
 if [ -f .devdeps/env.sh ]; then
@@ -179,6 +183,8 @@ if wants bench; then
             run_step "bench-$p" 420 "$build/trickbench" bench $bench_args --precision "$p" --device cuda \
                 $bench_steps --json
             ips_ours[$p]=$(images_per_sec "$out/bench-$p.log")
+            # steps replayed from the captured CUDA graph, of all steps run
+            replayed[$p]="$(json_field "$out/bench-$p.log" steps_replayed)/$(json_field "$out/bench-$p.log" steps_run)"
             # the same step op by op, without the CUDA graph (what the capture buys)
             # shellcheck disable=SC2086
             run_step "bench-$p-eager" 420 env TRICKBENCH_NO_CAPTURE=1 "$build/trickbench" bench $bench_args \
@@ -248,12 +254,12 @@ fi
         echo
         echo "images/s, $bench_args, synthetic data:"
         echo
-        echo "| precision | trickbench | trickbench op by op | PyTorch | ratio |"
-        echo "|---|---|---|---|---|"
+        echo "| precision | trickbench | steps replayed | trickbench op by op | PyTorch | ratio |"
+        echo "|---|---|---|---|---|---|"
         for p in $precisions; do
-            o=${ips_ours[$p]:--} e=${ips_eager[$p]:--} r=${ips_torch[$p]:--}
+            o=${ips_ours[$p]:--} e=${ips_eager[$p]:--} r=${ips_torch[$p]:--} g=${replayed[$p]:--}
             ratio=$(python3 -c "print('%.2f' % ($o / $r))" 2>/dev/null || echo "-")
-            echo "| $p | $o | $e | $r | $ratio |"
+            echo "| $p | $o | $g | $e | $r | $ratio |"
         done
     fi
     if wants det || wants seg; then
