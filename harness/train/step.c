@@ -114,7 +114,9 @@ int tb_step_set_input(tb_step *s, const float *images)
     TB_TRY(tb_wait_uploaded(s->be));
     s->staged = NULL;
     TB_TRY(tb_upload(s->be, &s->images, images));
-    return feed_graph(s, &s->images);
+    TB_TRY(feed_graph(s, &s->images));
+    /* like a step, it has read images once fed: a later upload_next waits for this */
+    return tb_mark_consumed(s->be);
 }
 
 static int mix_kind(const tb_mix *mix) { return mix ? (int)mix->kind : TB_MIX_NONE; }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "kernels/backend.h"
+#include "kernels/error.h"
 #include "kernels/tensor.h"
 
 /* Channels processed per block by kernels that keep per-channel state on the stack. */
@@ -67,6 +68,17 @@ static inline void tb_cpu_chunk(int64_t total, int64_t chunks, int64_t k, int64_
 static inline int64_t tb_cpu_chunk_count(int64_t total)
 {
     return total < TB_CPU_CHUNKS ? (total > 0 ? total : 1) : TB_CPU_CHUNKS;
+}
+
+/* The mixing weight of tb_mixup_batch / tb_soft_targets (f32 {1}; NULL =
+ * 1). It is host memory on this backend, so its value is checked like
+ * labels are (the CUDA kernels clamp it instead; see kernels/ops.h). */
+static inline int tb_cpu_lam(const char *op, const tb_tensor *lam, float *out)
+{
+    *out = lam ? ((const float *)lam->data)[0] : 1.0f;
+    if (!(*out >= 0.0f && *out <= 1.0f))
+        return tb_fail(TB_ERR_INVALID, "%s: lam %g is outside [0, 1]", op, (double)*out);
+    return TB_OK;
 }
 
 static inline int64_t tb_cpu_min64(int64_t a, int64_t b) { return a < b ? a : b; }

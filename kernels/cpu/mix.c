@@ -8,20 +8,10 @@
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/error.h"
 
-/* The per-step scalars are host memory here, so their values are checked
- * like labels (the CUDA kernels clamp instead; see kernels/ops.h). */
-static int check_lam(const char *op, const tb_tensor *lam, float *out)
-{
-    *out = ((const float *)lam->data)[0];
-    if (!(*out >= 0.0f && *out <= 1.0f))
-        return tb_fail(TB_ERR_INVALID, "%s: lam %g is outside [0, 1]", op, (double)*out);
-    return TB_OK;
-}
-
 int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam_t)
 {
     float lam;
-    TB_TRY(check_lam("mixup_batch", lam_t, &lam));
+    TB_TRY(tb_cpu_lam("mixup_batch", lam_t, &lam));
     int64_t n = x->shape[0], per = tb_numel(x) / n;
     float mu = 1.0f - lam;
 #pragma omp parallel for schedule(static) num_threads(be->threads)

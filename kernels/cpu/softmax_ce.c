@@ -123,10 +123,8 @@ int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *lab
                         const tb_tensor *labels_b, const tb_tensor *lam_t, float eps)
 {
     int64_t n = targets->shape[0], k = targets->shape[1];
-    float lam = lam_t ? ((const float *)lam_t->data)[0] : 1.0f;
-    /* host memory here: checked like the labels (the CUDA kernel clamps) */
-    if (!(lam >= 0.0f && lam <= 1.0f))
-        return tb_fail(TB_ERR_INVALID, "soft_targets: lam %g is outside [0, 1]", (double)lam);
+    float lam;
+    TB_TRY(tb_cpu_lam("soft_targets", lam_t, &lam));
     TB_TRY(check_labels("soft_targets", labels_a, k, false, NULL));
     if (labels_b)
         TB_TRY(check_labels("soft_targets", labels_b, k, false, NULL));
