@@ -56,6 +56,9 @@ static const char *const op_names[TB_OP_COUNT] = {
     [TB_OP_DETECT_BOXES] = "detect_boxes",
     [TB_OP_RESIZE_BILINEAR_FORWARD] = "resize_bilinear_forward",
     [TB_OP_RESIZE_BILINEAR_BACKWARD] = "resize_bilinear_backward",
+    [TB_OP_BATCHNORM_RELU_FORWARD_TRAIN] = "batchnorm_relu_forward_train",
+    [TB_OP_BATCHNORM_RELU_FORWARD_EVAL] = "batchnorm_relu_forward_eval",
+    [TB_OP_BATCHNORM_RELU_BACKWARD] = "batchnorm_relu_backward",
 };
 
 const char *tb_op_name(tb_op_id op)

@@ -67,6 +67,9 @@ typedef enum tb_op_id {
     TB_OP_DETECT_BOXES,
     TB_OP_RESIZE_BILINEAR_FORWARD,
     TB_OP_RESIZE_BILINEAR_BACKWARD,
+    TB_OP_BATCHNORM_RELU_FORWARD_TRAIN,
+    TB_OP_BATCHNORM_RELU_FORWARD_EVAL,
+    TB_OP_BATCHNORM_RELU_BACKWARD,
     TB_OP_COUNT
 } tb_op_id;
 
@@ -185,6 +188,18 @@ typedef struct tb_backend_iface {
     /* segmentation */
     int (*resize_bilinear_forward)(tb_backend *, tb_tensor *, const tb_tensor *);
     int (*resize_bilinear_backward)(tb_backend *, tb_tensor *, const tb_tensor *);
+    /* fused batchnorm + add + relu; NULL size slots mean none needed */
+    size_t (*batchnorm_relu_reserve_size)(tb_backend *, const tb_tensor *, bool);
+    size_t (*batchnorm_relu_workspace_size)(tb_backend *, const tb_tensor *, bool);
+    int (*batchnorm_relu_forward_train)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *,
+                                        tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                        const tb_tensor *, const tb_tensor *, float, float);
+    int (*batchnorm_relu_forward_eval)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                       const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                       float);
+    int (*batchnorm_relu_backward)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *,
+                                   const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
+                                   const tb_tensor *, const tb_tensor *, const tb_tensor *, bool);
 } tb_backend_iface;
 
 struct tb_backend {

@@ -39,6 +39,75 @@ static int bn_eps(const vcall *v, float eps)
     return TB_OK;
 }
 
+/* x, y like x, and the f32 {c} gamma and beta of a forward. */
+static int bn_affine_checks(const vcall *v, const tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma,
+                            const tb_tensor *beta)
+{
+    TB_TRY(bn_input(v, "x", x));
+    TB_TRY(need_like(v, "y", y, "x", x));
+    TB_TRY(need_vec(v, "gamma", gamma, TB_F32, channels(x), "channels of x"));
+    return need_vec(v, "beta", beta, TB_F32, channels(x), "channels of x");
+}
+
+/* The checks of a training forward, shared by batchnorm and batchnorm_relu. */
+static int bn_train_checks(const vcall *v, const tb_tensor *y, const tb_tensor *save_mean,
+                           const tb_tensor *save_invstd, const tb_tensor *running_mean, const tb_tensor *running_var,
+                           const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *beta, float momentum,
+                           float eps)
+{
+    TB_TRY(bn_affine_checks(v, y, x, gamma, beta));
+    int64_t c = channels(x);
+    const char *why = "channels of x";
+    TB_TRY(need_vec(v, "save_mean", save_mean, TB_F32, c, why));
+    TB_TRY(need_vec(v, "save_invstd", save_invstd, TB_F32, c, why));
+    if (present(running_mean) != present(running_var))
+        return vc_fail(v, "running_mean and running_var must be given together");
+    if (present(running_mean)) {
+        TB_TRY(need_vec(v, "running_mean", running_mean, TB_F32, c, why));
+        TB_TRY(need_vec(v, "running_var", running_var, TB_F32, c, why));
+    }
+    if (tb_numel(x) / c < 2)
+        return vc_fail(v, "training needs more than one value per channel (x %s)", SHP(x));
+    if (!(momentum >= 0.0f && momentum <= 1.0f))
+        return vc_fail(v, "momentum %g is outside [0, 1]", (double)momentum);
+    return bn_eps(v, eps);
+}
+
+/* The checks of an evaluation forward (running statistics required). */
+static int bn_eval_checks(const vcall *v, const tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma,
+                          const tb_tensor *beta, const tb_tensor *running_mean, const tb_tensor *running_var,
+                          float eps)
+{
+    TB_TRY(bn_affine_checks(v, y, x, gamma, beta));
+    int64_t c = channels(x);
+    const char *why = "channels of x";
+    TB_TRY(need_vec(v, "running_mean", running_mean, TB_F32, c, why));
+    TB_TRY(need_vec(v, "running_var", running_var, TB_F32, c, why));
+    return bn_eps(v, eps);
+}
+
+/* The checks of a backward: dy like x, the f32 {c} vectors; dx, dgamma and
+ * dbeta optional. */
+static int bn_backward_checks(const vcall *v, const tb_tensor *dx, const tb_tensor *dgamma, const tb_tensor *dbeta,
+                              const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma, const char *stat1,
+                              const tb_tensor *s1, const char *stat2, const tb_tensor *s2)
+{
+    TB_TRY(bn_input(v, "x", x));
+    TB_TRY(need_like(v, "dy", dy, "x", x));
+    if (present(dx))
+        TB_TRY(need_like(v, "dx", dx, "x", x));
+    int64_t c = channels(x);
+    const char *why = "channels of x";
+    TB_TRY(need_vec(v, "gamma", gamma, TB_F32, c, why));
+    TB_TRY(need_vec(v, stat1, s1, TB_F32, c, why));
+    TB_TRY(need_vec(v, stat2, s2, TB_F32, c, why));
+    if (present(dgamma))
+        TB_TRY(need_vec(v, "dgamma", dgamma, TB_F32, c, why));
+    if (present(dbeta))
+        TB_TRY(need_vec(v, "dbeta", dbeta, TB_F32, c, why));
+    return TB_OK;
+}
+
 int tb_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
                                tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x,
                                const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps)
@@ -47,25 +116,7 @@ int tb_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mea
     vc_add(&v, "y", y), vc_add(&v, "save_mean", save_mean), vc_add(&v, "save_invstd", save_invstd);
     vc_add(&v, "running_mean", running_mean), vc_add(&v, "running_var", running_var), vc_add(&v, "x", x);
     vc_add(&v, "gamma", gamma), vc_add(&v, "beta", beta);
-    TB_TRY(bn_input(&v, "x", x));
-    TB_TRY(need_like(&v, "y", y, "x", x));
-    int64_t c = channels(x);
-    const char *why = "channels of x";
-    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "beta", beta, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "save_mean", save_mean, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "save_invstd", save_invstd, TB_F32, c, why));
-    if (present(running_mean) != present(running_var))
-        return vc_fail(&v, "running_mean and running_var must be given together");
-    if (present(running_mean)) {
-        TB_TRY(need_vec(&v, "running_mean", running_mean, TB_F32, c, why));
-        TB_TRY(need_vec(&v, "running_var", running_var, TB_F32, c, why));
-    }
-    if (tb_numel(x) / c < 2)
-        return vc_fail(&v, "training needs more than one value per channel (x %s)", SHP(x));
-    if (!(momentum >= 0.0f && momentum <= 1.0f))
-        return vc_fail(&v, "momentum %g is outside [0, 1]", (double)momentum);
-    TB_TRY(bn_eps(&v, eps));
+    TB_TRY(bn_train_checks(&v, y, save_mean, save_invstd, running_mean, running_var, x, gamma, beta, momentum, eps));
     DISPATCH(TB_OP_BATCHNORM_FORWARD_TRAIN, batchnorm_forward_train, x->dtype, y, save_mean, save_invstd,
              opt(running_mean), opt(running_var), x, gamma, beta, momentum, eps);
 }
@@ -77,15 +128,7 @@ int tb_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, 
     vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_FORWARD_EVAL));
     vc_add(&v, "y", y), vc_add(&v, "x", x), vc_add(&v, "gamma", gamma), vc_add(&v, "beta", beta);
     vc_add(&v, "running_mean", running_mean), vc_add(&v, "running_var", running_var);
-    TB_TRY(bn_input(&v, "x", x));
-    TB_TRY(need_like(&v, "y", y, "x", x));
-    int64_t c = channels(x);
-    const char *why = "channels of x";
-    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "beta", beta, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "running_mean", running_mean, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "running_var", running_var, TB_F32, c, why));
-    TB_TRY(bn_eps(&v, eps));
+    TB_TRY(bn_eval_checks(&v, y, x, gamma, beta, running_mean, running_var, eps));
     DISPATCH(TB_OP_BATCHNORM_FORWARD_EVAL, batchnorm_forward_eval, x->dtype, y, x, gamma, beta, running_mean,
              running_var, eps);
 }
@@ -98,19 +141,8 @@ int tb_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_t
     vc_add(&v, "dx", dx), vc_add(&v, "dgamma", dgamma), vc_add(&v, "dbeta", dbeta), vc_add(&v, "dy", dy);
     vc_add(&v, "x", x), vc_add(&v, "gamma", gamma), vc_add(&v, "save_mean", save_mean);
     vc_add(&v, "save_invstd", save_invstd);
-    TB_TRY(bn_input(&v, "x", x));
-    TB_TRY(need_like(&v, "dy", dy, "x", x));
-    if (present(dx))
-        TB_TRY(need_like(&v, "dx", dx, "x", x));
-    int64_t c = channels(x);
-    const char *why = "channels of x";
-    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "save_mean", save_mean, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "save_invstd", save_invstd, TB_F32, c, why));
-    if (present(dgamma))
-        TB_TRY(need_vec(&v, "dgamma", dgamma, TB_F32, c, why));
-    if (present(dbeta))
-        TB_TRY(need_vec(&v, "dbeta", dbeta, TB_F32, c, why));
+    TB_TRY(bn_backward_checks(&v, dx, dgamma, dbeta, dy, x, gamma, "save_mean", save_mean, "save_invstd",
+                              save_invstd));
     DISPATCH(TB_OP_BATCHNORM_BACKWARD, batchnorm_backward, x->dtype, opt(dx), opt(dgamma), opt(dbeta), dy, x,
              gamma, save_mean, save_invstd);
 }
@@ -123,22 +155,102 @@ int tb_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma,
     vc_add(&v, "dx", dx), vc_add(&v, "dgamma", dgamma), vc_add(&v, "dbeta", dbeta), vc_add(&v, "dy", dy);
     vc_add(&v, "x", x), vc_add(&v, "gamma", gamma), vc_add(&v, "running_mean", running_mean);
     vc_add(&v, "running_var", running_var);
-    TB_TRY(bn_input(&v, "x", x));
-    TB_TRY(need_like(&v, "dy", dy, "x", x));
-    if (present(dx))
-        TB_TRY(need_like(&v, "dx", dx, "x", x));
-    int64_t c = channels(x);
-    const char *why = "channels of x";
-    TB_TRY(need_vec(&v, "gamma", gamma, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "running_mean", running_mean, TB_F32, c, why));
-    TB_TRY(need_vec(&v, "running_var", running_var, TB_F32, c, why));
-    if (present(dgamma))
-        TB_TRY(need_vec(&v, "dgamma", dgamma, TB_F32, c, why));
-    if (present(dbeta))
-        TB_TRY(need_vec(&v, "dbeta", dbeta, TB_F32, c, why));
+    TB_TRY(bn_backward_checks(&v, dx, dgamma, dbeta, dy, x, gamma, "running_mean", running_mean, "running_var",
+                              running_var));
     TB_TRY(bn_eps(&v, eps));
     DISPATCH(TB_OP_BATCHNORM_BACKWARD_EVAL, batchnorm_backward_eval, x->dtype, opt(dx), opt(dgamma), opt(dbeta),
              dy, x, gamma, running_mean, running_var, eps);
+}
+
+/* ---------------------------------------------- batchnorm + add + relu */
+
+static bool bn_relu_query_ok(const tb_tensor *x)
+{
+    if (!x || !tb_dtype_is_float(x->dtype) || (x->ndim != 2 && x->ndim != 4))
+        return false;
+    for (int d = 0; d < x->ndim; d++)
+        if (x->shape[d] <= 0)
+            return false;
+    return true;
+}
+
+size_t tb_batchnorm_relu_reserve_size(tb_backend *be, const tb_tensor *x, bool add)
+{
+    if (!be || !be->iface.batchnorm_relu_reserve_size || !bn_relu_query_ok(x))
+        return 0;
+    return be->iface.batchnorm_relu_reserve_size(be, x, add);
+}
+
+size_t tb_batchnorm_relu_workspace_size(tb_backend *be, const tb_tensor *x, bool add)
+{
+    if (!be || !be->iface.batchnorm_relu_workspace_size || !bn_relu_query_ok(x))
+        return 0;
+    return be->iface.batchnorm_relu_workspace_size(be, x, add);
+}
+
+/* The reserve space and the workspace hold what the backend asks for x
+ * with or without an added z. */
+static int bn_relu_space(const vcall *v, tb_backend *be, const tb_tensor *x, bool add, const tb_tensor *reserve)
+{
+    size_t need = tb_batchnorm_relu_reserve_size(be, x, add);
+    if (need > 0 && (!present(reserve) || reserve->dtype != TB_U8 || (size_t)tb_numel(reserve) < need))
+        return vc_fail(v, "needs a u8 reserve of at least %zu bytes (tb_batchnorm_relu_reserve_size)", need);
+    return need_workspace(v, be, tb_batchnorm_relu_workspace_size(be, x, add), "tb_batchnorm_relu_workspace_size");
+}
+
+int tb_batchnorm_relu_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                                    tb_tensor *running_mean, tb_tensor *running_var, tb_tensor *reserve,
+                                    const tb_tensor *x, const tb_tensor *z, const tb_tensor *gamma,
+                                    const tb_tensor *beta, float momentum, float eps)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_RELU_FORWARD_TRAIN));
+    vc_add(&v, "y", y), vc_add(&v, "save_mean", save_mean), vc_add(&v, "save_invstd", save_invstd);
+    vc_add(&v, "running_mean", running_mean), vc_add(&v, "running_var", running_var);
+    vc_add(&v, "reserve", reserve), vc_add(&v, "x", x), vc_add(&v, "z", z);
+    vc_add(&v, "gamma", gamma), vc_add(&v, "beta", beta);
+    TB_TRY(bn_train_checks(&v, y, save_mean, save_invstd, running_mean, running_var, x, gamma, beta, momentum, eps));
+    if (present(z))
+        TB_TRY(need_like(&v, "z", z, "x", x));
+    TB_TRY(bn_relu_space(&v, be, x, present(z), reserve));
+    DISPATCH(TB_OP_BATCHNORM_RELU_FORWARD_TRAIN, batchnorm_relu_forward_train, x->dtype, y, save_mean, save_invstd,
+             opt(running_mean), opt(running_var), opt(reserve), x, copt(z), gamma, beta, momentum, eps);
+}
+
+int tb_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *z,
+                                   const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *running_mean,
+                                   const tb_tensor *running_var, float eps)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_RELU_FORWARD_EVAL));
+    vc_add(&v, "y", y), vc_add(&v, "x", x), vc_add(&v, "z", z), vc_add(&v, "gamma", gamma);
+    vc_add(&v, "beta", beta), vc_add(&v, "running_mean", running_mean), vc_add(&v, "running_var", running_var);
+    TB_TRY(bn_eval_checks(&v, y, x, gamma, beta, running_mean, running_var, eps));
+    if (present(z))
+        TB_TRY(need_like(&v, "z", z, "x", x));
+    DISPATCH(TB_OP_BATCHNORM_RELU_FORWARD_EVAL, batchnorm_relu_forward_eval, x->dtype, y, x, copt(z), gamma, beta,
+             running_mean, running_var, eps);
+}
+
+int tb_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
+                               tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *y,
+                               const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *save_mean,
+                               const tb_tensor *save_invstd, bool add)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_RELU_BACKWARD));
+    vc_add(&v, "dx", dx), vc_add(&v, "dz", dz), vc_add(&v, "dgamma", dgamma), vc_add(&v, "dbeta", dbeta);
+    vc_add(&v, "reserve", reserve), vc_add(&v, "dy", dy), vc_add(&v, "x", x), vc_add(&v, "y", y);
+    vc_add(&v, "gamma", gamma), vc_add(&v, "beta", beta), vc_add(&v, "save_mean", save_mean);
+    vc_add(&v, "save_invstd", save_invstd);
+    TB_TRY(bn_backward_checks(&v, dx, dgamma, dbeta, dy, x, gamma, "save_mean", save_mean, "save_invstd",
+                              save_invstd));
+    TB_TRY(need_like(&v, "y", y, "x", x));
+    TB_TRY(need_vec(&v, "beta", beta, TB_F32, channels(x), "channels of x"));
+    if (present(dz) && !add)
+        return vc_fail(&v, "dz is given but the forward added no z (add is false)");
+    if (present(dz))
+        TB_TRY(need_like(&v, "dz", dz, "x", x));
+    TB_TRY(bn_relu_space(&v, be, x, add, reserve));
+    DISPATCH(TB_OP_BATCHNORM_RELU_BACKWARD, batchnorm_relu_backward, x->dtype, opt(dx), opt(dz), opt(dgamma),
+             opt(dbeta), opt(reserve), dy, x, y, gamma, beta, save_mean, save_invstd, add);
 }
 
 /* ------------------------------------------------------------------ relu */

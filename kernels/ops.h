@@ -87,6 +87,34 @@ int tb_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma,
                                const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
                                const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
 
+/* -------------------------------------------- batchnorm + add + relu (fused) */
+/* y = relu(BN(x) + z), or y = relu(BN(x)) without z: a residual block's
+ * "bn, add the shortcut, relu" and "bn, relu" in one op (cuDNN's
+ * CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION / BN_ACTIVATION); the graph fuses
+ * them (models/graph.c). Statistics, saved state and running statistics as
+ * tb_batchnorm_forward_train; z is shaped like x.
+ * reserve: u8 of at least tb_batchnorm_relu_reserve_size bytes, written by
+ * the training forward and read by its backward (absent when the size is 0);
+ * scratch from the backend's workspace (tb_batchnorm_relu_workspace_size,
+ * reserved at graph build). */
+size_t tb_batchnorm_relu_reserve_size(tb_backend *be, const tb_tensor *x, bool add);
+size_t tb_batchnorm_relu_workspace_size(tb_backend *be, const tb_tensor *x, bool add);
+int tb_batchnorm_relu_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                                    tb_tensor *running_mean, tb_tensor *running_var, tb_tensor *reserve,
+                                    const tb_tensor *x, const tb_tensor *z, const tb_tensor *gamma,
+                                    const tb_tensor *beta, float momentum, float eps);
+/* y = relu(BN_eval(x) + z) with the running statistics. */
+int tb_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *z,
+                                   const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *running_mean,
+                                   const tb_tensor *running_var, float eps);
+/* With g = dy * (y > 0): dz += g, and BN's training backward of g into dx,
+ * dgamma, dbeta; all four accumulate and each is optional. add says whether
+ * the forward added a z (its reserve depends on it; dz may still be absent). */
+int tb_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
+                               tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *y,
+                               const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *save_mean,
+                               const tb_tensor *save_invstd, bool add);
+
 /* ------------------------------------------------------------------ relu */
 int tb_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 /* dx += dy * (y > 0); uses the output so that y may overwrite x in place. */

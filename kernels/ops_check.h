@@ -203,4 +203,15 @@ static inline const tb_tensor *copt(const tb_tensor *t) { return present(t) ? t 
 
 static inline int64_t channels(const tb_tensor *t) { return t->shape[t->ndim - 1]; }
 
+/* The op's scratch (need bytes, from the query named `query`) fits the workspace. */
+static inline int need_workspace(const vcall *v, const tb_backend *be, size_t need, const char *query)
+{
+    if (be && be->workspace_size < need)
+        return vc_fail(v,
+                       "needs %zu bytes of workspace but %s has %zu reserved; reserve %s() bytes with "
+                       "tb_backend_reserve_workspace at graph build",
+                       need, be->name, be->workspace_size, query);
+    return TB_OK;
+}
+
 #endif

@@ -36,17 +36,6 @@ static bool dims_ok(const tb_tensor *t, int ndim)
     return true;
 }
 
-/* The op's scratch (need bytes, from the query named `query`) fits the workspace. */
-static int need_workspace(const vcall *v, const tb_backend *be, size_t need, const char *query)
-{
-    if (be && be->workspace_size < need)
-        return vc_fail(v,
-                       "needs %zu bytes of workspace but %s has %zu reserved; reserve %s() bytes with "
-                       "tb_backend_reserve_workspace at graph build",
-                       need, be->name, be->workspace_size, query);
-    return TB_OK;
-}
-
 /* ------------------------------------------------------------- roi_align */
 
 static int roi_align_params_ok(const vcall *v, const tb_roi_align_params *p)

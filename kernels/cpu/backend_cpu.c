@@ -102,6 +102,9 @@ int tb_cpu_backend_create(tb_backend **out, int threads)
     f->batchnorm_forward_train = tb_cpu_batchnorm_forward_train;
     f->batchnorm_forward_eval = tb_cpu_batchnorm_forward_eval;
     f->batchnorm_backward = tb_cpu_batchnorm_backward;
+    f->batchnorm_relu_forward_train = tb_cpu_batchnorm_relu_forward_train;
+    f->batchnorm_relu_forward_eval = tb_cpu_batchnorm_relu_forward_eval;
+    f->batchnorm_relu_backward = tb_cpu_batchnorm_relu_backward;
     f->relu_forward = tb_cpu_relu_forward;
     f->relu_backward = tb_cpu_relu_backward;
     f->maxpool_forward = tb_cpu_maxpool_forward;

@@ -43,6 +43,36 @@ int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, 
 int tb_cpu_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
                                    const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
                                    const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
+/* batchnorm.c's loops with the fused epilogue of batchnorm_relu.c: the
+ * forward adds z (optional) and applies ReLU when relu is set; the backward
+ * gates dy by gate_y > 0 (gate_y optional) and adds the gated dy to dz
+ * (optional). */
+typedef struct tb_cpu_bn_epilogue {
+    const tb_tensor *z;
+    bool relu;
+} tb_cpu_bn_epilogue;
+int tb_cpu_bn_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                            tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x,
+                            const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps,
+                            tb_cpu_bn_epilogue ep);
+int tb_cpu_bn_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *gamma,
+                           const tb_tensor *beta, const tb_tensor *running_mean, const tb_tensor *running_var,
+                           float eps, tb_cpu_bn_epilogue ep);
+int tb_cpu_bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
+                       const tb_tensor *dy, const tb_tensor *gate_y, const tb_tensor *x, const tb_tensor *gamma,
+                       const tb_tensor *save_mean, const tb_tensor *save_invstd);
+/* batchnorm_relu.c */
+int tb_cpu_batchnorm_relu_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                                        tb_tensor *running_mean, tb_tensor *running_var, tb_tensor *reserve,
+                                        const tb_tensor *x, const tb_tensor *z, const tb_tensor *gamma,
+                                        const tb_tensor *beta, float momentum, float eps);
+int tb_cpu_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *z,
+                                       const tb_tensor *gamma, const tb_tensor *beta,
+                                       const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
+int tb_cpu_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma,
+                                   tb_tensor *dbeta, tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x,
+                                   const tb_tensor *y, const tb_tensor *gamma, const tb_tensor *beta,
+                                   const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add);
 /* relu.c */
 int tb_cpu_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 int tb_cpu_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);

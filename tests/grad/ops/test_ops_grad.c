@@ -32,7 +32,7 @@ struct spec {
     int variant;
 };
 
-enum { V_BIAS = 1, V_NAIVE = 2, V_SOFT = 4 };
+enum { V_BIAS = 1, V_NAIVE = 2, V_SOFT = 4, V_ADD = 8 };
 
 static tb_tensor like(tb_dtype dt, int ndim, const int64_t *d)
 {
@@ -75,10 +75,10 @@ static int bn_bwd(gcase *c)
                                  &c->aux[0], &c->aux[1]);
 }
 
-static void setup_bn(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+/* x, gamma, beta (inputs 0-2) and the saved and running statistics (aux 0-3). */
+static void bn_inputs(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     int64_t ch = s->d[s->ndim - 1];
-    begin(c, s, dt);
     c->n_in = 3;
     c->in[0] = like(dt, s->ndim, s->d);
     tt_uniform(&c->in[0], r, -2.0, 3.0, rdt);
@@ -88,11 +88,92 @@ static void setup_bn(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng 
     tt_uniform(&c->in[2], r, -0.5, 0.5, TB_F32);
     for (int a = 0; a < 4; a++)
         c->aux[a] = tt_1d(TB_F32, ch);
+}
+
+static void setup_bn(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+{
+    begin(c, s, dt);
+    bn_inputs(c, s, dt, rdt, r);
     c->n_out = 1;
     c->out[0] = like(dt, s->ndim, s->d);
     c->fwd = bn_fwd;
     c->bwd = bn_bwd;
     c->h = 5e-3;
+    finish(c, r, rdt);
+}
+
+/* ------------------------------------------ batchnorm + add + relu (fused) */
+
+static const tb_tensor *bnr_z(gcase *c) { return c->flag & V_ADD ? &c->in[3] : NULL; }
+
+static int bnr_fwd(gcase *c)
+{
+    return tb_batchnorm_relu_forward_train(tt_be, &c->out[0], &c->aux[0], &c->aux[1], &c->aux[2], &c->aux[3],
+                                           &c->aux[4], &c->in[0], bnr_z(c), &c->in[1], &c->in[2], 0.1f, 1e-5f);
+}
+
+static int bnr_bwd(gcase *c)
+{
+    tb_tensor *dz = c->flag & V_ADD ? &c->din[3] : NULL;
+    return tb_batchnorm_relu_backward(tt_be, &c->din[0], dz, &c->din[1], &c->din[2], &c->aux[4], &c->dout[0],
+                                      &c->in[0], &c->out[0], &c->in[1], &c->in[2], &c->aux[0], &c->aux[1],
+                                      (c->flag & V_ADD) != 0);
+}
+
+/* Moves inputs until every pre-activation BN(x) + z is at least `margin` from
+ * the ReLU's kink, so that finite differences never straddle it: z alone
+ * when there is one (the statistics do not depend on it), else x (which
+ * moves the statistics too, hence the rounds). Values rounded to rdt. */
+static void keep_off_kink(gcase *c, tb_dtype rdt, double margin)
+{
+    const tb_tensor *x = &c->in[0], *z = bnr_z(c);
+    int64_t ch = x->shape[x->ndim - 1], rows = tb_numel(x) / ch;
+    for (int round = 0; round < 50; round++) {
+        bool moved = false;
+        for (int64_t j = 0; j < ch; j++) {
+            double s = 0, q = 0;
+            for (int64_t r = 0; r < rows; r++)
+                s += tt_get(x, r * ch + j);
+            double mean = s / (double)rows;
+            for (int64_t r = 0; r < rows; r++)
+                q += (tt_get(x, r * ch + j) - mean) * (tt_get(x, r * ch + j) - mean);
+            double scale = tt_get(&c->in[1], j) / sqrt(q / (double)rows + 1e-5);
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t e = r * ch + j;
+                double pre = (tt_get(x, e) - mean) * scale + tt_get(&c->in[2], j) + (z ? tt_get(z, e) : 0.0);
+                if (fabs(pre) >= margin)
+                    continue;
+                double push = pre >= 0 ? 3 * margin : -3 * margin;
+                if (z)
+                    tt_set(z, e, tt_round(tt_get(z, e) + push, rdt));
+                else
+                    tt_set(x, e, tt_round(tt_get(x, e) + push / scale, rdt));
+                moved = true;
+            }
+        }
+        if (!moved)
+            return;
+    }
+    fail_msg("%s: inputs stay near the ReLU kink", c->name);
+}
+
+static void setup_bn_relu(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+{
+    begin(c, s, dt);
+    c->flag = s->variant;
+    bn_inputs(c, s, dt, rdt, r);
+    if (c->flag & V_ADD) {
+        c->n_in = 4;
+        c->in[3] = like(dt, s->ndim, s->d);
+        tt_uniform(&c->in[3], r, -1.0, 1.0, rdt);
+    }
+    c->aux[4] = tt_1d(TB_U8, 1); /* the CPU needs no reserve space; one byte stands for it */
+    keep_off_kink(c, rdt, 0.05);
+    c->n_out = 1;
+    c->out[0] = like(dt, s->ndim, s->d);
+    c->fwd = bnr_fwd;
+    c->bwd = bnr_bwd;
+    c->h = 2e-3;
     finish(c, r, rdt);
 }
 
@@ -347,6 +428,11 @@ static const spec specs[] = {
     {"batchnorm 2-D", setup_bn, 2, {6, 7}, {0}, 0, {0}, 0, 0},
     /* more channels than one block (128 for BN, 256 elsewhere), more rows than reduction chunks (16) */
     {"batchnorm 2-D wide", setup_bn, 2, {17, 140}, {0}, 0, {0}, 0, 0},
+    {"batchnorm+relu 4-D", setup_bn_relu, 4, {2, 3, 5, 3}, {0}, 0, {0}, 0, 0},
+    {"batchnorm+add+relu 4-D", setup_bn_relu, 4, {2, 3, 5, 3}, {0}, 0, {0}, 0, V_ADD},
+    {"batchnorm+add+relu 4-D batch 1", setup_bn_relu, 4, {1, 4, 3, 5}, {0}, 0, {0}, 0, V_ADD},
+    {"batchnorm+relu 2-D", setup_bn_relu, 2, {6, 7}, {0}, 0, {0}, 0, 0},
+    {"batchnorm+add+relu 2-D wide", setup_bn_relu, 2, {17, 140}, {0}, 0, {0}, 0, V_ADD},
     {"relu 4-D", setup_relu, 4, {2, 3, 5, 4}, {0}, 0, {0}, 0, 0},
     {"relu 2-D batch 1", setup_relu, 2, {1, 7}, {0}, 0, {0}, 0, 0},
     {"maxpool 3x3 s2 p1", setup_maxpool, 4, {2, 7, 7, 3}, P(3, 3, 2, 2, 1, 1, false, false), 0, {0}, 0, 0},

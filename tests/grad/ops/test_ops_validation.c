@@ -67,6 +67,43 @@ static void test_batchnorm_errors(void **state)
     tt_free_all();
 }
 
+static void test_batchnorm_relu_errors(void **state)
+{
+    (void)state;
+    tb_tensor x = tt_4d(TB_F32, 2, 3, 3, 4), y = tt_4d(TB_F32, 2, 3, 3, 4), z = tt_4d(TB_F32, 2, 3, 3, 4);
+    tb_tensor z5 = tt_4d(TB_F32, 2, 3, 3, 5), zh = tt_4d(TB_F16, 2, 3, 3, 4), dx = tt_4d(TB_F32, 2, 3, 3, 4);
+    tb_tensor v4[6], v3 = tt_1d(TB_F32, 3);
+    for (int i = 0; i < 6; i++)
+        v4[i] = tt_1d(TB_F32, 4);
+    OK(tb_batchnorm_relu_forward_train(tt_be, &y, &v4[0], &v4[1], &v4[2], &v4[3], NULL, &x, &z, &v4[4], &v4[5],
+                                       0.1f, 1e-5f));
+    OK(tb_batchnorm_relu_forward_train(tt_be, &y, &v4[0], &v4[1], &v4[2], &v4[3], NULL, &x, NULL, &v4[4], &v4[5],
+                                       0.1f, 1e-5f));
+    BAD(tb_batchnorm_relu_forward_train(tt_be, &y, &v4[0], &v4[1], &v4[2], &v4[3], NULL, &x, &z5, &v4[4], &v4[5],
+                                        0.1f, 1e-5f),
+        "batchnorm_relu_forward_train", "z [2,3,3,5] f32", "x [2,3,3,4] f32");
+    BAD(tb_batchnorm_relu_forward_train(tt_be, &y, &v4[0], &v4[1], &v4[2], &v4[3], NULL, &x, &zh, &v4[4], &v4[5],
+                                        0.1f, 1e-5f),
+        "batchnorm_relu_forward_train", "z [2,3,3,4] f16", "dtype");
+    BAD(tb_batchnorm_relu_forward_train(tt_be, &y, &v4[0], &v4[1], &v4[2], &v4[3], NULL, &x, &z, &v3, &v4[5],
+                                        0.1f, 1e-5f),
+        "batchnorm_relu_forward_train", "gamma [3] f32");
+    BAD(tb_batchnorm_relu_forward_eval(tt_be, &y, &x, &z5, &v4[4], &v4[5], &v4[2], &v4[3], 1e-5f),
+        "batchnorm_relu_forward_eval", "z [2,3,3,5] f32");
+    OK(tb_batchnorm_relu_backward(tt_be, &dx, &z, &v4[4], &v4[5], NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
+                                  true));
+    BAD(tb_batchnorm_relu_backward(tt_be, &dx, &z, &v4[4], &v4[5], NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
+                                   false),
+        "batchnorm_relu_backward", "dz is given but the forward added no z");
+    BAD(tb_batchnorm_relu_backward(tt_be, &dx, &z5, NULL, NULL, NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
+                                   true),
+        "batchnorm_relu_backward", "dz [2,3,3,5] f32");
+    BAD(tb_batchnorm_relu_backward(tt_be, &dx, NULL, NULL, NULL, NULL, &y, &x, &z5, &v4[4], &v4[5], &v4[0], &v4[1],
+                                   false),
+        "batchnorm_relu_backward", "y [2,3,3,5] f32");
+    tt_free_all();
+}
+
 static void test_relu_pool_errors(void **state)
 {
     (void)state;
@@ -299,7 +336,8 @@ static void test_unsupported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batchnorm_errors),  cmocka_unit_test(test_relu_pool_errors),
+        cmocka_unit_test(test_batchnorm_errors),  cmocka_unit_test(test_batchnorm_relu_errors),
+        cmocka_unit_test(test_relu_pool_errors),
         cmocka_unit_test(test_linear_errors),     cmocka_unit_test(test_add_concat_dropout_errors),
         cmocka_unit_test(test_softmax_errors),    cmocka_unit_test(test_mix_errors),
         cmocka_unit_test(test_elementwise_errors), cmocka_unit_test(test_sgd_errors),
