@@ -212,6 +212,8 @@ static void cuda_destroy(tb_backend *be)
             cudnnDestroyTensorDescriptor(ctx->bn_x_desc);
         if (ctx->bn_param_desc)
             cudnnDestroyTensorDescriptor(ctx->bn_param_desc);
+        if (ctx->relu_desc)
+            cudnnDestroyActivationDescriptor(ctx->relu_desc);
         if (ctx->cublas)
             cublasDestroy(ctx->cublas);
         if (ctx->cudnn)
@@ -288,6 +290,11 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->batchnorm_forward_train = tb_cuda_batchnorm_forward_train;
     f->batchnorm_forward_eval = tb_cuda_batchnorm_forward_eval;
     f->batchnorm_backward = tb_cuda_batchnorm_backward;
+    f->batchnorm_relu_reserve_size = tb_cuda_batchnorm_relu_reserve_size;
+    f->batchnorm_relu_workspace_size = tb_cuda_batchnorm_relu_workspace_size;
+    f->batchnorm_relu_forward_train = tb_cuda_batchnorm_relu_forward_train;
+    f->batchnorm_relu_forward_eval = tb_cuda_batchnorm_relu_forward_eval;
+    f->batchnorm_relu_backward = tb_cuda_batchnorm_relu_backward;
     f->relu_forward = tb_cuda_relu_forward;
     f->relu_backward = tb_cuda_relu_backward;
     f->maxpool_forward = tb_cuda_maxpool_forward;
@@ -369,6 +376,8 @@ static int cuda_init(tb_backend *be, int device_index)
     CUDA_CHECK(cudaMalloc((void **)&ctx->reduce, TB_CUDA_REDUCE_ELEMS * sizeof(float)));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->bn_x_desc));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->bn_param_desc));
+    CUDNN_CHECK(cudnnCreateActivationDescriptor(&ctx->relu_desc));
+    CUDNN_CHECK(cudnnSetActivationDescriptor(ctx->relu_desc, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0));
 
     snprintf(be->name, sizeof be->name, "cuda:%d %.64s (sm_%d%d, cuDNN %zu.%zu.%zu)", device_index, prop.name,
              prop.major, prop.minor, cudnn_version / 10000, cudnn_version / 100 % 100, cudnn_version % 100);

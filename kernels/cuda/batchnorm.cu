@@ -87,14 +87,13 @@ static __global__ void bn_eval_param_final_kernel(float *dgamma, float *dbeta, c
 }
 
 /* The backward must use the forward's mode: both follow the options. */
-static cudnnBatchNormMode_t train_mode(const tb_cuda_ctx *ctx, const tb_tensor *x)
+cudnnBatchNormMode_t tb_cuda_bn_train_mode(const tb_cuda_ctx *ctx, const tb_tensor *x)
 {
     return x->ndim == 4 && ctx->opt.batchnorm_persistent ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT
                                                          : CUDNN_BATCHNORM_SPATIAL;
 }
 
-/* Sets the backend's two BatchNorm descriptors for x; *c receives the channels. */
-static int bn_describe(tb_cuda_ctx *ctx, const tb_tensor *x, cudnnBatchNormMode_t mode, int64_t *c)
+int tb_cuda_bn_describe(tb_cuda_ctx *ctx, const tb_tensor *x, cudnnBatchNormMode_t mode, int64_t *c)
 {
     cudnnDataType_t dt;
     TB_TRY(tb_cudnn_dtype(x->dtype, &dt));
@@ -122,9 +121,9 @@ static int bn_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, 
                             const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    cudnnBatchNormMode_t mode = train_mode(ctx, x);
+    cudnnBatchNormMode_t mode = tb_cuda_bn_train_mode(ctx, x);
     int64_t c = 0;
-    TB_TRY(bn_describe(ctx, x, mode, &c));
+    TB_TRY(tb_cuda_bn_describe(ctx, x, mode, &c));
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
         ctx->cudnn, mode, &one, &zero, ctx->bn_x_desc, x->data, ctx->bn_x_desc, y->data, ctx->bn_param_desc,
@@ -148,7 +147,7 @@ static int bn_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, con
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t c = 0;
-    TB_TRY(bn_describe(ctx, x, CUDNN_BATCHNORM_SPATIAL, &c));
+    TB_TRY(tb_cuda_bn_describe(ctx, x, CUDNN_BATCHNORM_SPATIAL, &c));
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnBatchNormalizationForwardInference(ctx->cudnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero,
                                                         ctx->bn_x_desc, x->data, ctx->bn_x_desc, y->data,
@@ -167,6 +166,22 @@ int tb_cuda_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor
 
 /* cuDNN always writes both parameter gradients: a frozen BN (NULL dgamma /
  * dbeta) gets them written into the reduction scratch and dropped. */
+int tb_cuda_bn_param_grads(tb_cuda_ctx *ctx, int64_t c, tb_tensor *dgamma, tb_tensor *dbeta, void **dg, void **db)
+{
+    *dg = data_or_null(dgamma);
+    *db = data_or_null(dbeta);
+    if (*dg && *db)
+        return TB_OK;
+    TB_CHECK(2 * c <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
+             "batchnorm backward: %lld channels exceed the scratch for frozen parameters", (long long)c);
+    CUDA_CHECK(cudaMemsetAsync(ctx->reduce, 0, 2 * (size_t)c * sizeof(float), ctx->stream));
+    if (!*dg)
+        *dg = ctx->reduce;
+    if (!*db)
+        *db = ctx->reduce + c;
+    return TB_OK;
+}
+
 static int bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta, const tb_tensor *dy,
                        const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *save_mean,
                        const tb_tensor *save_invstd)
@@ -175,19 +190,11 @@ static int bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tens
     TB_CHECK(dx && dx->data, TB_ERR_INVALID, "batchnorm_backward: dx is required");
     TB_CHECK(save_mean && save_mean->data && save_invstd && save_invstd->data, TB_ERR_INVALID,
              "batchnorm_backward: the saved mean and inverse std of the forward are required");
-    cudnnBatchNormMode_t mode = train_mode(ctx, x);
+    cudnnBatchNormMode_t mode = tb_cuda_bn_train_mode(ctx, x);
     int64_t c = 0;
-    TB_TRY(bn_describe(ctx, x, mode, &c));
-    void *dg = data_or_null(dgamma), *db = data_or_null(dbeta);
-    if (!dg || !db) {
-        TB_CHECK(2 * c <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
-                 "batchnorm_backward: %lld channels exceed the scratch for frozen parameters", (long long)c);
-        CUDA_CHECK(cudaMemsetAsync(ctx->reduce, 0, 2 * (size_t)c * sizeof(float), ctx->stream));
-        if (!dg)
-            dg = ctx->reduce;
-        if (!db)
-            db = ctx->reduce + c;
-    }
+    TB_TRY(tb_cuda_bn_describe(ctx, x, mode, &c));
+    void *dg = NULL, *db = NULL;
+    TB_TRY(tb_cuda_bn_param_grads(ctx, c, dgamma, dbeta, &dg, &db));
     const float one = 1.0f;
     /* the saved statistics are given, so cuDNN does not use epsilon; any
      * valid value will do (our backward has no eps argument) */

@@ -37,6 +37,7 @@ typedef struct tb_cuda_ctx {
     float *reduce;                      /* TB_CUDA_REDUCE_ELEMS f32 */
     cudnnTensorDescriptor_t bn_x_desc;  /* re-set by every BatchNorm call */
     cudnnTensorDescriptor_t bn_param_desc;
+    cudnnActivationDescriptor_t relu_desc; /* the fused BatchNorm's ReLU */
     tb_cuda_options opt;
     struct tb_cuda_conv_plan *plans[TB_CUDA_MAX_CONV_PLANS];
     int n_plans;
@@ -47,6 +48,16 @@ static inline tb_cuda_ctx *tb_cuda_ctx_of(tb_backend *be) { return (tb_cuda_ctx 
 /* cuDNN / CUDA data type of a tensor dtype (floats only for cuDNN). */
 int tb_cudnn_dtype(tb_dtype dt, cudnnDataType_t *out);
 int tb_cuda_dtype(tb_dtype dt, cudaDataType_t *out);
+
+/* batchnorm.cu: the training mode for x (persistent NHWC where the options
+ * allow it, so that a backward always matches its forward), and the two
+ * BatchNorm descriptors set for x in that mode (*c receives the channels). */
+cudnnBatchNormMode_t tb_cuda_bn_train_mode(const tb_cuda_ctx *ctx, const tb_tensor *x);
+int tb_cuda_bn_describe(tb_cuda_ctx *ctx, const tb_tensor *x, cudnnBatchNormMode_t mode, int64_t *c);
+/* Where cuDNN's BatchNorm backward writes the parameter gradients: dgamma's
+ * and dbeta's data, or for an absent one (frozen) the zeroed reduction
+ * scratch, whose contents are dropped (cuDNN always writes both). */
+int tb_cuda_bn_param_grads(tb_cuda_ctx *ctx, int64_t c, tb_tensor *dgamma, tb_tensor *dbeta, void **dg, void **db);
 
 /* conv2d_plan.cu: releases every cached plan (options changed, backend destroyed). */
 void tb_cuda_conv_plans_clear(tb_cuda_ctx *ctx);

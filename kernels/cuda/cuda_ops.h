@@ -73,6 +73,20 @@ int tb_cuda_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma,
 int tb_cuda_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,
                                     const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
                                     const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
+/* batchnorm_relu.cu */
+size_t tb_cuda_batchnorm_relu_reserve_size(tb_backend *be, const tb_tensor *x, bool add);
+size_t tb_cuda_batchnorm_relu_workspace_size(tb_backend *be, const tb_tensor *x, bool add);
+int tb_cuda_batchnorm_relu_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
+                                         tb_tensor *running_mean, tb_tensor *running_var, tb_tensor *reserve,
+                                         const tb_tensor *x, const tb_tensor *z, const tb_tensor *gamma,
+                                         const tb_tensor *beta, float momentum, float eps);
+int tb_cuda_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *z,
+                                        const tb_tensor *gamma, const tb_tensor *beta,
+                                        const tb_tensor *running_mean, const tb_tensor *running_var, float eps);
+int tb_cuda_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma,
+                                    tb_tensor *dbeta, tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x,
+                                    const tb_tensor *y, const tb_tensor *gamma, const tb_tensor *beta,
+                                    const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add);
 /* relu.cu */
 int tb_cuda_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 int tb_cuda_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);

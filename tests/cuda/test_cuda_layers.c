@@ -1,15 +1,17 @@
 /* CUDA vs CPU, the layer ops: conv2d, batchnorm (the frozen BN's eval
- * backward too), max/avg/global pooling, linear, relu, add, concat, dropout;
+ * backward too), the fused batchnorm + add + relu, max/avg/global pooling, linear, relu, add, concat, dropout;
  * and which ops the backend declines. Every op forward and backward in f32,
  * f16 and bf16 on fresh random inputs over a table of cases (odd sizes,
  * strides, padding, dilation, groups incl. depthwise, ceil mode, batch 1 and
  * more); backward outputs start from random values so that accumulation
  * (+=) is checked; guard bytes around every tensor. Exits 77 without a GPU;
  * `test_cuda_layers --self-check` runs the CPU against itself. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -168,6 +170,17 @@ static void run_bn(tctx *t, const bn_case *bc, tb_dtype dt, const char *mode)
     tp_check(t, "dbeta unchanged", dbeta_eval, stat_tol * 10);
 }
 
+/* cuDNN's persistent NHWC BatchNorm on or off (the CUDA backend's option). */
+static void set_bn_persistent(bool on)
+{
+    if (dut_be->kind != TB_DEVICE_CUDA)
+        return;
+    tb_cuda_options opt;
+    assert_int_equal(tb_cuda_get_options(dut_be, &opt), TB_OK);
+    opt.batchnorm_persistent = on;
+    assert_int_equal(tb_cuda_set_options(dut_be, &opt), TB_OK);
+}
+
 static void test_batchnorm(void **state)
 {
     (void)state;
@@ -175,22 +188,140 @@ static void test_batchnorm(void **state)
     tctx_init(t, ref_be, dut_be, seed ^ 0x1002);
     /* cuDNN's persistent NHWC kernels (the default) and its plain spatial mode */
     for (int persistent = 1; persistent >= 0; persistent--) {
-        tb_cuda_options opt;
-        if (dut_be->kind == TB_DEVICE_CUDA) {
-            assert_int_equal(tb_cuda_get_options(dut_be, &opt), TB_OK);
-            opt.batchnorm_persistent = persistent;
-            assert_int_equal(tb_cuda_set_options(dut_be, &opt), TB_OK);
-        }
+        set_bn_persistent(persistent);
         for (size_t i = 0; i < sizeof bn_cases / sizeof bn_cases[0]; i++)
             for (int d = 0; d < NDT; d++)
                 run_bn(t, &bn_cases[i], dtypes[d], persistent ? "persistent" : "spatial");
     }
-    if (dut_be->kind == TB_DEVICE_CUDA) {
-        tb_cuda_options opt;
-        assert_int_equal(tb_cuda_get_options(dut_be, &opt), TB_OK);
-        opt.batchnorm_persistent = true;
-        assert_int_equal(tb_cuda_set_options(dut_be, &opt), TB_OK);
+    set_bn_persistent(true);
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ------------------------------------------------ batchnorm + add + relu */
+
+/* Moves z (or, without z, x) until every pre-activation BN(x) + z is at
+ * least `margin` from the ReLU's kink on the reference side's values, so
+ * that the two backends' rounding never opens the gate on one side and
+ * closes it on the other. Statistics in double, as the CPU keeps them. */
+static float round_to(float v, tb_dtype dt)
+{
+    uint32_t tmp = 0;
+    tb_store_f32(&tmp, dt, 0, v);
+    return tb_load_f32(&tmp, dt, 0);
+}
+
+static bool bnr_keep_off_kink(tctx *t, tpair *x, tpair *z, const tpair *gamma, const tpair *beta, double margin)
+{
+    const tb_tensor *xt = &x->t[0];
+    int64_t c = xt->shape[xt->ndim - 1], total = tb_numel(xt), rows = total / c;
+    float *xv = malloc(sizeof(float) * (size_t)total), *zv = malloc(sizeof(float) * (size_t)total);
+    assert_non_null(xv);
+    assert_non_null(zv);
+    for (int64_t i = 0; i < total; i++) {
+        xv[i] = tb_load_f32(xt->data, xt->dtype, i);
+        zv[i] = z ? tb_load_f32(z->t[0].data, z->t[0].dtype, i) : 0.0f;
     }
+    const float *g = gamma->t[0].data, *b = beta->t[0].data;
+    bool settled = false;
+    for (int round = 0; round < 50 && !settled; round++) {
+        settled = true;
+        for (int64_t j = 0; j < c; j++) {
+            double sum = 0, sq = 0;
+            for (int64_t r = 0; r < rows; r++)
+                sum += xv[r * c + j];
+            double mean = sum / (double)rows;
+            for (int64_t r = 0; r < rows; r++)
+                sq += (xv[r * c + j] - mean) * (xv[r * c + j] - mean);
+            double scale = g[j] / sqrt(sq / (double)rows + 1e-5);
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t e = r * c + j;
+                double pre = (xv[e] - mean) * scale + b[j] + zv[e];
+                if (fabs(pre) >= margin)
+                    continue;
+                double push = pre >= 0 ? 3 * margin : -3 * margin;
+                if (z)
+                    zv[e] = round_to((float)(zv[e] + push), xt->dtype);
+                else
+                    xv[e] = round_to((float)(xv[e] + push / scale), xt->dtype);
+                settled = false;
+            }
+        }
+    }
+    bool ok = settled && tp_set(t, x, xv) && (!z || tp_set(t, z, zv));
+    if (!settled)
+        tctx_fail(t, "inputs stay near the ReLU kink");
+    free(xv);
+    free(zv);
+    return ok;
+}
+
+static void run_bn_relu(tctx *t, const bn_case *bc, tb_dtype dt, bool add, const char *mode)
+{
+    const float momentum = 0.1f, eps = 1e-5f;
+    double rtol = tp_tol(dt, true), stat_tol = tp_tol(TB_F32, true);
+    tctx_case(t, "batchnorm%s+relu [%d,%d,%d,%d] %s %s", add ? "+add" : "", bc->n, bc->h, bc->w, bc->c,
+              tb_dtype_name(dt), mode);
+    tpair *x = bn_act(t, dt, bc, -2, 3), *z = add ? bn_act(t, dt, bc, -1, 1) : NULL;
+    tpair *y = bn_act(t, dt, bc, -1, 1), *y_eval = bn_act(t, dt, bc, -1, 1), *dy = bn_act(t, dt, bc, -1, 1);
+    tpair *dx = bn_act(t, dt, bc, -1, 1), *dz = add ? bn_act(t, dt, bc, -1, 1) : NULL;
+    tpair *dx_frozen = bn_act(t, dt, bc, -1, 1);
+    tpair *gamma = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, 0.5f, 1.5f);
+    tpair *beta = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -0.5f, 0.5f);
+    tpair *rmean = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -0.5f, 0.5f);
+    tpair *rvar = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, 0.5f, 1.5f);
+    tpair *smean = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *sinv = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *dgamma = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *dbeta = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    if (!x || (add && (!z || !dz)) || !y || !y_eval || !dy || !dx || !dx_frozen || !gamma || !beta || !rmean ||
+        !rvar || !smean || !sinv || !dgamma || !dbeta)
+        return;
+    /* the reserve the backend under test asks for (the CPU needs none: one byte stands for it) */
+    size_t rs = tb_batchnorm_relu_reserve_size(dut_be, &x->t[1], add);
+    tpair *reserve = tp_1d(t, TB_U8, rs > 0 ? (int64_t)rs : 1, TP_ZERO, 0, 0);
+    if (!reserve || !bnr_keep_off_kink(t, x, z, gamma, beta, 0.05))
+        return;
+    for (int side_ = 0; side_ < 2; side_++)
+        tctx_rc(t, side_, "reserve workspace",
+                tb_backend_reserve_workspace(BE, tb_batchnorm_relu_workspace_size(BE, S(x), add)));
+    RUN_BOTH(t, tb_batchnorm_relu_forward_train(BE, S(y), S(smean), S(sinv), S(rmean), S(rvar), S(reserve), S(x),
+                                                S(z), S(gamma), S(beta), momentum, eps));
+    tp_check(t, "y", y, rtol);
+    tp_check(t, "save_mean", smean, stat_tol);
+    tp_check(t, "save_invstd", sinv, stat_tol);
+    tp_check(t, "running_mean", rmean, stat_tol);
+    tp_check(t, "running_var", rvar, stat_tol);
+    RUN_BOTH(t, tb_batchnorm_relu_backward(BE, S(dx), S(dz), S(dgamma), S(dbeta), S(reserve), S(dy), S(x), S(y),
+                                           S(gamma), S(beta), S(smean), S(sinv), add));
+    tp_check(t, "dx", dx, rtol);
+    if (dz)
+        tp_check(t, "dz", dz, tp_tol(dt, false));
+    tp_check(t, "dgamma", dgamma, stat_tol * 10);
+    tp_check(t, "dbeta", dbeta, stat_tol * 10);
+    /* frozen gamma and beta, and (with z) a shortcut that takes no gradient */
+    RUN_BOTH(t, tb_batchnorm_relu_backward(BE, S(dx_frozen), NULL, NULL, NULL, S(reserve), S(dy), S(x), S(y),
+                                           S(gamma), S(beta), S(smean), S(sinv), add));
+    tp_check(t, "dx (frozen gamma, beta; no dz)", dx_frozen, rtol);
+    RUN_BOTH(t, tb_batchnorm_relu_forward_eval(BE, S(y_eval), S(x), S(z), S(gamma), S(beta), S(rmean), S(rvar), eps));
+    tp_check(t, "y (eval)", y_eval, rtol);
+}
+
+/* Both of the CUDA backend's paths: cuDNN's fused kernels (f16, NHWC,
+ * persistent) and cuDNN's BatchNorm with our elementwise kernels. */
+static void test_batchnorm_relu(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x100c);
+    for (int persistent = 1; persistent >= 0; persistent--) {
+        set_bn_persistent(persistent);
+        for (size_t i = 0; i < sizeof bn_cases / sizeof bn_cases[0]; i++)
+            for (int d = 0; d < NDT; d++)
+                for (int add = 0; add < 2; add++)
+                    run_bn_relu(t, &bn_cases[i], dtypes[d], add, persistent ? "persistent" : "spatial");
+    }
+    set_bn_persistent(true);
     tctx_free(t);
     assert_int_equal(t->failures, 0);
 }
@@ -437,7 +568,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_supports_every_op), cmocka_unit_test(test_conv2d),
-        cmocka_unit_test(test_batchnorm),         cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_batchnorm),         cmocka_unit_test(test_batchnorm_relu),         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_linear),            cmocka_unit_test(test_elementwise_layers),
     };
     return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda layers vs cpu", tests,
