@@ -29,6 +29,13 @@ typedef struct node {
     tb_roi_align_params roi;
     tb_tensor save_mean, save_invstd; /* BN */
     tb_tensor mask;                   /* dropout */
+    /* fusion (fuse_bn_relus): a ReLU that absorbed the BN before it (and the
+     * residual add between them) runs batchnorm_relu with that BN's state;
+     * the absorbed nodes are dead and never run */
+    int fused_bn;                     /* index of the absorbed BN node, -1 none */
+    int fused_z;                      /* the value added before the ReLU, -1 none */
+    tb_tensor reserve;                /* u8, the fused op's reserve space */
+    bool dead;
 } node;
 
 typedef struct value {
@@ -38,6 +45,7 @@ typedef struct value {
     int consumers;
     int alias_of;     /* value whose activation memory this one reuses (in-place ReLU), -1 none */
     bool needs_grad;  /* something trainable lies upstream: backward writes its gradient */
+    bool dead;        /* produced only inside a fused node: no memory */
 } value;
 
 #define TB_MAX_OUTPUTS 8
@@ -63,6 +71,7 @@ struct tb_graph {
     int n_outputs;
     int cur_part;
     bool mode_frozen, mode_bn_frozen;
+    bool fuse;        /* fuse BN (+ add) + ReLU at finalize */
     int64_t macs;
     int64_t bn_batches_tracked;
     uint64_t seed, step;
@@ -148,6 +157,7 @@ static node *new_node(tb_graph *g, tb_node_kind kind, const char *name, const in
     memcpy(nd->in, in, sizeof(int) * (size_t)n_in);
     nd->n_in = n_in;
     nd->p_w = nd->p_b = nd->buf_mean = nd->buf_var = -1;
+    nd->fused_bn = nd->fused_z = -1;
     nd->part = g->cur_part;
     g->n_nodes++;
     for (int i = 0; i < n_in; i++)
@@ -227,6 +237,8 @@ int tb_graph_create(tb_graph **out, tb_backend *be, tb_dtype dtype, int batch)
     g->batch = batch;
     g->input = g->output = -1;
     g->seed = 0x7b5eedull;
+    const char *no_fuse = getenv("TRICKBENCH_NO_FUSE");
+    g->fuse = !(no_fuse && *no_fuse && strcmp(no_fuse, "0") != 0);
     *out = g;
     return TB_OK;
 }
@@ -499,6 +511,7 @@ int tb_g_add_output(tb_graph *g, tb_value v)
 }
 
 void tb_g_set_frozen(tb_graph *g, bool frozen) { g->mode_frozen = frozen; }
+void tb_g_set_fusion(tb_graph *g, bool fuse) { g->fuse = fuse; }
 void tb_g_set_bn_frozen(tb_graph *g, bool frozen) { g->mode_bn_frozen = frozen; }
 
 int tb_g_begin_part(tb_graph *g)
@@ -555,13 +568,68 @@ static bool is_output(const tb_graph *g, int v)
     return false;
 }
 
+/* The training BN that produced v, read only by its one consumer, in `part`
+ * (frozen BNs keep their own eval-mode backward; a BN whose input takes no
+ * gradient stays apart too, because cuDNN's backward always writes dx);
+ * -1 if none. */
+static int fusable_bn(const tb_graph *g, int v, int part)
+{
+    const value *val = &g->values[v];
+    if (val->producer < 0 || val->consumers != 1 || is_output(g, v))
+        return -1;
+    const node *p = &g->nodes[val->producer];
+    if (p->kind != TB_NODE_BN || p->bn_frozen || p->dead || p->part != part || !g->values[p->in[0]].needs_grad)
+        return -1;
+    return val->producer;
+}
+
+/* BN -> ReLU and BN -> add -> ReLU, each intermediate value read only by
+ * the next node, become one batchnorm_relu run by the ReLU node (which
+ * comes after every input: nodes run in build order). When both inputs of
+ * the add are BN outputs (a projection shortcut), the first one is fused
+ * and the other becomes z. */
+static void fuse_bn_relus(tb_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *r = &g->nodes[i];
+        if (r->kind != TB_NODE_RELU || r->dead)
+            continue;
+        int v = r->in[0];
+        int bn = fusable_bn(g, v, r->part), add = -1, z = -1;
+        if (bn < 0) {
+            const value *val = &g->values[v];
+            if (val->producer < 0 || val->consumers != 1 || is_output(g, v))
+                continue;
+            node *a = &g->nodes[val->producer];
+            if (a->kind != TB_NODE_ADD || a->dead || a->part != r->part || a->in[0] == a->in[1])
+                continue;
+            for (int k = 0; k < 2 && bn < 0; k++) {
+                bn = fusable_bn(g, a->in[k], r->part);
+                z = a->in[1 - k];
+            }
+            if (bn < 0)
+                continue;
+            add = val->producer;
+        }
+        r->fused_bn = bn;
+        r->fused_z = add >= 0 ? z : -1;
+        g->nodes[bn].dead = true;
+        g->values[g->nodes[bn].out].dead = true;
+        if (add >= 0) {
+            g->nodes[add].dead = true;
+            g->values[g->nodes[add].out].dead = true;
+        }
+    }
+}
+
 /* In-place ReLU: its input may be overwritten when nothing else reads it and
- * its producer's backward does not need its own output (ReLU and max pool do). */
+ * its producer's backward does not need its own output (ReLU and max pool do;
+ * so does a fused ReLU, which is a RELU node). */
 static void plan_inplace_relus(tb_graph *g)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         node *nd = &g->nodes[i];
-        if (nd->kind != TB_NODE_RELU)
+        if (nd->kind != TB_NODE_RELU || nd->fused_bn >= 0)
             continue;
         value *in = &g->values[nd->in[0]];
         if (in->consumers != 1 || in->producer < 0 || is_output(g, nd->in[0]))
@@ -573,12 +641,18 @@ static void plan_inplace_relus(tb_graph *g)
     }
 }
 
+static const tb_tensor *fused_x(tb_graph *g, const node *nd) { return &g->values[g->nodes[nd->fused_bn].in[0]].t; }
+
 static size_t workspace_needed(tb_graph *g)
 {
     size_t ws = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         node *nd = &g->nodes[i];
-        if (nd->kind == TB_NODE_CONV) {
+        if (nd->fused_bn >= 0) {
+            size_t s = tb_batchnorm_relu_workspace_size(g->be, fused_x(g, nd), nd->fused_z >= 0);
+            if (s > ws)
+                ws = s;
+        } else if (nd->kind == TB_NODE_CONV) {
             size_t s = tb_conv2d_workspace_size(g->be, &g->values[nd->out].t, &g->values[nd->in[0]].t,
                                                 &g->params[nd->p_w].value, &nd->conv);
             if (s > ws)
@@ -674,6 +748,8 @@ static int allocate_activations(tb_graph *g)
     size_t act = 0, grad = 0, saved = 0;
     for (int i = 0; i < g->n_values; i++) {
         value *v = &g->values[i];
+        if (v->dead)
+            continue;
         if (v->alias_of < 0)
             act += align_up(tb_nbytes(&v->t));
         grad += align_up(tb_nbytes(&v->grad));
@@ -684,6 +760,11 @@ static int allocate_activations(tb_graph *g)
             saved += 2 * align_up(tb_nbytes(&nd->save_mean));
         if (nd->kind == TB_NODE_DROPOUT)
             saved += align_up(tb_nbytes(&nd->mask));
+        if (nd->fused_bn >= 0) {
+            size_t rs = tb_batchnorm_relu_reserve_size(g->be, fused_x(g, nd), nd->fused_z >= 0);
+            nd->reserve = tb_tensor_1d(NULL, TB_U8, (int64_t)rs);
+            saved += align_up(rs);
+        }
     }
     g->act_bytes = act;
     g->grad_bytes = grad;
@@ -694,6 +775,8 @@ static int allocate_activations(tb_graph *g)
     size_t ao = 0, go = 0, so = 0;
     for (int i = 0; i < g->n_values; i++) {
         value *v = &g->values[i];
+        if (v->dead)
+            continue;
         if (v->alias_of < 0) {
             v->t.data = (char *)g->mem_act + ao;
             ao += align_up(tb_nbytes(&v->t));
@@ -716,6 +799,10 @@ static int allocate_activations(tb_graph *g)
             nd->mask.data = (char *)g->mem_saved + so;
             so += align_up(tb_nbytes(&nd->mask));
         }
+        if (nd->fused_bn >= 0 && tb_numel(&nd->reserve) > 0) {
+            nd->reserve.data = (char *)g->mem_saved + so;
+            so += align_up(tb_nbytes(&nd->reserve));
+        }
     }
     return TB_OK;
 }
@@ -729,6 +816,8 @@ int tb_graph_finalize(tb_graph *g, bool allocate)
     g->finalized = true;
     if (!allocate)
         return TB_OK;
+    if (g->fuse)
+        fuse_bn_relus(g);
     plan_inplace_relus(g);
     int rc = allocate_params(g);
     if (rc == TB_OK)
@@ -806,6 +895,7 @@ int tb_graph_node_info(const tb_graph *g, int i, tb_node_info *out)
     out->output = nd->out;
     out->conv = nd->spec;
     out->pool = nd->pool;
+    out->fused = nd->dead || nd->fused_bn >= 0;
     return TB_OK;
 }
 
@@ -834,10 +924,31 @@ static const tb_tensor *bias_of(tb_graph *g, const node *nd)
     return nd->p_b >= 0 ? &g->params[nd->p_b].value : NULL;
 }
 
+static const tb_tensor *fused_z(tb_graph *g, const node *nd)
+{
+    return nd->fused_z >= 0 ? &g->values[nd->fused_z].t : NULL;
+}
+
+static int forward_fused(tb_graph *g, node *nd, bool train)
+{
+    node *bn = &g->nodes[nd->fused_bn];
+    tb_tensor *y = &g->values[nd->out].t;
+    const tb_tensor *x = fused_x(g, nd), *gamma = &g->params[bn->p_w].value, *beta = &g->params[bn->p_b].value;
+    tb_tensor *rm = &g->buffers[bn->buf_mean].t, *rv = &g->buffers[bn->buf_var].t;
+    if (train)
+        return tb_batchnorm_relu_forward_train(g->be, y, &bn->save_mean, &bn->save_invstd, rm, rv, &nd->reserve, x,
+                                               fused_z(g, nd), gamma, beta, bn->momentum, bn->eps);
+    return tb_batchnorm_relu_forward_eval(g->be, y, x, fused_z(g, nd), gamma, beta, rm, rv, bn->eps);
+}
+
 static int forward_node(tb_graph *g, int i, bool train)
 {
     tb_backend *be = g->be;
     node *nd = &g->nodes[i];
+    if (nd->dead)
+        return TB_OK;
+    if (nd->fused_bn >= 0)
+        return forward_fused(g, nd, train);
     tb_tensor *y = &g->values[nd->out].t;
     const tb_tensor *x = &g->values[nd->in[0]].t;
     switch (nd->kind) {
@@ -921,17 +1032,30 @@ static tb_tensor *param_grad(tb_graph *g, int p)
 
 static tb_tensor *input_grad(tb_graph *g, int v) { return g->values[v].needs_grad ? &g->values[v].grad : NULL; }
 
+static int backward_fused(tb_graph *g, node *nd)
+{
+    node *bn = &g->nodes[nd->fused_bn];
+    const tb_tensor *dy = &g->values[nd->out].grad, *y = &g->values[nd->out].t;
+    tb_tensor *dz = nd->fused_z >= 0 ? input_grad(g, nd->fused_z) : NULL;
+    return tb_batchnorm_relu_backward(g->be, input_grad(g, bn->in[0]), dz, param_grad(g, bn->p_w),
+                                      param_grad(g, bn->p_b), &nd->reserve, dy, fused_x(g, nd), y,
+                                      &g->params[bn->p_w].value, &g->params[bn->p_b].value, &bn->save_mean,
+                                      &bn->save_invstd, nd->fused_z >= 0);
+}
+
 static int backward_node(tb_graph *g, int i)
 {
     tb_backend *be = g->be;
     node *nd = &g->nodes[i];
+    /* nothing trainable upstream (the network input, frozen stages): no gradient */
+    if (nd->dead || !g->values[nd->out].needs_grad)
+        return TB_OK;
+    if (nd->fused_bn >= 0)
+        return backward_fused(g, nd);
     const tb_tensor *dy = &g->values[nd->out].grad;
     const tb_tensor *y = &g->values[nd->out].t;
     int in0 = nd->in[0];
     const tb_tensor *x = &g->values[in0].t;
-    /* nothing trainable upstream (the network input, frozen stages): no gradient */
-    if (!g->values[nd->out].needs_grad)
-        return TB_OK;
     tb_tensor *dx = input_grad(g, in0);
     switch (nd->kind) {
     case TB_NODE_CONV:

@@ -119,6 +119,14 @@ int tb_g_set_output(tb_graph *g, tb_value v);
  * when something trainable lies upstream of it; backward skips the rest. */
 void tb_g_set_frozen(tb_graph *g, bool frozen);
 void tb_g_set_bn_frozen(tb_graph *g, bool frozen);
+/* Fusion (on by default; off with tb_g_set_fusion(g, false) before
+ * finalize, or TRICKBENCH_NO_FUSE=1 in the environment): at finalize,
+ * BN -> ReLU and BN -> add -> ReLU of training BNs whose intermediate values
+ * nothing else reads run as one tb_batchnorm_relu op (kernels/ops.h). Their
+ * parameters, buffers and names are unchanged; the intermediate values get
+ * no memory. In f32 on the CPU the results are bitwise those of the
+ * separate ops. */
+void tb_g_set_fusion(tb_graph *g, bool fuse);
 /* A value the caller fills before a forward (e.g. RoIs), of any dtype; it has
  * no gradient. */
 tb_value tb_g_external(tb_graph *g, tb_dtype dtype, int ndim, const int64_t *shape);
@@ -173,6 +181,7 @@ typedef struct tb_node_info {
     tb_value output;
     tb_conv_spec conv;        /* for TB_NODE_CONV */
     tb_pool_params pool;      /* for pools */
+    bool fused;               /* part of a fused batchnorm_relu (a ReLU that runs it, or a BN / add it absorbed) */
 } tb_node_info;
 int tb_graph_n_nodes(const tb_graph *g);
 int tb_graph_node_info(const tb_graph *g, int i, tb_node_info *out);

@@ -43,7 +43,7 @@ det_args=${DET_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --ba
 seg_args=${SEG_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 480 --classes 150 --channels 3}
 task_steps=${TASK_STEPS:---steps 10 --warmup 3 --repeats 3}
 status_lines=()
-declare -A ips_ours ips_eager replayed ips_torch task_ours task_torch
+declare -A ips_ours ips_eager ips_unfused replayed ips_torch task_ours task_torch
 
 wants() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -190,6 +190,14 @@ if wants bench; then
             run_step "bench-$p-eager" 420 env TRICKBENCH_NO_CAPTURE=1 "$build/trickbench" bench $bench_args \
                 --precision "$p" --device cuda $bench_steps --json
             ips_eager[$p]=$(images_per_sec "$out/bench-$p-eager.log")
+            # fp16 is where cuDNN's fused BN + add + ReLU runs: the same step with the
+            # three ops apart (what the fusion buys)
+            if [ "$p" = fp16 ]; then
+                # shellcheck disable=SC2086
+                run_step "bench-$p-unfused" 420 env TRICKBENCH_NO_FUSE=1 "$build/trickbench" bench $bench_args \
+                    --precision "$p" --device cuda $bench_steps --json
+                ips_unfused[$p]=$(images_per_sec "$out/bench-$p-unfused.log")
+            fi
         done
     else
         skip_step bench "no trickbench binary with a bench command"
@@ -254,12 +262,13 @@ fi
         echo
         echo "images/s, $bench_args, synthetic data:"
         echo
-        echo "| precision | trickbench | steps replayed | trickbench op by op | PyTorch | ratio |"
-        echo "|---|---|---|---|---|---|"
+        echo "| precision | trickbench | steps replayed | trickbench op by op | BN, add, ReLU unfused | PyTorch | ratio |"
+        echo "|---|---|---|---|---|---|---|"
         for p in $precisions; do
             o=${ips_ours[$p]:--} e=${ips_eager[$p]:--} r=${ips_torch[$p]:--} g=${replayed[$p]:--}
+            u=${ips_unfused[$p]:--}
             ratio=$(python3 -c "print('%.2f' % ($o / $r))" 2>/dev/null || echo "-")
-            echo "| $p | $o | $g | $e | $r | $ratio |"
+            echo "| $p | $o | $g | $e | $u | $r | $ratio |"
         done
     fi
     if wants det || wants seg; then

@@ -1,7 +1,7 @@
 /* The static graph end to end: a small residual network's parameter
  * gradients against central finite differences, in-place ReLU planning,
- * shape errors, determinism of SGD steps, and a low-precision graph
- * against the f32 one. */
+ * shape errors, determinism of SGD steps, a low-precision graph against the
+ * f32 one, and the fused BN (+ add) + ReLU against the separate ops. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,11 +35,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* conv-bn-relu-conv-bn(last) + 1x1 shortcut, relu, maxpool, gap, linear */
-static tb_graph *build_resnet_block(tb_dtype dt)
+/* conv-bn-relu-conv-bn(last) + 1x1 shortcut (+ bn), relu, maxpool, gap, linear */
+static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn)
 {
     tb_graph *g = NULL;
     assert_int_equal(tb_graph_create(&g, be, dt, BATCH), TB_OK);
+    tb_g_set_fusion(g, fuse);
     tb_value x = tb_g_input(g, 6, 5, 3);
     tb_conv_spec c3 = {.k = 6, .kh = 3, .kw = 3, .stride = 1, .pad_h = 1, .pad_w = 1};
     tb_conv_spec c1 = {.k = 6, .kh = 1, .kw = 1, .stride = 1, .bias = true};
@@ -47,6 +48,8 @@ static tb_graph *build_resnet_block(tb_dtype dt)
     a = tb_g_relu(g, tb_g_bn(g, "bn1", a, 1e-5f, 0.1f, 0));
     a = tb_g_bn(g, "bn2", tb_g_conv(g, "conv2", a, c3), 1e-5f, 0.1f, TB_BN_LAST_IN_RESIDUAL_BLOCK);
     tb_value s = tb_g_conv(g, "shortcut", x, c1);
+    if (shortcut_bn)
+        s = tb_g_bn(g, "shortcut_bn", s, 1e-5f, 0.1f, 0);
     tb_value y = tb_g_relu(g, tb_g_add(g, a, s));
     tb_pool_params mp = {3, 3, 2, 2, 1, 1, false, false};
     y = tb_g_global_avgpool(g, tb_g_maxpool(g, y, mp));
@@ -55,6 +58,8 @@ static tb_graph *build_resnet_block(tb_dtype dt)
     assert_int_equal(tb_graph_finalize(g, true), TB_OK);
     return g;
 }
+
+static tb_graph *build_resnet_block(tb_dtype dt) { return build_block(dt, true, false); }
 
 static void init_params(tb_graph *g, uint64_t seed)
 {
@@ -257,6 +262,76 @@ static void test_low_precision_graphs_track_f32(void **state)
     tb_graph_destroy(ref);
 }
 
+static int count_fused_nodes(const tb_graph *g)
+{
+    int fused = 0;
+    for (int i = 0; i < tb_graph_n_nodes(g); i++) {
+        tb_node_info info;
+        assert_int_equal(tb_graph_node_info(g, i, &info), TB_OK);
+        fused += info.fused;
+    }
+    return fused;
+}
+
+/* Both residual adds (a plain shortcut, and a projection with its own BN
+ * where only one BN can be fused): in f32 the fused graph trains bitwise
+ * like the unfused one, evaluates alike, and holds less memory. */
+static void test_fusion_is_bitwise_the_separate_ops(void **state)
+{
+    (void)state;
+    for (int variant = 0; variant < 2; variant++) {
+        bool shortcut_bn = variant == 1;
+        tb_graph *fused = build_block(TB_F32, true, shortcut_bn);
+        tb_graph *plain = build_block(TB_F32, false, shortcut_bn);
+        /* bn1 + relu; bn2 + add + relu */
+        assert_int_equal(count_fused_nodes(fused), 5);
+        assert_int_equal(count_fused_nodes(plain), 0);
+        assert_true(tb_graph_memory_bytes(fused) < tb_graph_memory_bytes(plain));
+        init_params(fused, 31);
+        init_params(plain, 31);
+        float lf[5], lp[5];
+        sgd_steps(fused, 5, lf);
+        sgd_steps(plain, 5, lp);
+        assert_memory_equal(lf, lp, sizeof lf);
+        for (int i = 0; i < tb_graph_n_params(fused); i++) {
+            tb_param *a = tb_graph_param(fused, i), *b = tb_graph_param(plain, i);
+            assert_memory_equal(a->master.data, b->master.data, tb_nbytes(&a->master));
+            assert_memory_equal(a->grad.data, b->grad.data, tb_nbytes(&a->grad));
+        }
+        for (int i = 0; i < tb_graph_n_buffers(fused); i++)
+            assert_memory_equal(tb_graph_buffer(fused, i)->t.data, tb_graph_buffer(plain, i)->t.data,
+                                tb_nbytes(&tb_graph_buffer(fused, i)->t));
+        set_input(fused);
+        set_input(plain);
+        assert_int_equal(tb_graph_forward(fused, false), TB_OK);
+        assert_int_equal(tb_graph_forward(plain, false), TB_OK);
+        assert_memory_equal(tb_graph_output(fused)->data, tb_graph_output(plain)->data,
+                            tb_nbytes(tb_graph_output(plain)));
+        tb_graph_destroy(fused);
+        tb_graph_destroy(plain);
+    }
+}
+
+/* Low precision: the fused op keeps BN's output in f32 before the add, so
+ * it is close to, not equal to, the separate ops. */
+static void test_fusion_in_low_precision_tracks_separate_ops(void **state)
+{
+    (void)state;
+    tb_dtype dts[2] = {TB_F16, TB_BF16};
+    for (int d = 0; d < 2; d++) {
+        tb_graph *fused = build_block(dts[d], true, true), *plain = build_block(dts[d], false, true);
+        init_params(fused, 41);
+        init_params(plain, 41);
+        float lf[4], lp[4];
+        sgd_steps(fused, 4, lf);
+        sgd_steps(plain, 4, lp);
+        for (int s = 0; s < 4; s++)
+            assert_true(fabsf(lf[s] - lp[s]) <= 0.02f * fabsf(lp[s]) + 0.01f);
+        tb_graph_destroy(fused);
+        tb_graph_destroy(plain);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +340,8 @@ int main(void)
         cmocka_unit_test(test_parameter_gradients_match_finite_differences),
         cmocka_unit_test(test_sgd_is_deterministic_and_learns),
         cmocka_unit_test(test_low_precision_graphs_track_f32),
+        cmocka_unit_test(test_fusion_is_bitwise_the_separate_ops),
+        cmocka_unit_test(test_fusion_in_low_precision_tracks_separate_ops),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     free(input_data);
