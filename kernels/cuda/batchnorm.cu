@@ -87,7 +87,7 @@ static __global__ void bn_eval_param_final_kernel(float *dgamma, float *dbeta, c
 }
 
 /* The backward must use the forward's mode: both follow the options. */
-cudnnBatchNormMode_t tb_cuda_bn_train_mode(const tb_cuda_ctx *ctx, const tb_tensor *x)
+static cudnnBatchNormMode_t train_mode(const tb_cuda_ctx *ctx, const tb_tensor *x)
 {
     return x->ndim == 4 && ctx->opt.batchnorm_persistent ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT
                                                          : CUDNN_BATCHNORM_SPATIAL;
@@ -121,7 +121,7 @@ static int bn_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, 
                             const tb_tensor *gamma, const tb_tensor *beta, float momentum, float eps)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    cudnnBatchNormMode_t mode = tb_cuda_bn_train_mode(ctx, x);
+    cudnnBatchNormMode_t mode = train_mode(ctx, x);
     int64_t c = 0;
     TB_TRY(tb_cuda_bn_describe(ctx, x, mode, &c));
     const float one = 1.0f, zero = 0.0f;
@@ -190,7 +190,7 @@ static int bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tens
     TB_CHECK(dx && dx->data, TB_ERR_INVALID, "batchnorm_backward: dx is required");
     TB_CHECK(save_mean && save_mean->data && save_invstd && save_invstd->data, TB_ERR_INVALID,
              "batchnorm_backward: the saved mean and inverse std of the forward are required");
-    cudnnBatchNormMode_t mode = tb_cuda_bn_train_mode(ctx, x);
+    cudnnBatchNormMode_t mode = train_mode(ctx, x);
     int64_t c = 0;
     TB_TRY(tb_cuda_bn_describe(ctx, x, mode, &c));
     void *dg = NULL, *db = NULL;

@@ -49,10 +49,8 @@ static inline tb_cuda_ctx *tb_cuda_ctx_of(tb_backend *be) { return (tb_cuda_ctx 
 int tb_cudnn_dtype(tb_dtype dt, cudnnDataType_t *out);
 int tb_cuda_dtype(tb_dtype dt, cudaDataType_t *out);
 
-/* batchnorm.cu: the training mode for x (persistent NHWC where the options
- * allow it, so that a backward always matches its forward), and the two
- * BatchNorm descriptors set for x in that mode (*c receives the channels). */
-cudnnBatchNormMode_t tb_cuda_bn_train_mode(const tb_cuda_ctx *ctx, const tb_tensor *x);
+/* batchnorm.cu: the two BatchNorm descriptors set for x in `mode` (*c
+ * receives the channels). */
 int tb_cuda_bn_describe(tb_cuda_ctx *ctx, const tb_tensor *x, cudnnBatchNormMode_t mode, int64_t *c);
 /* Where cuDNN's BatchNorm backward writes the parameter gradients: dgamma's
  * and dbeta's data, or for an absent one (frozen) the zeroed reduction
