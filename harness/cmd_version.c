@@ -9,7 +9,8 @@
 static const char usage[] =
     "usage: trickbench version\n\n"
     "Prints the trickbench version, the git commit it was built from, the\n"
-    "backends compiled in, and whether a usable GPU is present.\n";
+    "backends compiled in, whether a usable GPU is present, and whether\n"
+    "VOC annotation XML can be read (built with libxml2).\n";
 
 int tb_cmd_version(int argc, char **argv)
 {
@@ -24,5 +25,6 @@ int tb_cmd_version(int argc, char **argv)
     printf("trickbench %s (git %s)\n", TB_VERSION, TB_GIT_COMMIT);
     printf("backends: cpu%s\n", HAVE_CUDA ? ", cuda" : "");
     printf("gpu: %s\n", gpu ? "available" : why);
+    printf("annotation XML (detection datasets): %s\n", HAVE_LIBXML2 ? "libxml2" : "not built (no libxml2)");
     return TB_EXIT_OK;
 }

@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tb_build_config.h"
+#if HAVE_LIBXML2
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#endif
 
 #include "harness/data/dataset_impl.h"
 #include "kernels/error.h"
@@ -24,6 +27,7 @@ void tb_voc_annotation_free(tb_voc_annotation *a)
     memset(a, 0, sizeof *a);
 }
 
+#if HAVE_LIBXML2
 /* The first child element of node called name, or NULL. */
 static xmlNode *child(const xmlNode *node, const char *name)
 {
@@ -187,6 +191,19 @@ int tb_voc_parse_annotation(const char *path, const char *const *class_names, in
         tb_voc_annotation_free(out);
     return rc;
 }
+
+#else
+int tb_voc_parse_annotation(const char *path, const char *const *class_names, int classes, tb_voc_annotation *out)
+{
+    (void)class_names;
+    (void)classes;
+    memset(out, 0, sizeof *out);
+    return tb_fail(TB_ERR_UNSUPPORTED,
+                   "%s: this trickbench was built without libxml2, which reads VOC annotation XML; "
+                   "install libxml2-dev (Debian) and rebuild (meson setup --reconfigure BUILD -Dlibxml2=enabled)",
+                   path);
+}
+#endif
 
 int tb_voc_read_image_set(const char *path, char ***ids, int64_t *n)
 {

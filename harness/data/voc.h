@@ -13,6 +13,9 @@
  * Anything else wrong (not XML, a missing or non-numeric field, an unknown
  * class, a box outside the image or inverted) is TB_ERR_DATA with a message
  * naming the file, the object index (0-based, in file order) and the field.
+ * A build without libxml2 (meson -Dlibxml2=disabled, or none usable found)
+ * fails every annotation with TB_ERR_UNSUPPORTED naming the file and saying
+ * so; image set files need no libxml2.
  */
 #ifndef TB_VOC_H
 #define TB_VOC_H

@@ -1,6 +1,7 @@
 /* PASCAL VOC reading: annotation XML (fields, difficult, the coordinate
  * conversion, malformed files), image sets, the detection dataset over
- * several folders, images and masks. */
+ * several folders, images and masks. In a build without libxml2 (meson
+ * -Dlibxml2=disabled), only that an annotation then fails and says why. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +19,9 @@
 #include "harness/data/label_png.h"
 #include "harness/data/voc.h"
 #include "kernels/error.h"
+#include "tb_build_config.h"
 
+#if HAVE_LIBXML2
 static const tb_det_format *voc(void) { return &tb_det_format_voc; }
 
 static int parse(const char *root, const char *id, tb_voc_annotation *a)
@@ -391,3 +394,32 @@ int main(void)
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
+#else
+static void test_annotation_without_libxml2(void **state)
+{
+    (void)state;
+    char *root = tdu_tempdir();
+    dtu_make_voc_dirs(root, "VOC2007");
+    dtu_write_text_xml(root, "VOC2007", "000005",
+                       "<annotation><size><width>5</width><height>5</height></size></annotation>\n");
+    char p[4096];
+    tdu_pathf(p, sizeof p, "%s/VOC2007/Annotations/000005.xml", root);
+    tb_voc_annotation a;
+    assert_int_equal(tb_voc_parse_annotation(p, tb_det_format_voc.class_names, tb_det_format_voc.classes, &a),
+                     TB_ERR_UNSUPPORTED);
+    assert_non_null(strstr(tb_errmsg(), "000005.xml"));
+    assert_non_null(strstr(tb_errmsg(), "without libxml2"));
+    assert_null(a.objects);
+    assert_int_equal(a.count, 0);
+    tdu_rmtree(root);
+    free(root);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_annotation_without_libxml2),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+#endif
