@@ -11,9 +11,18 @@
 #
 #   usage: tools/gpu-check.sh OUTDIR
 #
+# Order: probe, the CLI and the cuda tests' build, the cuda suite, then for each
+# precision trickbench and PyTorch side by side, then the variants (no CUDA
+# graph, fp16 with BN + add + ReLU unfused), then detection and segmentation,
+# then the rest of the build. Every step's limit is cut to what is left of
+# GPU_CHECK_BUDGET, and a step that would get under 20 s is skipped and says
+# so, so that the table is printed before the device call's own limit ends.
+#
 # Environment (all optional):
 #   GPU_CHECK_STEPS  steps to run, default "probe build test bench torch det seg"
 #                    (split a session's short device time across calls)
+#   GPU_CHECK_BUDGET seconds for the whole script, default 560 (a device call
+#                    may run 600 s)
 #   BUILD_DIR        build folder, default build-gpu (git-ignored)
 #   JOBS             parallel compile jobs, default 16
 #   PRECISIONS       default "fp16 bf16 fp32"
@@ -28,6 +37,11 @@
 #   TASK_STEPS       steps of the det / seg benchmarks, default "--steps 10 --warmup 3 --repeats 3"
 # Before the first run there: bring .devdeps (../shared/device/pack-deps.sh,
 # with nettle-dev libnettle8 added) along; this script sources its env.sh.
+# libxml2 does not fit there (its ICU is 36 MB of the 64 MiB that can be
+# brought, and Debian's libxml2 headers include ICU's), so the build there is
+# configured -Dlibxml2=disabled (GPU_CHECK_LIBXML2=auto to try): everything
+# but reading VOC annotation XML, which neither the cuda suite nor the
+# benchmarks need.
 set -u
 
 out=${1:?usage: tools/gpu-check.sh OUTDIR}
@@ -42,17 +56,28 @@ bench_steps=${BENCH_STEPS:---steps 20 --warmup 5 --repeats 3}
 det_args=${DET_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 608}
 seg_args=${SEG_ARGS:---model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 480 --classes 150 --channels 3}
 task_steps=${TASK_STEPS:---steps 10 --warmup 3 --repeats 3}
+deadline=$(($(date +%s) + ${GPU_CHECK_BUDGET:-560}))
 status_lines=()
+last_ips=-
 declare -A ips_ours ips_eager ips_unfused replayed ips_torch task_ours task_torch
 
 wants() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # run_step NAME LIMIT_SECONDS CMD...: full output to OUTDIR/NAME.log, its tail here.
+# The limit is cut to the budget left (10 s kept for the table); under 20 s the
+# step is skipped (status "no time left", return 124).
 run_step() {
     local name=$1 limit=$2
     shift 2
-    local log="$out/$name.log" t0 rc st
+    local log="$out/$name.log" t0 rc st left
     t0=$(date +%s)
+    left=$((deadline - t0 - 10))
+    if [ "$left" -lt 20 ]; then
+        echo "== $name: skipped, no time left of GPU_CHECK_BUDGET" | tee -a "$out/commands.txt"
+        status_lines+=("| $name | skipped | - | no time left of GPU_CHECK_BUDGET |")
+        return 124
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (limit ${limit}s): $*" | tee -a "$out/commands.txt"
     timeout --kill-after=15 "$limit" "$@" >"$log" 2>&1
     rc=$?
@@ -95,7 +120,7 @@ if [ -f .devdeps/env.sh ]; then
     . .devdeps/env.sh
     echo "sourced .devdeps/env.sh"
 fi
-cudnn_opts=()
+meson_opts=(-Dlibxml2="${GPU_CHECK_LIBXML2:-disabled}")
 have_cudnn_header() {
     local d
     for d in "${CUDA_HOME:-/usr/local/cuda}/include" /usr/local/cuda/include /usr/include \
@@ -111,7 +136,7 @@ if ! have_cudnn_header; then
         mkdir -p /tmp/cudnn/lib
         ln -sf "$d"/lib/libcudnn*.so.9 /tmp/cudnn/lib/
         for f in /tmp/cudnn/lib/*.so.9; do ln -sf "$f" "${f%.9}"; done
-        cudnn_opts=(-Dcudnn_include="$d/include" -Dcudnn_lib=/tmp/cudnn/lib)
+        meson_opts+=(-Dcudnn_include="$d/include" -Dcudnn_lib=/tmp/cudnn/lib)
         export LD_LIBRARY_PATH="$d/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         echo "cuDNN from pip: $d"
     else
@@ -137,10 +162,10 @@ fi
 if wants build; then
     if [ -f "$build/build.ninja" ]; then
         run_step configure 180 meson setup --reconfigure "$build" -Dcuda=enabled -Dsm_archs=90 \
-            --buildtype=release "${cudnn_opts[@]}"
+            --buildtype=release "${meson_opts[@]}"
     else
         run_step configure 180 meson setup "$build" -Dcuda=enabled -Dsm_archs=90 --buildtype=release \
-            "${cudnn_opts[@]}"
+            "${meson_opts[@]}"
     fi
     [ -f "$build/meson-logs/meson-log.txt" ] && cp "$build/meson-logs/meson-log.txt" "$out/meson-log.txt"
     # Meson 1.0 asks nvcc for no dependency files, so ninja does not see a
@@ -150,10 +175,11 @@ if wants build; then
     newest=$(find kernels tests/cuda \( -name '*.h' -o -name '*.cuh' \) -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
     find "$build" -name '*.cu.o' ! -newer "$newest" -delete
     # the CUDA tests and the CLI first, so that an unrelated broken file cannot hide them
+    # the CLI and the cuda suite's programs only (the rest of the build comes last)
     run_step build-cuda 600 ninja -C "$build" -j"$jobs" trickbench tests/cuda/test_cuda_layers \
         tests/cuda/test_cuda_util_ops tests/cuda/test_cuda_train tests/cuda/test_cuda_host \
-        tests/cuda/test_cuda_detection tests/cuda/test_cuda_box_targets tests/cuda/test_cuda_box_nms
-    run_step build-all 600 ninja -C "$build" -j"$jobs"
+        tests/cuda/test_cuda_detection tests/cuda/test_cuda_box_targets tests/cuda/test_cuda_box_nms \
+        tests/cuda/test_cuda_resize
     run_step version 60 "$build/trickbench" version
 fi
 
@@ -175,45 +201,54 @@ if wants test; then
     fi
 fi
 
-# ---- benchmarks --------------------------------------------------------------
-if wants bench; then
-    if [ -x "$build/trickbench" ] && "$build/trickbench" bench --help >/dev/null 2>&1; then
-        for p in $precisions; do
-            # shellcheck disable=SC2086
-            run_step "bench-$p" 420 "$build/trickbench" bench $bench_args --precision "$p" --device cuda \
-                $bench_steps --json
-            ips_ours[$p]=$(images_per_sec "$out/bench-$p.log")
-            # steps replayed from the captured CUDA graph, of all steps run
-            replayed[$p]="$(json_field "$out/bench-$p.log" steps_replayed)/$(json_field "$out/bench-$p.log" steps_run)"
-            # the same step op by op, without the CUDA graph (what the capture buys)
-            # shellcheck disable=SC2086
-            run_step "bench-$p-eager" 420 env TRICKBENCH_NO_CAPTURE=1 "$build/trickbench" bench $bench_args \
-                --precision "$p" --device cuda $bench_steps --json
-            ips_eager[$p]=$(images_per_sec "$out/bench-$p-eager.log")
-            # fp16 is where cuDNN's fused BN + add + ReLU runs: the same step with the
-            # three ops apart (what the fusion buys)
-            if [ "$p" = fp16 ]; then
-                # shellcheck disable=SC2086
-                run_step "bench-$p-unfused" 420 env TRICKBENCH_NO_FUSE=1 "$build/trickbench" bench $bench_args \
-                    --precision "$p" --device cuda $bench_steps --json
-                ips_unfused[$p]=$(images_per_sec "$out/bench-$p-unfused.log")
-            fi
-        done
-    else
-        skip_step bench "no trickbench binary with a bench command"
-    fi
+# ---- benchmarks: per precision ours then PyTorch, then the variants ---------
+have_bench=false
+if [ -x "$build/trickbench" ] && "$build/trickbench" bench --help >/dev/null 2>&1; then
+    have_bench=true
 fi
-if wants torch; then
-    if [ -f bench/pytorch_bench.py ]; then
-        for p in $precisions; do
-            # shellcheck disable=SC2086
-            run_step "torch-$p" 420 python3 bench/pytorch_bench.py $bench_args --precision "$p" --device cuda \
-                $bench_steps --json
-            ips_torch[$p]=$(images_per_sec "$out/torch-$p.log")
-        done
-    else
-        skip_step torch "bench/pytorch_bench.py not found"
+# bench_ours NAME PRECISION [ENV=VALUE ...]: one trickbench benchmark; its
+# images/s in last_ips (not printed: run_step must run in this shell to record
+# its status line)
+bench_ours() {
+    local name=$1 p=$2
+    shift 2
+    # shellcheck disable=SC2086
+    run_step "$name" 420 env "$@" "$build/trickbench" bench $bench_args --precision "$p" --device cuda \
+        $bench_steps --json
+    last_ips=$(images_per_sec "$out/$name.log")
+}
+if wants bench && ! $have_bench; then
+    skip_step bench "no trickbench binary with a bench command"
+fi
+if wants torch && [ ! -f bench/pytorch_bench.py ]; then
+    skip_step torch "bench/pytorch_bench.py not found"
+fi
+for p in $precisions; do
+    if wants bench && $have_bench; then
+        bench_ours "bench-$p" "$p"
+        ips_ours[$p]=$last_ips
+        # steps replayed from the captured CUDA graph, of all steps run
+        replayed[$p]="$(json_field "$out/bench-$p.log" steps_replayed)/$(json_field "$out/bench-$p.log" steps_run)"
     fi
+    if wants torch && [ -f bench/pytorch_bench.py ]; then
+        # shellcheck disable=SC2086
+        run_step "torch-$p" 420 python3 bench/pytorch_bench.py $bench_args --precision "$p" --device cuda \
+            $bench_steps --json
+        ips_torch[$p]=$(images_per_sec "$out/torch-$p.log")
+    fi
+done
+if wants bench && $have_bench; then
+    for p in $precisions; do
+        # fp16 is where cuDNN's fused BN + add + ReLU runs: the same step with the
+        # three ops apart (what the fusion buys)
+        if [ "$p" = fp16 ]; then
+            bench_ours "bench-$p-unfused" "$p" TRICKBENCH_NO_FUSE=1
+            ips_unfused[$p]=$last_ips
+        fi
+        # the same step op by op, without the CUDA graph (what the capture buys)
+        bench_ours "bench-$p-eager" "$p" TRICKBENCH_NO_CAPTURE=1
+        ips_eager[$p]=$last_ips
+    done
 fi
 
 # ---- detection and segmentation training benchmarks (fp32) -------------------------
@@ -245,6 +280,10 @@ if wants det; then
 fi
 if wants seg; then
     task_bench segmentation "$seg_args"
+fi
+# everything else (CPU tests, tools): that it all builds there too
+if wants build; then
+    run_step build-all 600 ninja -C "$build" -j"$jobs"
 fi
 
 # ---- the short table, last -----------------------------------------------------
