@@ -211,10 +211,17 @@ int tb_capture_end(tb_backend *be, bool failed, tb_capture **out)
 {
     *out = NULL;
     void *graph = NULL;
+    /* An op that failed while capturing invalidated the capture, so ending
+     * it fails too: keep the op's message, which says what broke it. */
+    char why[2048] = "";
+    if (failed)
+        snprintf(why, sizeof why, "%s", tb_errmsg());
     int rc = be->iface.capture_end(be, &graph);
     if (failed || rc != TB_OK) {
         if (graph)
             be->iface.replay_free(be, graph);
+        if (failed)
+            tb_fail(TB_ERR_BACKEND, "%s", why);
         return rc;
     }
     *out = graph;

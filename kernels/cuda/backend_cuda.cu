@@ -145,10 +145,16 @@ static int cuda_wait_uploaded(tb_backend *be)
     return TB_OK;
 }
 
+/* Inside a capture the record must be an external event node (re-recorded
+ * at every replay, and visible to the copy stream outside the graph); that
+ * flag is invalid outside a capture, where the step runs op by op. */
 static int cuda_mark_consumed(tb_backend *be)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    CUDA_CHECK(cudaEventRecordWithFlags(ctx->consumed, ctx->stream, cudaEventRecordExternal));
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(ctx->stream, &st));
+    unsigned flags = st == cudaStreamCaptureStatusActive ? cudaEventRecordExternal : cudaEventRecordDefault;
+    CUDA_CHECK(cudaEventRecordWithFlags(ctx->consumed, ctx->stream, flags));
     return TB_OK;
 }
 
@@ -167,7 +173,16 @@ static int cuda_capture_end(tb_backend *be, void **graph)
 {
     *graph = NULL;
     cudaGraph_t g = NULL;
-    CUDA_CHECK(cudaStreamEndCapture(tb_cuda_ctx_of(be)->stream, &g));
+    cudaError_t ended = cudaStreamEndCapture(tb_cuda_ctx_of(be)->stream, &g);
+    if (ended != cudaSuccess) {
+        /* an invalidated capture: clear the runtime's last error, so that the
+         * next launch check does not blame its kernel for it */
+        (void)cudaGetLastError();
+        if (g)
+            cudaGraphDestroy(g);
+        return tb_fail(TB_ERR_BACKEND, "cudaStreamEndCapture: %s (%s) at %s:%d", cudaGetErrorName(ended),
+                       cudaGetErrorString(ended), __FILE__, __LINE__);
+    }
     cudaGraphExec_t exec = NULL;
     cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
     cudaGraphDestroy(g);
