@@ -1,6 +1,7 @@
 /* ReLU: y = max(x, 0); dx += dy * (y > 0). The backward reads the output
- * so that the forward may run in place (y == x). NaN inputs give 0, as
- * `x > 0 ? x : 0` does on the CPU. */
+ * so that the forward may run in place (y == x). `x < 0 ? 0 : x` as on the
+ * CPU: NaN passes through (a non-finite activation still reaches the
+ * loss-scaling overflow check) and -0 stays -0. */
 #include "kernels/cuda/cuda_common.cuh"
 
 template <typename T> static __global__ void relu_forward_kernel(T *y, const T *x, int64_t n)
@@ -8,7 +9,7 @@ template <typename T> static __global__ void relu_forward_kernel(T *y, const T *
     TB_GRID_STRIDE_LOOP(i, n)
     {
         float v = tb_f32(x[i]);
-        y[i] = tb_from_f32<T>(v > 0.0f ? v : 0.0f);
+        y[i] = tb_from_f32<T>(v < 0.0f ? 0.0f : v);
     }
 }
 

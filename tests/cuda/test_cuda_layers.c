@@ -527,11 +527,28 @@ static void run_dropout(tctx *t, tb_dtype dt, int64_t count, float p, uint64_t d
     tp_check(t, "dx", dx, tp_tol(dt, false));
 }
 
+/* ReLU passes NaN through and keeps -0 (x < 0 ? 0 : x), so that a
+ * non-finite activation still reaches the loss-scaling overflow check: f32,
+ * bitwise, forward and in place. */
+static void run_relu_special_values(tctx *t)
+{
+    tctx_case(t, "relu NaN, inf, -0 f32");
+    const float v[8] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f, -2.5f, 3.5f};
+    tpair *x = tp_values(t, TB_F32, 8, v), *y = tp_values(t, TB_F32, 8, v);
+    if (!x || !y)
+        return;
+    RUN_BOTH(t, tb_relu_forward(BE, S(y), S(x)));
+    tp_check(t, "relu special values", y, 0.0);
+    RUN_BOTH(t, tb_relu_forward(BE, S(x), S(x)));
+    tp_check(t, "relu special values in place", x, 0.0);
+}
+
 static void test_elementwise_layers(void **state)
 {
     (void)state;
     tctx ctx, *t = &ctx;
     tctx_init(t, ref_be, dut_be, seed ^ 0x1005);
+    run_relu_special_values(t);
     for (int d = 0; d < NDT; d++) {
         run_elementwise_layers(t, dtypes[d], 2, 5, 7, 3);
         run_elementwise_layers(t, dtypes[d], 1, 1, 1, 1001);
