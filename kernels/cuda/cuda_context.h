@@ -15,8 +15,9 @@ struct tb_cuda_conv_plan; /* conv2d_plan.cu */
 
 /* Most convolution shapes one backend remembers (ResNet-50 has about 25). */
 #define TB_CUDA_MAX_CONV_PLANS 1024
-/* f32 elements of the reduction scratch buffer: per-block partial sums,
- * per-row losses, and BatchNorm's discarded parameter gradients. */
+/* f32 elements of the reduction scratch buffer: per-block partial sums
+ * (and the cross-entropy's per-block counts), and BatchNorm's discarded
+ * parameter gradients. */
 #define TB_CUDA_REDUCE_ELEMS (1u << 20)
 /* Blocks of the first pass of a two-pass reduction (fits the scratch). */
 #define TB_CUDA_REDUCE_BLOCKS 1024

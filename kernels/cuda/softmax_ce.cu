@@ -2,9 +2,13 @@
  * with a temperature, the soft-target builder (label smoothing, mixup) and
  * the plain softmax used for distillation teachers.
  *
- * Forward: one block per row computes the stable log-sum-exp of logits / T,
- * the row's loss and (optionally) the probabilities; the batch mean is then
- * summed by one block in row order (deterministic) into the f32 loss {1}.
+ * Forward: one warp per row computes the stable log-sum-exp of logits / T,
+ * the row's loss and (optionally) the probabilities (a warp, not a block:
+ * segmentation has millions of rows of ~150 classes, classification rows of
+ * 1000 take 32 steps a lane). Each block sums its rows' losses and counts
+ * its labelled rows in a fixed order into the reduction scratch, and one
+ * block divides the sum of those partials by the count: deterministic for
+ * any number of rows, and nothing per row is stored.
  * A label >= k makes that row's loss NaN, which the trainer's divergence
  * check reports (the device cannot return an error).
  *
@@ -12,68 +16,101 @@
  * written, but it adds nothing to the loss or the gradient, and the mean is
  * over the labelled rows (0 when there are none), PyTorch's ignore_index
  * with reduction "mean". The count of labelled rows never leaves the device:
- * the forward's final block counts them while summing the row losses, and
- * the backward counts them first (integer atomics: exact and
+ * the forward counts them with the losses, and the backward counts them first (integer atomics: exact and
  * order-independent) into the reduction scratch, which its kernel reads. */
 #include "kernels/cuda/cuda_common.cuh"
 
-/* Stable max and sum of exp over one row (logits / T), shared by the block. */
+/* Rows per block of the forward and of softmax: one warp each. */
+#define CE_WARPS (TB_CUDA_THREADS / 32)
+static_assert(2 * TB_CUDA_REDUCE_BLOCKS <= TB_CUDA_REDUCE_ELEMS, "the forward's partials and counts fit the scratch");
+
+/* Stable max and sum of exp over one row (logits / T), across one warp
+ * (every lane gets both). */
 template <typename T>
-__device__ __forceinline__ void row_stats(const T *z, int64_t k, float temperature, float *scratch, float *max_out,
+__device__ __forceinline__ void row_stats(const T *z, int64_t k, float temperature, int lane, float *max_out,
                                           float *sum_out)
 {
     float m = -INFINITY;
-    for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+    for (int64_t j = lane; j < k; j += 32)
         m = fmaxf(m, tb_f32(z[j]) / temperature);
-    m = tb_block_max(m, scratch);
+    m = tb_warp_max(m);
     float s = 0.0f;
-    for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+    for (int64_t j = lane; j < k; j += 32)
         s += expf(tb_f32(z[j]) / temperature - m);
-    *sum_out = tb_block_sum(s, scratch);
+    *sum_out = tb_warp_sum(s);
     *max_out = m;
 }
 
+/* Warp w of block b takes rows b * CE_WARPS + w, then every gridDim.x *
+ * CE_WARPS-th: probabilities and loss of each; the block writes the sum of
+ * its rows' losses to partial[b] and its labelled rows to count[b] (labels
+ * only), adding warp by warp in a fixed order. */
 template <typename T>
-static __global__ void softmax_ce_forward_kernel(float *row_loss, float *probs, const T *logits, const int32_t *labels,
-                                                 const float *targets, int64_t k, float temperature)
+static __global__ void softmax_ce_forward_kernel(float *partial, int32_t *count, float *probs, const T *logits,
+                                                 const int32_t *labels, const float *targets, int64_t n, int64_t k,
+                                                 float temperature)
 {
-    __shared__ float scratch[32];
-    int64_t row = blockIdx.x;
-    const T *z = logits + row * k;
-    float m, s;
-    row_stats(z, k, temperature, scratch, &m, &s);
-    float logsum = m + logf(s);
-    if (probs)
-        for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
-            probs[row * k + j] = expf(tb_f32(z[j]) / temperature - m) / s;
-    float loss = 0.0f;
-    if (labels) {
-        int32_t y = labels[row];
-        loss = y < 0 ? 0.0f : (y < k ? logsum - tb_f32(z[y]) / temperature : NAN);
-    } else {
-        float l = 0.0f;
-        for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
-            l += targets[row * k + j] * (logsum - tb_f32(z[j]) / temperature);
-        loss = tb_block_sum(l, scratch);
+    __shared__ float warp_loss[CE_WARPS];
+    __shared__ int32_t warp_labelled[CE_WARPS];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    float acc = 0.0f;
+    int32_t labelled = 0;
+    for (int64_t row = (int64_t)blockIdx.x * CE_WARPS + w; row < n; row += (int64_t)gridDim.x * CE_WARPS) {
+        const T *z = logits + row * k;
+        float m, s;
+        row_stats(z, k, temperature, lane, &m, &s);
+        float logsum = m + logf(s);
+        if (probs)
+            for (int64_t j = lane; j < k; j += 32)
+                probs[row * k + j] = expf(tb_f32(z[j]) / temperature - m) / s;
+        if (labels) {
+            int32_t y = labels[row];
+            acc += y < 0 ? 0.0f : (y < k ? logsum - tb_f32(z[y]) / temperature : NAN);
+            labelled += y >= 0 ? 1 : 0;
+        } else {
+            float l = 0.0f;
+            for (int64_t j = lane; j < k; j += 32)
+                l += targets[row * k + j] * (logsum - tb_f32(z[j]) / temperature);
+            acc += tb_warp_sum(l);
+        }
     }
-    if (threadIdx.x == 0)
-        row_loss[row] = loss;
+    if (lane == 0) {
+        warp_loss[w] = acc;
+        warp_labelled[w] = labelled;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float sum = 0.0f;
+        int32_t c = 0;
+        for (int i = 0; i < CE_WARPS; i++) {
+            sum += warp_loss[i];
+            c += warp_labelled[i];
+        }
+        partial[blockIdx.x] = sum;
+        if (count)
+            count[blockIdx.x] = c;
+    }
 }
 
-/* loss = sum of the row losses / labelled rows (0 when none), in one block,
- * in a fixed order; rows with a negative label have row_loss 0. */
-static __global__ void ce_labelled_mean_kernel(float *loss, const float *row_loss, const int32_t *labels, int64_t n)
+/* loss = the sum of the blocks' partial losses / rows: the labelled rows
+ * (0 when there are none) when count is given, else n. One block, a fixed
+ * order; the count is summed exactly in 64 bits. */
+static __global__ void ce_mean_kernel(float *loss, const float *partial, const int32_t *count, int blocks, int64_t n)
 {
     __shared__ float scratch[32];
-    float s = 0.0f, cnt = 0.0f; /* cnt is exact: n <= TB_CUDA_REDUCE_ELEMS < 2^24 */
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        s += row_loss[i];
-        cnt += labels[i] >= 0 ? 1.0f : 0.0f;
-    }
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < blocks; i += blockDim.x)
+        s += partial[i];
     s = tb_block_sum(s, scratch);
-    cnt = tb_block_sum(cnt, scratch);
-    if (threadIdx.x == 0)
-        loss[0] = cnt > 0.0f ? s / cnt : 0.0f;
+    if (threadIdx.x == 0) {
+        int64_t rows = n;
+        if (count) {
+            rows = 0;
+            for (int i = 0; i < blocks; i++)
+                rows += count[i];
+        }
+        loss[0] = rows > 0 ? s / (float)rows : 0.0f;
+    }
 }
 
 /* *count += rows with a label >= 0 (*count zeroed by the launcher). */
@@ -121,15 +158,28 @@ static __global__ void soft_targets_kernel(float *t, const int32_t *a, const int
     }
 }
 
-template <typename T> static __global__ void softmax_kernel(float *probs, const T *logits, int64_t k, float temperature)
+/* Probabilities of softmax(logits / T), one warp per row as in the forward. */
+template <typename T>
+static __global__ void softmax_kernel(float *probs, const T *logits, int64_t n, int64_t k, float temperature)
 {
-    __shared__ float scratch[32];
-    int64_t row = blockIdx.x;
-    const T *z = logits + row * k;
-    float m, s;
-    row_stats(z, k, temperature, scratch, &m, &s);
-    for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
-        probs[row * k + j] = expf(tb_f32(z[j]) / temperature - m) / s;
+    int lane = threadIdx.x & 31;
+    for (int64_t row = (int64_t)blockIdx.x * CE_WARPS + (threadIdx.x >> 5); row < n;
+         row += (int64_t)gridDim.x * CE_WARPS) {
+        const T *z = logits + row * k;
+        float m, s;
+        row_stats(z, k, temperature, lane, &m, &s);
+        for (int64_t j = lane; j < k; j += 32)
+            probs[row * k + j] = expf(tb_f32(z[j]) / temperature - m) / s;
+    }
+}
+
+/* Blocks for n rows at CE_WARPS rows a block, at most TB_CUDA_REDUCE_BLOCKS
+ * (the forward's partials must fit the scratch; 1024 blocks of 8 warps
+ * about fill an H100/H200). */
+static unsigned row_blocks(int64_t n)
+{
+    int64_t b = (n + CE_WARPS - 1) / CE_WARPS;
+    return (unsigned)(b < 1 ? 1 : (b > TB_CUDA_REDUCE_BLOCKS ? TB_CUDA_REDUCE_BLOCKS : b));
 }
 
 /* ---------------------------------------------------------------- launchers */
@@ -139,21 +189,22 @@ static int softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs,
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t n = logits->shape[0], k = logits->shape[1];
-    TB_CHECK(n >= 1 && n <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
-             "softmax_ce_forward: batch %lld outside 1..%u", (long long)n, TB_CUDA_REDUCE_ELEMS);
+    TB_CHECK(n >= 1, TB_ERR_UNSUPPORTED, "softmax_ce_forward: %lld rows", (long long)n);
     const int32_t *lab = labels && labels->data ? (const int32_t *)labels->data : NULL;
     const float *tgt = lab ? NULL : (const float *)targets->data;
     float *pr = probs && probs->data ? (float *)probs->data : NULL;
+    unsigned blocks = row_blocks(n);
+    /* the scratch: partial losses, then the labelled-row counts */
+    float *partial = ctx->reduce;
+    int32_t *count = lab ? (int32_t *)(ctx->reduce + TB_CUDA_REDUCE_BLOCKS) : NULL;
     TB_TRY(tb_dispatch_float(logits->dtype, "softmax_ce_forward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        softmax_ce_forward_kernel<T><<<(unsigned)n, TB_CUDA_THREADS, 0, ctx->stream>>>(
-            ctx->reduce, pr, (const T *)logits->data, lab, tgt, k, temperature);
+        softmax_ce_forward_kernel<T><<<blocks, TB_CUDA_THREADS, 0, ctx->stream>>>(
+            partial, count, pr, (const T *)logits->data, lab, tgt, n, k, temperature);
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();
-    if (!lab)
-        return tb_cuda_sum_f32(ctx, (float *)loss->data, ctx->reduce, n, 1.0f / (float)n, false);
-    ce_labelled_mean_kernel<<<1, 1024, 0, ctx->stream>>>((float *)loss->data, ctx->reduce, lab, n);
+    ce_mean_kernel<<<1, 1024, 0, ctx->stream>>>((float *)loss->data, partial, count, (int)blocks, n);
     CUDA_CHECK_LAUNCH();
     return TB_OK;
 }
@@ -230,11 +281,10 @@ static int softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, fl
     int64_t n = logits->shape[0], k = logits->shape[1];
     if (n == 0 || k == 0)
         return TB_OK;
-    TB_CHECK(n <= INT32_MAX, TB_ERR_UNSUPPORTED, "softmax: %lld rows exceed one grid", (long long)n);
     TB_TRY(tb_dispatch_float(logits->dtype, "softmax", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        softmax_kernel<T><<<(unsigned)n, TB_CUDA_THREADS, 0, ctx->stream>>>((float *)probs->data,
-                                                                           (const T *)logits->data, k, temperature);
+        softmax_kernel<T><<<row_blocks(n), TB_CUDA_THREADS, 0, ctx->stream>>>(
+            (float *)probs->data, (const T *)logits->data, n, k, temperature);
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();

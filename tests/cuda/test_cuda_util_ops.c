@@ -40,6 +40,9 @@ static const ce_case ce_cases[] = {
     /* ignored rows: a third, every row (loss 0, no gradient), half of two, a
      * quarter of 1000 per-pixel rows of 21 classes (segmentation) */
     {9, 10, 1.0f, true, 3}, {5, 7, 2.0f, true, 1}, {2, 4, 1.0f, true, 2}, {1000, 21, 1.0f, true, 4},
+    /* more rows than the reduction scratch holds floats (2^20): per-pixel
+     * losses of a segmentation batch (16 x 480 x 480 rows in the paper's ADE20K) */
+    {(1 << 20) + 77, 3, 1.0f, true, 5}, {(1 << 20) + 77, 2, 1.5f, false, 0},
 };
 
 /* Labels in [0, k) with every ignore-th row (from row 0) set to -1. */
