@@ -110,8 +110,13 @@ static bool pick_algo(const Perf *perf, int count, const tb_cuda_conv_key *key, 
             continue;
         if (key->deterministic && c.determinism != CUDNN_DETERMINISTIC)
             continue;
+        /* f32 data never takes ALLOW_CONVERSION: it may round the inputs to
+         * f16 on tensor cores, coarser than TF32 (which DEFAULT_MATH and
+         * TENSOR_OP_MATH give when TF32 is allowed) */
+        if (key->dtype == TB_F32 && c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+            continue;
         if (key->dtype == TB_F32 && !key->tf32) {
-            if (c.mathType == CUDNN_TENSOR_OP_MATH || c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+            if (c.mathType == CUDNN_TENSOR_OP_MATH)
                 continue;
             c.mathType = CUDNN_FMA_MATH;
         }
