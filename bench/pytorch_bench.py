@@ -10,13 +10,16 @@ variant D, torchvision mobilenet... (not available: use trickbench alone).
 --stem small replaces the stem by one 3x3 stride-1 conv and no max pool, as
 trickbench's small stem does. channels_last memory format throughout; AMP
 (autocast) for fp16/bf16 with a GradScaler for fp16; --compile adds
-torch.compile. A benchmark, not a test: nothing in `meson test` uses it.
+torch.compile. On CUDA, as trickbench: cuDNN benchmark mode and TF32 for
+f32 (bench/torch_cuda_setup.py); the JSON adds peak_gpu_bytes. A benchmark, not a test: nothing in `meson test` uses it.
 """
 import argparse
 import json
 import statistics
 import sys
 import time
+
+import torch_cuda_setup
 
 
 def build_model(args, torch, nn):
@@ -65,6 +68,7 @@ def main():
     import torch
     import torch.nn as nn
     torch.set_num_threads(args.threads)
+    cuda_settings = torch_cuda_setup.configure(torch, args.device)
     dev = torch.device(args.device)
     model = build_model(args, torch, nn).to(dev).to(memory_format=torch.channels_last)
     if args.compile:
@@ -109,7 +113,8 @@ def main():
     out = {"framework": "pytorch " + torch.__version__ + (" compiled" if args.compile else ""),
            "model": args.model, "variant": args.variant, "batch": args.batch, "image": args.image,
            "precision": args.precision, "device": args.device, "threads": args.threads,
-           "images_per_sec": med, "images_per_sec_all": ips}
+           "images_per_sec": med, "images_per_sec_all": ips, **cuda_settings,
+           **torch_cuda_setup.peak_memory(torch, args.device)}
     if args.json:
         print(json.dumps(out))
     else:

@@ -27,7 +27,8 @@ the C4 design trickbench uses (models/faster_rcnn.h):
 
 Data: random N(0, 1) images of S x S and per image --objects random boxes
 (sides uniform in [S/8, S/2], aspect h/w in [1/2, 2]) with random classes,
-from a fixed seed, reused by every step; fp32; torch.set_num_threads(T).
+from a fixed seed, reused by every step; fp32 (on a GPU, as trickbench: TF32
+allowed, cuDNN benchmark mode; bench/torch_cuda_setup.py); torch.set_num_threads(T).
 Prints images/s (median over --repeats runs of --steps steps, after --warmup
 steps); --json prints one object with "images_per_sec". A benchmark, not a
 test: nothing in `meson test` uses it, and PyTorch/torchvision come from pip.
@@ -45,6 +46,8 @@ import math
 import statistics
 import sys
 import time
+
+import torch_cuda_setup
 
 SETTINGS = {
     "voc": dict(anchor_sizes=(128, 256, 512), anchor_ratios=(0.5, 1.0, 2.0), rpn_pre_nms_train=12000,
@@ -206,6 +209,7 @@ def main():
     import torch
     import torch.nn as nn
     torch.set_num_threads(args.threads)
+    cuda_settings = torch_cuda_setup.configure(torch, args.device)
     dev = torch.device(args.device)
     torch.manual_seed(1)
     model = build_model(args, s, torch, nn).to(dev)
@@ -243,7 +247,8 @@ def main():
            "model": args.model, "variant": args.variant, "stem": args.stem, "width": args.width,
            "batch": args.batch, "image": args.image, "channels": args.channels, "classes": args.classes,
            "objects": args.objects, "settings": args.settings, "device": args.device, "threads": args.threads,
-           "params": sum(q.numel() for q in params), "images_per_sec": med, "images_per_sec_all": ips,
+           "params": sum(q.numel() for q in params), "images_per_sec": med, "images_per_sec_all": ips, **cuda_settings,
+           **torch_cuda_setup.peak_memory(torch, args.device),
            "loss": float(loss.detach()) if loss is not None else None}
     if args.json:
         print(json.dumps(out))

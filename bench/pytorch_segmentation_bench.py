@@ -29,7 +29,7 @@ trickbench builds (models/fcn.h, models/resnet.c):
 
 Data: random N(0, 1) images of S x S and random labels with 5 % of the pixels
 ignored (-1), from a fixed seed, reused by every step; fp32 (on a GPU,
-PyTorch's defaults: cuDNN convolutions may use TF32); torch.set_num_threads(T);
+as trickbench: TF32 allowed, cuDNN benchmark mode; bench/torch_cuda_setup.py); torch.set_num_threads(T);
 channels_last memory format unless --memory-format contiguous. Prints images/s
 (median over --repeats runs of --steps steps, after --warmup steps); --json
 prints one object with "images_per_sec" and "params" (trainable parameters:
@@ -49,6 +49,8 @@ import math
 import statistics
 import sys
 import time
+
+import torch_cuda_setup
 from collections import OrderedDict
 
 LAYOUTS = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet34": ("basic", (3, 4, 6, 3)),
@@ -209,6 +211,7 @@ def main():
     import torch.nn.functional as F
     import torchvision
     torch.set_num_threads(args.threads)
+    cuda_settings = torch_cuda_setup.configure(torch, args.device)
     dev = torch.device(args.device)
     torch.manual_seed(1)
     model = build_model(args, nn)
@@ -255,7 +258,8 @@ def main():
            "classes": args.classes, "precision": "fp32", "aux_weight": AUX_WEIGHT, "head_dropout": 0.1,
            "ignored_percent": IGNORED_PERCENT, "memory_format": args.memory_format, "device": args.device,
            "threads": args.threads, "params": n_params, "torchvision_fcn_params": tv_params,
-           "images_per_sec": med, "images_per_sec_all": ips,
+           "images_per_sec": med, "images_per_sec_all": ips, **cuda_settings,
+           **torch_cuda_setup.peak_memory(torch, args.device),
            "loss": float(loss.detach()) if loss is not None else None}
     if args.json:
         print(json.dumps(out))
