@@ -60,7 +60,11 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
         TB_TRY(tb_distill_buffers_alloc(&s->distill, s->be, s->n, s->k));
         s->have_distill = true;
     }
-    TB_TRY(tb_loss_scaler_init(&s->scaler, opt->dynamic_scale, opt->fp16_scaling ? opt->loss_scale : 1.0));
+    /* Dynamic only with fp16's overflow check: without it (fp32, bf16) nothing
+     * would ever back the scale off, and doubling it every 2000 steps would
+     * overflow the gradients of an ImageNet-length run (~600k steps). */
+    TB_TRY(tb_loss_scaler_init(&s->scaler, opt->fp16_scaling && opt->dynamic_scale,
+                               opt->fp16_scaling ? opt->loss_scale : 1.0));
     if (opt->grad_clip > 0) {
         TB_TRY(tb_grad_clip_init(&s->clip, s->be, opt->grad_clip));
         s->have_clip = true;

@@ -344,19 +344,21 @@ typedef struct net {
     tb_step s;
 } net;
 
-static void net_build(net *n, tb_backend *be, uint64_t seed)
+static void net_build_as(net *n, tb_backend *be, uint64_t seed, bool fp16)
 {
     tb_run_config cfg;
-    config(&cfg, true);
+    config(&cfg, fp16);
     tb_model_spec spec;
     assert_int_equal(tb_model_spec_from_config(&spec, &cfg.model, 12, 1, 6), TB_OK);
-    assert_int_equal(tb_graph_create(&n->g, be, TB_F16, 4), TB_OK);
+    assert_int_equal(tb_graph_create(&n->g, be, fp16 ? TB_F16 : TB_F32, 4), TB_OK);
     assert_int_equal(tb_model_build(n->g, &spec), TB_OK);
     assert_int_equal(tb_graph_finalize(n->g, true), TB_OK);
     assert_int_equal(tb_model_init(n->g, spec.init, seed), TB_OK);
-    tb_step_options so = {.fp16_scaling = true, .dynamic_scale = true, .momentum = 0.9, .ema_decay = 0.99};
+    tb_step_options so = {.fp16_scaling = fp16, .dynamic_scale = true, .momentum = 0.9, .ema_decay = 0.99};
     assert_int_equal(tb_step_init(&n->s, n->g, &so), TB_OK);
 }
+
+static void net_build(net *n, tb_backend *be, uint64_t seed) { net_build_as(n, be, seed, true); }
 
 static void net_free(net *n)
 {
@@ -692,6 +694,29 @@ static void test_runner_resumes(void **state)
     tb_matrix_free(&m);
 }
 
+/* tricks.loss_scale "dynamic" (the default) scales only fp16: without the
+ * overflow check (fp32, bf16) the scale stays 1, where growth every 2000
+ * steps with nothing to back it off would overflow a long run's gradients. */
+static void test_dynamic_scale_only_with_fp16(void **state)
+{
+    (void)state;
+    tb_backend *be;
+    char note[256];
+    assert_int_equal(tb_backend_create(&be, TB_DEVICE_CPU, 1, note, sizeof note), TB_OK);
+    net a, b;
+    net_build_as(&a, be, 1, false);
+    assert_false(a.s.scaler.dynamic);
+    for (int i = 0; i < 3 * TB_LOSS_SCALE_INTERVAL; i++)
+        assert_true(tb_loss_scaler_update(&a.s.scaler, false));
+    assert_true(tb_loss_scaler_scale(&a.s.scaler) == 1.0f);
+    net_build_as(&b, be, 1, true);
+    assert_true(b.s.scaler.dynamic);
+    assert_true(tb_loss_scaler_scale(&b.s.scaler) == (float)TB_LOSS_SCALE_DYNAMIC_INIT);
+    net_free(&a);
+    net_free(&b);
+    tb_backend_destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -699,6 +724,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_fp16_dynamic_scaling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_state_starts_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dynamic_scale_only_with_fp16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_resumes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
