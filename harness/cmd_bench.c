@@ -39,7 +39,9 @@ static const char usage[] =
     "  validation split. --json prints one object with \"images_per_sec\".\n\n"
     "With --json, prints one object: model, variant, batch, image, precision,\n"
     "device, threads, images_per_sec, images_per_sec_all (every repeat),\n"
-    "step_ms, graph_bytes, peak_rss_bytes, params, macs, steps_run (warm-up\n"
+    "step_ms, graph_bytes, peak_rss_bytes, device_used_bytes (CUDA: memory in\n"
+    "use on the GPU after the timed steps, the context's included), params,\n"
+    "macs, steps_run (warm-up\n"
     "included) and steps_replayed (how many of them replayed a captured CUDA\n"
     "graph; 0 on the CPU or with TRICKBENCH_NO_CAPTURE=1).\n";
 
@@ -53,7 +55,8 @@ typedef struct bench_state {
     tb_bench_args a;
     tb_bench_result r;
     tb_step step;
-    float *images;
+    tb_backend *be;
+    float *images; /* host memory of the backend (pinned on CUDA), as the trainer's batches */
     int32_t *labels;
     int replayed;      /* steps run from a captured CUDA graph (harness/train/step.h) */
     int total_steps;
@@ -92,9 +95,8 @@ static int make_batch(bench_state *s)
 {
     const tb_bench_args *a = &s->a;
     size_t n_img = (size_t)a->batch * (size_t)a->image * (size_t)a->image * (size_t)a->channels;
-    s->images = malloc(n_img * sizeof(float));
-    s->labels = malloc((size_t)a->batch * sizeof(int32_t));
-    TB_CHECK(s->images && s->labels, TB_ERR_NOMEM, "bench: out of memory for the synthetic batch");
+    TB_TRY(s->be->iface.alloc_host(s->be, (void **)&s->images, n_img * sizeof(float)));
+    TB_TRY(s->be->iface.alloc_host(s->be, (void **)&s->labels, (size_t)a->batch * sizeof(int32_t)));
     tb_rng rng;
     tb_rng_seed(&rng, 12345, 0);
     for (size_t i = 0; i < n_img; i++)
@@ -129,6 +131,7 @@ static int run(void *state)
     TB_TRY(tb_dtype_parse(a->precision, &dt));
     tb_backend *be = NULL;
     TB_TRY(tb_bench_backend(a, &be, &s->r));
+    s->be = be;
     tb_graph *g = NULL;
     tb_model_spec spec;
     int rc = build_model(a, be, dt, &g, &spec);
@@ -146,8 +149,10 @@ static int run(void *state)
         s->r.graph_bytes = tb_graph_memory_bytes(g);
         rc = tb_bench_measure(a, be, run_steps, s, NULL, &s->r);
     }
-    free(s->images);
-    free(s->labels);
+    if (s->images)
+        be->iface.free_host(be, s->images);
+    if (s->labels)
+        be->iface.free_host(be, s->labels);
     tb_step_destroy(&s->step);
     tb_graph_destroy(g);
     tb_backend_destroy(be);

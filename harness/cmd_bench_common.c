@@ -153,6 +153,13 @@ int tb_bench_measure(const tb_bench_args *a, tb_backend *be, tb_bench_steps_fn r
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r->peak_rss = ru.ru_maxrss * 1024L;
+    /* nothing is allocated inside a step, so what is in use now is the peak */
+    size_t used, total;
+    r->device_used = -1;
+    if (tb_device_memory(be, &used, &total) == TB_OK)
+        r->device_used = (long long)used;
+    else
+        tb_err_clear(); /* the CPU backend: no device memory to report */
     return TB_OK;
 }
 
@@ -165,8 +172,10 @@ void tb_bench_print_json_timing(const tb_bench_args *a, const tb_bench_result *r
     printf("], \"step_ms\": %.3f, ", r->step_ms);
     if (with_loss) /* a non-finite loss would not be JSON */
         printf("\"loss\": %.6g, ", isfinite(r->loss) ? (double)r->loss : -1.0);
-    printf("\"graph_bytes\": %zu, \"peak_rss_bytes\": %ld, \"params\": %lld", r->graph_bytes, r->peak_rss,
-           (long long)r->params);
+    printf("\"graph_bytes\": %zu, \"peak_rss_bytes\": %ld, ", r->graph_bytes, r->peak_rss);
+    if (r->device_used >= 0)
+        printf("\"device_used_bytes\": %lld, ", r->device_used);
+    printf("\"params\": %lld", (long long)r->params);
 }
 
 void tb_bench_print_row_timing(const tb_bench_result *r, int ips_decimals)

@@ -63,6 +63,7 @@ typedef struct tb_bench_result {
     float loss;          /* of the last step (detection and segmentation) */
     size_t graph_bytes;
     long peak_rss;       /* bytes */
+    long long device_used; /* bytes in use on the device after the timed steps; -1: none (CPU) */
     int64_t params, macs;
     int feat_h, feat_w;  /* the backbone's feature map (detection and segmentation) */
     int threads;

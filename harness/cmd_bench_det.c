@@ -64,7 +64,8 @@ static const char usage[] =
     "With --json, prints one object: task, model, variant, stem, width, batch, image,\n"
     "channels, classes, settings, the settings' values, feature map, device,\n"
     "threads, images_per_sec, images_per_sec_all (every repeat), step_ms, loss\n"
-    "(of the last step), graph_bytes, peak_rss_bytes, params.\n";
+    "(of the last step), graph_bytes, peak_rss_bytes, device_used_bytes (CUDA),\n"
+    "params.\n";
 
 /* The detection section of matrices/fashion/detection.json (its run-time
  * values; the scene counts and sizes only matter to the data). */

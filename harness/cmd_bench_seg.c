@@ -61,7 +61,7 @@ static const char usage[] =
     "With --json, prints one object: task, model, variant, stem, width, batch, image,\n"
     "channels, classes, aux_weight, head_dropout, feature map, device, threads,\n"
     "images_per_sec, images_per_sec_all (every repeat), step_ms, loss (of the last\n"
-    "step), graph_bytes, peak_rss_bytes, params.\n";
+    "step), graph_bytes, peak_rss_bytes, device_used_bytes (CUDA), params.\n";
 
 /* The command's state: options, config, figures, and the trainer's state for
  * one step (seg_run of harness/train/segmentation.c). */

@@ -187,6 +187,13 @@ int tb_download(tb_backend *be, void *dst, const tb_tensor *src)
 
 int tb_synchronize(tb_backend *be) { return be->iface.synchronize(be); }
 
+int tb_device_memory(tb_backend *be, size_t *used, size_t *total)
+{
+    TB_CHECK(be->iface.device_memory, TB_ERR_UNSUPPORTED, "the %s backend has no device memory of its own",
+             be->name);
+    return be->iface.device_memory(be, used, total);
+}
+
 int tb_upload_next(tb_backend *be, tb_tensor *dst, const void *src)
 {
     return be->iface.upload_next(be, dst->data, src, tb_nbytes(dst));

@@ -102,6 +102,9 @@ typedef struct tb_backend_iface {
     void (*replay_free)(tb_backend *be, void *graph);
     /* whether this backend implements op for activations of dtype dt */
     bool (*supports_op)(tb_backend *be, tb_op_id op, tb_dtype dt);
+    /* device memory in use and in all (CUDA: cudaMemGetInfo, so with the
+     * context and any other process); NULL where memory is the host's */
+    int (*device_memory)(tb_backend *be, size_t *used, size_t *total);
 
     /* ops: prototypes identical to kernels/ops.h */
     int (*conv2d_forward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
@@ -230,6 +233,8 @@ int tb_upload(tb_backend *be, tb_tensor *dst, const void *src);
 int tb_download(tb_backend *be, void *dst, const tb_tensor *src);
 int tb_synchronize(tb_backend *be);
 bool tb_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt);
+/* Device memory in use and in all; TB_ERR_UNSUPPORTED for the CPU backend. */
+int tb_device_memory(tb_backend *be, size_t *used, size_t *total);
 
 /* Overlapped uploads: the next step's input copied while this step runs.
  * tb_upload_next(dst) starts the copy once the ops issued before the last

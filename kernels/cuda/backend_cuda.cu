@@ -160,6 +160,15 @@ static int cuda_mark_consumed(tb_backend *be)
 
 /* CUDA graphs by stream capture. Thread-local mode: the data loader's
  * threads may go on using the runtime while the trainer's thread captures. */
+static int cuda_device_memory(tb_backend *be, size_t *used, size_t *total)
+{
+    (void)be;
+    size_t free_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, total));
+    *used = *total - free_bytes;
+    return TB_OK;
+}
+
 static int cuda_capture_begin(tb_backend *be)
 {
     CUDA_CHECK(cudaStreamBeginCapture(tb_cuda_ctx_of(be)->stream, cudaStreamCaptureModeThreadLocal));
@@ -285,6 +294,7 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->free = cuda_free;
     f->alloc_host = cuda_alloc_host;
     f->free_host = cuda_free_host;
+    f->device_memory = cuda_device_memory;
     f->upload = cuda_upload;
     f->download = cuda_download;
     f->synchronize = cuda_synchronize;
