@@ -1,6 +1,6 @@
 /* CUDA vs CPU, the layer ops: conv2d, batchnorm (the frozen BN's eval
  * backward too), the fused batchnorm + add + relu, max/avg/global pooling, linear, relu, add, concat, dropout;
- * and which ops the backend declines. Every op forward and backward in f32,
+ * and that the backend supports every op. Every op forward and backward in f32,
  * f16 and bf16 on fresh random inputs over a table of cases (odd sizes,
  * strides, padding, dilation, groups incl. depthwise, ceil mode, batch 1 and
  * more); backward outputs start from random values so that accumulation
@@ -562,23 +562,17 @@ static void test_elementwise_layers(void **state)
 
 /* The box-level detection ops have no CUDA implementation yet (NULL slots):
  * the CUDA backend must decline them; it supports every other op. */
-static bool box_level_op(int op)
-{
-    return op == TB_OP_RPN_TARGETS || op == TB_OP_RPN_PROPOSALS || op == TB_OP_ROI_TARGETS ||
-           op == TB_OP_DETECT_BOXES;
-}
-
+/* Both backends implement every op in f32, f16 and bf16 (the CUDA backend
+ * declines bf16 only below compute capability 8.0, which no GPU this runs
+ * on has: an H100/H200 is 9.0). */
 static void test_supports_every_op(void **state)
 {
     (void)state;
-    bool cuda = dut_be->kind == TB_DEVICE_CUDA;
     for (int op = 0; op < TB_OP_COUNT; op++)
-        for (int d = 0; d < NDT; d++) {
-            bool want = !(cuda && box_level_op(op));
-            if (tb_supports_op(dut_be, (tb_op_id)op, dtypes[d]) != want)
-                fail_msg("%s %s %s in %s", dut_be->name, want ? "does not support" : "claims to support",
-                         tb_op_name((tb_op_id)op), tb_dtype_name(dtypes[d]));
-        }
+        for (int d = 0; d < NDT; d++)
+            if (!tb_supports_op(dut_be, (tb_op_id)op, dtypes[d]))
+                fail_msg("%s does not support %s in %s", dut_be->name, tb_op_name((tb_op_id)op),
+                         tb_dtype_name(dtypes[d]));
 }
 
 int main(int argc, char **argv)
