@@ -43,7 +43,8 @@ static const char usage[] =
     "use on the GPU after the timed steps, the context's included), params,\n"
     "macs, steps_run (warm-up\n"
     "included) and steps_replayed (how many of them replayed a captured CUDA\n"
-    "graph; 0 on the CPU or with TRICKBENCH_NO_CAPTURE=1).\n";
+    "graph; 0 on the CPU or with TRICKBENCH_NO_CAPTURE=1) and steps_skipped (fp16\n"
+    "steps skipped for a gradient overflow; on CUDA each records the step again).\n";
 
 /* The classification bench's limits and defaults beside the shared ones. */
 static const tb_bench_parse_spec parse_spec = {
@@ -60,6 +61,7 @@ typedef struct bench_state {
     int32_t *labels;
     int replayed;      /* steps run from a captured CUDA graph (harness/train/step.h) */
     int total_steps;
+    long long skipped; /* fp16 steps skipped for overflow (each also records the step again on CUDA) */
 } bench_state;
 
 static int parse(void *state, int argc, char **argv)
@@ -116,6 +118,7 @@ static int run_steps(void *state, long first, long count)
         TB_TRY(tb_step_run(&s->step, s->images, s->labels, NULL, 0.01, s->images, &sr));
     s->replayed = s->step.captured_steps;
     s->total_steps += (int)count;
+    s->skipped = tb_loss_scaler_skipped(&s->step.scaler);
     return TB_OK;
 }
 
@@ -127,6 +130,7 @@ static int run(void *state)
     s->images = NULL;
     s->labels = NULL;
     s->replayed = s->total_steps = 0;
+    s->skipped = 0;
     tb_dtype dt;
     TB_TRY(tb_dtype_parse(a->precision, &dt));
     tb_backend *be = NULL;
@@ -168,8 +172,8 @@ static void print(const void *state)
                a->model, a->variant, a->batch, a->image, a->precision);
         tb_bench_print_json_timing(a, r, false);
         const bench_state *s = state;
-        printf(", \"macs\": %lld, \"steps_run\": %d, \"steps_replayed\": %d}\n", (long long)r->macs, s->total_steps,
-               s->replayed);
+        printf(", \"macs\": %lld, \"steps_run\": %d, \"steps_replayed\": %d, \"steps_skipped\": %lld}\n",
+               (long long)r->macs, s->total_steps, s->replayed, s->skipped);
         return;
     }
     printf("| model | variant | batch | image | precision | device | images/s | ms/step | graph memory | peak RSS |\n");

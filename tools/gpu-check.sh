@@ -259,7 +259,7 @@ for p in $precisions; do
         bench_ours "bench-$p" "$p"
         ips_ours[$p]=$last_ips
         # steps replayed from the captured CUDA graph, of all steps run
-        replayed[$p]="$(json_field "$out/bench-$p.log" steps_replayed)/$(json_field "$out/bench-$p.log" steps_run)"
+        replayed[$p]="$(json_field "$out/bench-$p.log" steps_replayed)/$(json_field "$out/bench-$p.log" steps_run), $(json_field "$out/bench-$p.log" steps_skipped) skipped"
     fi
     if wants torch && [ -f bench/pytorch_bench.py ]; then
         # shellcheck disable=SC2086
@@ -336,7 +336,7 @@ fi
         echo
         echo "images/s, $bench_args, synthetic data:"
         echo
-        echo "| precision | trickbench | steps replayed | trickbench op by op | BN, add, ReLU unfused | PyTorch | ratio |"
+        echo "| precision | trickbench | steps replayed/run, skipped | trickbench op by op | BN, add, ReLU unfused | PyTorch | ratio |"
         echo "|---|---|---|---|---|---|---|"
         for p in $precisions; do
             o=${ips_ours[$p]:--} e=${ips_eager[$p]:--} r=${ips_torch[$p]:--} g=${replayed[$p]:--}
