@@ -19,5 +19,5 @@ grep -q "device auto: picked cpu" "$dir/err2" || { echo "auto did not say what i
 # --json counts the steps (warm-up included); the CPU replays none from a capture
 json=$("$tb" bench --model resnet18 --width 0.125 --image 16 --channels 1 --classes 4 --batch 2 --steps 1 \
   --warmup 1 --repeats 2 --threads 1 --device cpu --json 2> "$dir/err3") || { cat "$dir/err3"; exit 1; }
-echo "$json" | grep -q '"steps_run": 3, "steps_replayed": 0}' || { echo "bench --json: $json"; exit 1; }
+echo "$json" | grep -q '"steps_run": 3, "steps_replayed": 0, "steps_skipped": 0}' || { echo "bench --json: $json"; exit 1; }
 echo ok
