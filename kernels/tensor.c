@@ -109,22 +109,46 @@ char *tb_shape_str(const tb_tensor *t, char *buf, size_t size)
     return buf;
 }
 
+/* One loop per dtype (not tb_load_f32's switch per element), so that the
+ * compiler vectorises the branch-free half conversions. */
 void tb_convert_to_f32(float *dst, const void *src, tb_dtype src_dt, int64_t count)
 {
-    if (src_dt == TB_F32) {
+    const uint16_t *h = src;
+    switch (src_dt) {
+    case TB_F32:
         memmove(dst, src, (size_t)count * sizeof(float));
         return;
+    case TB_F16:
+        for (int64_t i = 0; i < count; i++)
+            dst[i] = tb_f16_to_f32(h[i]);
+        return;
+    case TB_BF16:
+        for (int64_t i = 0; i < count; i++)
+            dst[i] = tb_bf16_to_f32(h[i]);
+        return;
+    default:
+        for (int64_t i = 0; i < count; i++)
+            dst[i] = tb_load_f32(src, src_dt, i);
     }
-    for (int64_t i = 0; i < count; i++)
-        dst[i] = tb_load_f32(src, src_dt, i);
 }
 
 void tb_convert_from_f32(void *dst, tb_dtype dst_dt, const float *src, int64_t count)
 {
-    if (dst_dt == TB_F32) {
+    uint16_t *h = dst;
+    switch (dst_dt) {
+    case TB_F32:
         memmove(dst, src, (size_t)count * sizeof(float));
         return;
+    case TB_F16:
+        for (int64_t i = 0; i < count; i++)
+            h[i] = tb_f32_to_f16(src[i]);
+        return;
+    case TB_BF16:
+        for (int64_t i = 0; i < count; i++)
+            h[i] = tb_f32_to_bf16(src[i]);
+        return;
+    default:
+        for (int64_t i = 0; i < count; i++)
+            tb_store_f32(dst, dst_dt, i, src[i]);
     }
-    for (int64_t i = 0; i < count; i++)
-        tb_store_f32(dst, dst_dt, i, src[i]);
 }

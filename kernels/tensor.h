@@ -79,40 +79,43 @@ static inline uint16_t tb_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+/* Both half conversions are branch-free (each case computed, then chosen
+ * by masks: a ternary here compiles to branches), so that the bulk
+ * conversions of the CPU backend's f16 path vectorise; bit for bit the
+ * straightforward definitions, for every input. */
+static inline uint32_t tb_mask_if(int cond) { return 0u - (uint32_t)(cond != 0); }
+
 static inline float tb_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t man = h & 0x3ffu;
-    if (exp == 0) {
-        if (man == 0)
-            return tb_bits_to_f32(sign);
-        /* subnormal: value = man * 2^-24 */
-        float v = (float)man * 5.9604644775390625e-8f;
-        return sign ? -v : v;
-    }
-    if (exp == 31)
-        return tb_bits_to_f32(sign | 0x7f800000u | (man << 13));
-    return tb_bits_to_f32(sign | ((exp + 112u) << 23) | (man << 13));
+    int32_t em = h & 0x7fff;
+    uint32_t normal = ((uint32_t)em << 13) + (112u << 23); /* rebias the exponent */
+    uint32_t special = ((uint32_t)em << 13) | 0x7f800000u; /* inf, NaN with its payload */
+    /* subnormal (and zero): man * 2^-24, exact, with no subnormal float arithmetic */
+    uint32_t sub = tb_f32_to_bits((float)em * 5.9604644775390625e-8f);
+    uint32_t is_special = tb_mask_if(em >= 0x7c00), is_sub = tb_mask_if(em < 0x0400);
+    uint32_t bits = (special & is_special) | (sub & is_sub) | (normal & ~(is_special | is_sub));
+    return tb_bits_to_f32(sign | bits);
 }
 
 static inline uint16_t tb_f32_to_f16(float f)
 {
     uint32_t u = tb_f32_to_bits(f);
     uint32_t sign = (u >> 16) & 0x8000u;
-    uint32_t abs = u & 0x7fffffffu;
-    if (abs >= 0x7f800000u) /* inf or NaN */
-        return (uint16_t)(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
-    if (abs >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
-        return (uint16_t)(sign | 0x7c00u);
-    if (abs < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
-        /* add 0.5 (as f32 magic) so the FPU rounds to nearest even at 2^-24 */
-        float v = tb_bits_to_f32(abs) + 0.5f;
-        return (uint16_t)(sign | (tb_f32_to_bits(v) - 0x3f000000u));
-    }
-    uint32_t mant_odd = (abs >> 13) & 1u;
-    abs += 0xc8000fffu + mant_odd; /* rebias exponent (-112 << 23) and round */
-    return (uint16_t)(sign | (abs >> 13));
+    int32_t abs = (int32_t)(u & 0x7fffffffu);
+    /* inf, or NaN (which stays a quiet NaN) */
+    uint32_t naninf = 0x7c00u | (tb_mask_if(abs > 0x7f800000) & 0x200u);
+    /* below the smallest normal half: add 0.5 (as f32 magic) so the FPU
+     * rounds to nearest even at 2^-24 */
+    uint32_t sub = tb_f32_to_bits(tb_bits_to_f32((uint32_t)abs) + 0.5f) - 0x3f000000u;
+    /* rebias the exponent (-112 << 23) and round to nearest even */
+    uint32_t normal = ((uint32_t)abs + 0xc8000fffu + (((uint32_t)abs >> 13) & 1u)) >> 13;
+    uint32_t is_naninf = tb_mask_if(abs >= 0x7f800000);
+    uint32_t is_over = tb_mask_if(abs >= 0x477ff000) & ~is_naninf; /* rounds to >= 65520: inf */
+    uint32_t is_sub = tb_mask_if(abs < 0x38800000);
+    uint32_t is_normal = ~(is_naninf | is_over | is_sub);
+    uint32_t r = (naninf & is_naninf) | (0x7c00u & is_over) | (sub & is_sub) | (normal & is_normal);
+    return (uint16_t)(sign | r);
 }
 
 /* Element access for CPU code that handles every float dtype through f32. */

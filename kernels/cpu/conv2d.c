@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_util.h"
 #include "kernels/error.h"
 
 /* Column buffer plus f32 staging per chunk of images: big enough that the
@@ -633,10 +634,11 @@ static void reduce_bias(const conv_plan *pl, tb_tensor *dbias)
 
 /* dw[i] (OHWI) += sum of the block partials, in block order. Depthwise
  * partials are {tap, k}: element (kk, tap) of dw sits at tap*k + kk there. */
-/* f32, not depthwise: the same sums, in runs of REDUCE_RUN elements so the
- * loops vectorise (acc starts at 0.0f like add_to's path: bitwise equal). */
+/* Not depthwise: the same sums, in runs of REDUCE_RUN elements so the
+ * loops vectorise (acc starts at 0.0f and is added once, rounded once, like
+ * add_to's path: bitwise equal), for every dtype of dw. */
 #define REDUCE_RUN 1024
-static void reduce_dw_f32(const conv_plan *pl, float *dw)
+static void reduce_dw_runs(const conv_plan *pl, tb_tensor *dw)
 {
     const int64_t count = pl->k * pl->rscg, runs = (count + REDUCE_RUN - 1) / REDUCE_RUN;
 #pragma omp parallel for schedule(static) num_threads(pl->threads)
@@ -650,9 +652,7 @@ static void reduce_dw_f32(const conv_plan *pl, float *dw)
             for (int64_t j = 0; j < len; j++)
                 acc[j] += src[j];
         }
-        float *restrict dst = dw + i0;
-        for (int64_t j = 0; j < len; j++)
-            dst[j] += acc[j];
+        tb_cpu_accum_row(dw, i0, acc, len);
     }
 }
 
@@ -660,8 +660,8 @@ static void reduce_dw(const conv_plan *pl, tb_tensor *dw)
 {
     const int64_t count = pl->k * pl->rscg, taps = pl->r * pl->s;
     const bool transposed = pl->kind == CONV_DEPTHWISE;
-    if (!transposed && dw->dtype == TB_F32) {
-        reduce_dw_f32(pl, dw->data);
+    if (!transposed) {
+        reduce_dw_runs(pl, dw);
         return;
     }
 #pragma omp parallel for schedule(static) num_threads(pl->threads)

@@ -53,6 +53,18 @@ static inline void tb_cpu_accum_row(const tb_tensor *t, int64_t off, const float
             d[i] += add[i];
         return;
     }
+    /* one loop per half type (not a dtype switch per element): they vectorise */
+    uint16_t *h = (uint16_t *)t->data + off;
+    if (t->dtype == TB_F16) {
+        for (int64_t i = 0; i < count; i++)
+            h[i] = tb_f32_to_f16(tb_f16_to_f32(h[i]) + add[i]);
+        return;
+    }
+    if (t->dtype == TB_BF16) {
+        for (int64_t i = 0; i < count; i++)
+            h[i] = tb_f32_to_bf16(tb_bf16_to_f32(h[i]) + add[i]);
+        return;
+    }
     for (int64_t i = 0; i < count; i++)
         tb_store_f32(t->data, t->dtype, off + i, tb_load_f32(t->data, t->dtype, off + i) + add[i]);
 }

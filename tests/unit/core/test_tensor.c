@@ -46,6 +46,68 @@ static void test_f16_every_half_round_trips(void **state)
     }
 }
 
+/* The half conversions against definitions of their own, in double:
+ * every half's value (ldexp), and f32 -> f16 round-to-nearest-even at and
+ * one f32 ulp around every midpoint between neighbouring halves, plus a
+ * sweep through all f32 bit patterns. */
+static double half_value(uint32_t h)
+{
+    int e = (int)((h >> 10) & 0x1f), m = (int)(h & 0x3ff);
+    double v = e == 0 ? ldexp(m, -24) : (e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25));
+    return (h & 0x8000u) ? -v : v;
+}
+
+static uint16_t half_of(float f)
+{
+    uint16_t sign = signbit(f) ? 0x8000u : 0;
+    double a = fabs((double)f);
+    if (isnan(f))
+        return (uint16_t)(sign | 0x7e00u);
+    if (a >= 65520.0)
+        return (uint16_t)(sign | 0x7c00u);
+    if (a < ldexp(1.0, -14)) /* subnormal halves: multiples of 2^-24 (1024 * 2^-24 is the smallest normal) */
+        return (uint16_t)(sign | (uint16_t)nearbyint(a * 16777216.0));
+    int e;
+    double m = frexp(a, &e); /* a = m * 2^e, m in [0.5, 1) */
+    double q = nearbyint((m * 2.0 - 1.0) * 1024.0);
+    if (q == 1024.0)
+        q = 0.0, e++;
+    return (uint16_t)(sign | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)q);
+}
+
+static void check_half_of(float f)
+{
+    uint16_t got = tb_f32_to_f16(f), want = half_of(f);
+    if (got != want)
+        fail_msg("tb_f32_to_f16(%a) = 0x%04x, want 0x%04x", (double)f, got, want);
+}
+
+static void test_f16_conversions_against_double(void **state)
+{
+    (void)state;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        double want = half_value(h);
+        float got = tb_f16_to_f32((uint16_t)h);
+        if (isnan(want) ? !isnan(got) : ((double)got != want || !signbit(got) != !signbit(want)))
+            fail_msg("tb_f16_to_f32(0x%04x) = %a, want %a", h, (double)got, want);
+    }
+    for (uint32_t h = 0; h < 0x7c00u; h++) {
+        float mid = (float)((half_value(h) + half_value(h + 1)) / 2.0); /* exact in f32 */
+        for (int sgn = 0; sgn < 2; sgn++) {
+            float f = sgn ? -mid : mid;
+            check_half_of(f);
+            check_half_of(nextafterf(f, 0.0f));
+            check_half_of(nextafterf(f, sgn ? -INFINITY : INFINITY));
+        }
+    }
+    for (uint64_t u = 0; u < 0x100000000ull; u += 4099) {
+        uint32_t b = (uint32_t)u;
+        float f;
+        memcpy(&f, &b, sizeof f);
+        check_half_of(f);
+    }
+}
+
 static void test_bf16(void **state)
 {
     (void)state;
@@ -75,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_f16_round_trip_exact_values),
         cmocka_unit_test(test_f16_every_half_round_trips),
+        cmocka_unit_test(test_f16_conversions_against_double),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_dtype_parse),
     };
