@@ -154,12 +154,12 @@ int tb_bench_measure(const tb_bench_args *a, tb_backend *be, tb_bench_steps_fn r
     getrusage(RUSAGE_SELF, &ru);
     r->peak_rss = ru.ru_maxrss * 1024L;
     /* nothing is allocated inside a step, so what is in use now is the peak */
-    size_t used, total;
-    r->device_used = -1;
-    if (tb_device_memory(be, &used, &total) == TB_OK)
+    r->device_used = -1; /* the CPU backend has no device memory of its own */
+    if (be->iface.device_memory) {
+        size_t used, total;
+        TB_TRY(tb_device_memory(be, &used, &total));
         r->device_used = (long long)used;
-    else
-        tb_err_clear(); /* the CPU backend: no device memory to report */
+    }
     return TB_OK;
 }
 

@@ -612,15 +612,6 @@ static void backward_filter_chunk(const conv_plan *pl, const float *dy, const fl
 
 /* ------------------------------------------------------------ reductions */
 
-static void add_to(tb_tensor *t, int64_t i, float v)
-{
-    if (t->dtype == TB_F32) { /* the common case, without the per-element dtype switch */
-        ((float *)t->data)[i] += v;
-        return;
-    }
-    tb_store_f32(t->data, t->dtype, i, tb_load_f32(t->data, t->dtype, i) + v);
-}
-
 /* dbias[kk] += sum of the block partials, in block order. */
 static void reduce_bias(const conv_plan *pl, tb_tensor *dbias)
 {
@@ -628,7 +619,7 @@ static void reduce_bias(const conv_plan *pl, tb_tensor *dbias)
         float acc = 0.0f;
         for (int blk = 0; blk < pl->blocks; blk++)
             acc += bias_part(pl, blk)[kk];
-        add_to(dbias, kk, acc);
+        tb_cpu_accum_row(dbias, kk, &acc, 1);
     }
 }
 
@@ -636,7 +627,7 @@ static void reduce_bias(const conv_plan *pl, tb_tensor *dbias)
  * partials are {tap, k}: element (kk, tap) of dw sits at tap*k + kk there. */
 /* Not depthwise: the same sums, in runs of REDUCE_RUN elements so the
  * loops vectorise (acc starts at 0.0f and is added once, rounded once, like
- * add_to's path: bitwise equal), for every dtype of dw. */
+ * the depthwise path below: bitwise equal), for every dtype of dw. */
 #define REDUCE_RUN 1024
 static void reduce_dw_runs(const conv_plan *pl, tb_tensor *dw)
 {
@@ -670,7 +661,7 @@ static void reduce_dw(const conv_plan *pl, tb_tensor *dw)
         float acc = 0.0f;
         for (int blk = 0; blk < pl->blocks; blk++)
             acc += weight_part(pl, blk)[j];
-        add_to(dw, i, acc);
+        tb_cpu_accum_row(dw, i, &acc, 1);
     }
 }
 

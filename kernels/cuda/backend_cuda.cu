@@ -158,8 +158,6 @@ static int cuda_mark_consumed(tb_backend *be)
     return TB_OK;
 }
 
-/* CUDA graphs by stream capture. Thread-local mode: the data loader's
- * threads may go on using the runtime while the trainer's thread captures. */
 static int cuda_device_memory(tb_backend *be, size_t *used, size_t *total)
 {
     (void)be;
@@ -169,6 +167,8 @@ static int cuda_device_memory(tb_backend *be, size_t *used, size_t *total)
     return TB_OK;
 }
 
+/* CUDA graphs by stream capture. Thread-local mode: the data loader's
+ * threads may go on using the runtime while the trainer's thread captures. */
 static int cuda_capture_begin(tb_backend *be)
 {
     CUDA_CHECK(cudaStreamBeginCapture(tb_cuda_ctx_of(be)->stream, cudaStreamCaptureModeThreadLocal));

@@ -16,8 +16,10 @@
  * written, but it adds nothing to the loss or the gradient, and the mean is
  * over the labelled rows (0 when there are none), PyTorch's ignore_index
  * with reduction "mean". The count of labelled rows never leaves the device:
- * the forward counts them with the losses, and the backward counts them first (integer atomics: exact and
- * order-independent) into the reduction scratch, which its kernel reads. */
+ * the forward counts them with the losses, and the backward counts them
+ * again first (the scratch holding the forward's count is reused by other
+ * ops in between; integer atomics: exact and order-independent) into the
+ * reduction scratch, which its kernel reads. */
 #include "kernels/cuda/cuda_common.cuh"
 
 /* Rows per block of the forward and of softmax: one warp each. */
