@@ -7,8 +7,8 @@
  * torchvision's bilinear_interpolate. Arithmetic in f32 for every dtype.
  *
  * Forward: one thread per output element (r, ph, pw, c); neighbouring
- * threads read neighbouring channels. An image index outside [0, n) makes
- * the RoI's outputs NaN (the device cannot return an error; the trainer's
+ * threads read neighbouring channels. A RoI the CPU rejects (roi_is_valid)
+ * makes its outputs NaN (the device cannot return an error; the trainer's
  * divergence check reports it), and the backward skips such a RoI.
  *
  * Backward: the transpose scatters dy * weight / count to the four taps of
@@ -51,32 +51,65 @@ typedef struct roi_box {
     float count;           /* divisor of a bin: max(grid_h * grid_w, 1) */
 } roi_box;
 
+/* The CPU's rejections (kernels/cpu/roi_align.c), which the device turns
+ * into NaN outputs: an image index that is not an integer in [0, n), a
+ * non-finite corner, or an adaptive grid of more than ROI_MAX_GRID samples
+ * per bin axis (an inf corner would otherwise make ceilf give INT_MAX
+ * iterations per thread). Same expressions as the CPU's check. */
+#define ROI_MAX_GRID 1024.0f
+
+__device__ __forceinline__ bool roi_is_valid(const float *roi, const roi_geom g)
+{
+    float bf = roi[0];
+    if (!(bf >= 0.0f && bf < (float)g.n && bf == floorf(bf)))
+        return false;
+    for (int k = 1; k < 5; k++)
+        if (!isfinite(roi[k]))
+            return false;
+    if (g.sampling > 0)
+        return true;
+    float gh = __fdiv_rn(__fmul_rn(fabsf(__fsub_rn(roi[4], roi[2])), g.scale), (float)g.ph);
+    float gw = __fdiv_rn(__fmul_rn(fabsf(__fsub_rn(roi[3], roi[1])), g.scale), (float)g.pw);
+    return gh <= ROI_MAX_GRID && gw <= ROI_MAX_GRID;
+}
+
 __device__ __forceinline__ roi_box roi_box_of(const float *roi, const roi_geom g)
 {
     roi_box rb;
-    float bf = roi[0];
-    rb.b = bf >= 0.0f && bf < (float)g.n ? (int64_t)bf : -1;
+    rb.b = roi_is_valid(roi, g) ? (int64_t)roi[0] : -1;
+    if (rb.b < 0) { /* no geometry: callers skip the RoI (NaN outputs, no gradient) */
+        rb.x0 = rb.y0 = rb.bin_h = rb.bin_w = 0.0f;
+        rb.grid_h = rb.grid_w = 0;
+        rb.count = 1.0f;
+        return rb;
+    }
+    /* _rn intrinsics: no fused multiply-add, so the geometry (and the grid
+     * size ceilf derives from it) is bitwise the CPU's */
     float off = g.aligned ? 0.5f : 0.0f;
-    rb.x0 = roi[1] * g.scale - off;
-    rb.y0 = roi[2] * g.scale - off;
-    float rw = roi[3] * g.scale - off - rb.x0, rh = roi[4] * g.scale - off - rb.y0;
+    rb.x0 = __fsub_rn(__fmul_rn(roi[1], g.scale), off);
+    rb.y0 = __fsub_rn(__fmul_rn(roi[2], g.scale), off);
+    float rw = __fsub_rn(__fsub_rn(__fmul_rn(roi[3], g.scale), off), rb.x0);
+    float rh = __fsub_rn(__fsub_rn(__fmul_rn(roi[4], g.scale), off), rb.y0);
     if (!g.aligned) {
         rw = fmaxf(rw, 1.0f);
         rh = fmaxf(rh, 1.0f);
     }
-    rb.bin_h = rh / (float)g.ph;
-    rb.bin_w = rw / (float)g.pw;
-    rb.grid_h = g.sampling > 0 ? g.sampling : (int)ceilf(rh / (float)g.ph);
-    rb.grid_w = g.sampling > 0 ? g.sampling : (int)ceilf(rw / (float)g.pw);
+    rb.bin_h = __fdiv_rn(rh, (float)g.ph);
+    rb.bin_w = __fdiv_rn(rw, (float)g.pw);
+    rb.grid_h = g.sampling > 0 ? g.sampling : (int)ceilf(rb.bin_h);
+    rb.grid_w = g.sampling > 0 ? g.sampling : (int)ceilf(rb.bin_w);
     int cnt = rb.grid_h * rb.grid_w;
     rb.count = (float)(cnt > 1 ? cnt : 1);
     return rb;
 }
 
-/* Coordinate of sample i of bin p along one axis (torchvision's expression). */
+/* Coordinate of sample i of bin p along one axis (torchvision's expression),
+ * rounded step by step as the CPU's C (a sample exactly on the border of
+ * [-1, size] must fall on the same side). */
 __device__ __forceinline__ float sample_at(float start, float bin, int64_t p, int i, int grid)
 {
-    return start + (float)p * bin + ((float)i + 0.5f) * bin / (float)grid;
+    float in_bin = __fdiv_rn(__fmul_rn(__fadd_rn((float)i, 0.5f), bin), (float)grid);
+    return __fadd_rn(__fadd_rn(start, __fmul_rn((float)p, bin)), in_bin);
 }
 
 /* The four taps of a bilinear sample at (y, x): positions (y * w + x) in

@@ -15,10 +15,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_test_util.h"
 #include "kernels/backend.h"
+#include "kernels/error.h"
 #include "kernels/ops.h"
 
 static tb_backend *ref_be, *dut_be;
@@ -115,6 +118,116 @@ static void test_roi_align(void **state)
     assert_int_equal(t->failures, 0);
 }
 
+/* RoIs the CPU rejects with TB_ERR_INVALID (kernels/cpu/roi_align.c): an
+ * infinite corner, one needing more than 1024 adaptive samples per bin
+ * axis, a fractional image index. The device cannot return an error, so
+ * CUDA writes NaN for such a RoI's outputs and gives it no gradient: its
+ * other rows, and dx, equal the CPU's over the valid RoIs alone. With
+ * --self-check (a CPU under test) both sides must reject. */
+static const float rejected_rois[5][5] = {
+    {0, 1, 1, 9, 9}, {0, 1, 1, INFINITY, 9}, {0, 0, 0, 1e9f, 5}, {0.5f, 1, 1, 5, 5}, {0, 2, 3, 12, 14},
+};
+static const int valid_rows[2] = {0, 4};
+
+static float *download_f32(tctx *t, int side, const tpair *p)
+{
+    float *v = malloc(p->bytes);
+    if (v && !tctx_rc(t, side, "download", tb_download(t->be[side], v, &p->t[side]))) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* got's rows valid_rows[k] (of row_size floats) against ref's rows k; the others NaN. */
+static void check_valid_rows(tctx *t, const char *what, const float *got, const float *ref, int row_size)
+{
+    for (int r = 0, k = 0; r < 5; r++) {
+        bool valid = k < 2 && valid_rows[k] == r;
+        for (int j = 0; j < row_size; j++) {
+            float g = got[r * row_size + j];
+            if (valid && !(fabsf(g - ref[k * row_size + j]) <= 1e-5f * (1.0f + fabsf(ref[k * row_size + j])))) {
+                tctx_fail(t, "%s row %d [%d]: %g, the CPU over the valid RoIs gives %g", what, r, j, (double)g,
+                          (double)ref[k * row_size + j]);
+                return;
+            }
+            if (!valid && !isnan(g)) {
+                tctx_fail(t, "%s row %d (a rejected RoI) [%d]: %g, expected NaN", what, r, j, (double)g);
+                return;
+            }
+        }
+        k += valid;
+    }
+}
+
+static void compare_dx(tctx *t, const float *got, const float *ref, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++)
+        if (!(fabsf(got[i] - ref[i]) <= 1e-5f * (1.0f + fabsf(ref[i])))) {
+            tctx_fail(t, "dx[%lld]: %g, the CPU over the valid RoIs gives %g", (long long)i, (double)got[i],
+                      (double)ref[i]);
+            return;
+        }
+}
+
+static void test_roi_align_rejected(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x3003);
+    tctx_case(t, "roi_align rejected RoIs");
+    const tb_roi_align_params p = {2, 2, 0.5f, 0, true};
+    float good[2][5];
+    for (int k = 0; k < 2; k++)
+        memcpy(good[k], rejected_rois[valid_rows[k]], sizeof good[k]);
+    tpair *x = tp_4d(t, TB_F32, 1, 8, 8, 4, TP_UNIFORM, -1, 1);
+    tpair *rois = tp_2d(t, TB_F32, 5, 5, TP_ZERO, 0, 0), *rois_good = tp_2d(t, TB_F32, 2, 5, TP_ZERO, 0, 0);
+    tpair *y = tp_4d(t, TB_F32, 5, 2, 2, 4, TP_ZERO, 0, 0), *y_good = tp_4d(t, TB_F32, 2, 2, 2, 4, TP_ZERO, 0, 0);
+    tpair *dy = tp_4d(t, TB_F32, 5, 2, 2, 4, TP_UNIFORM, -1, 1);
+    tpair *dy_good = tp_4d(t, TB_F32, 2, 2, 2, 4, TP_ZERO, 0, 0);
+    tpair *dx = tp_4d(t, TB_F32, 1, 8, 8, 4, TP_ZERO, 0, 0), *dx_good = tp_4d(t, TB_F32, 1, 8, 8, 4, TP_ZERO, 0, 0);
+    float *dy_host = NULL, *got = NULL, *ref = NULL;
+    if (!x || !rois || !rois_good || !y || !y_good || !dy || !dy_good || !dx || !dx_good ||
+        !tp_set(t, rois, &rejected_rois[0][0]) || !tp_set(t, rois_good, &good[0][0]) ||
+        !(dy_host = download_f32(t, 0, dy)))
+        goto done;
+    for (int k = 0; k < 2; k++)
+        memcpy(dy_host + k * 16, dy_host + valid_rows[k] * 16, 16 * sizeof(float));
+    if (!tp_set(t, dy_good, dy_host))
+        goto done;
+    for (int side = 0; side < 2; side++) {
+        bool rejects = t->be[side]->kind != TB_DEVICE_CUDA;
+        int rc = tb_roi_align_forward(t->be[side], &y->t[side], &x->t[side], &rois->t[side], &p);
+        int rc_b = tb_roi_align_backward(t->be[side], &dx->t[side], &dy->t[side], &rois->t[side], &p);
+        if (rejects && (rc != TB_ERR_INVALID || rc_b != TB_ERR_INVALID))
+            tctx_fail(t, "side %d: forward/backward returned %d/%d, expected TB_ERR_INVALID", side, rc, rc_b);
+        if (!rejects) {
+            tctx_rc(t, side, "forward, rejected RoIs", rc);
+            tctx_rc(t, side, "backward, rejected RoIs", rc_b);
+        }
+    }
+    tctx_rc(t, 0, "forward, valid RoIs", tb_roi_align_forward(t->be[0], &y_good->t[0], &x->t[0], &rois_good->t[0], &p));
+    tctx_rc(t, 0, "backward, valid RoIs",
+            tb_roi_align_backward(t->be[0], &dx_good->t[0], &dy_good->t[0], &rois_good->t[0], &p));
+    if (t->be[1]->kind != TB_DEVICE_CUDA)
+        goto done;
+    if (!(got = download_f32(t, 1, y)) || !(ref = download_f32(t, 0, y_good)))
+        goto done;
+    check_valid_rows(t, "y", got, ref, 16);
+    free(got);
+    free(ref);
+    got = ref = NULL;
+    if (!(got = download_f32(t, 1, dx)) || !(ref = download_f32(t, 0, dx_good)))
+        goto done;
+    compare_dx(t, got, ref, 8 * 8 * 4);
+done:
+    free(dy_host);
+    free(got);
+    free(ref);
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
 /* ------------------------------------------------------------- smooth L1 */
 typedef struct sl1_case {
     const char *name;
@@ -178,6 +291,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roi_align),
+        cmocka_unit_test(test_roi_align_rejected),
         cmocka_unit_test(test_smooth_l1),
     };
     return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda detection ops vs cpu", tests,
