@@ -202,7 +202,7 @@ typedef struct tb_backend_iface {
                                        float);
     int (*batchnorm_relu_backward)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *,
                                    const tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
-                                   const tb_tensor *, const tb_tensor *, const tb_tensor *, bool);
+                                   const tb_tensor *, const tb_tensor *, const tb_tensor *, bool, bool);
 } tb_backend_iface;
 
 struct tb_backend {

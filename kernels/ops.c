@@ -233,7 +233,7 @@ int tb_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor
 int tb_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
                                tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *y,
                                const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *save_mean,
-                               const tb_tensor *save_invstd, bool add)
+                               const tb_tensor *save_invstd, bool add, bool dz_write)
 {
     vcall v = vc_make(tb_op_name(TB_OP_BATCHNORM_RELU_BACKWARD));
     vc_add(&v, "dx", dx), vc_add(&v, "dz", dz), vc_add(&v, "dgamma", dgamma), vc_add(&v, "dbeta", dbeta);
@@ -246,11 +246,13 @@ int tb_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_
     TB_TRY(need_vec(&v, "beta", beta, TB_F32, channels(x), "channels of x"));
     if (present(dz) && !add)
         return vc_fail(&v, "dz is given but the forward added no z (add is false)");
+    if (dz_write && !present(dz))
+        return vc_fail(&v, "dz_write is set but no dz is given");
     if (present(dz))
         TB_TRY(need_like(&v, "dz", dz, "x", x));
     TB_TRY(bn_relu_space(&v, be, x, add, reserve));
     DISPATCH(TB_OP_BATCHNORM_RELU_BACKWARD, batchnorm_relu_backward, x->dtype, opt(dx), opt(dz), opt(dgamma),
-             opt(dbeta), opt(reserve), dy, x, y, gamma, beta, save_mean, save_invstd, add);
+             opt(dbeta), opt(reserve), dy, x, y, gamma, beta, save_mean, save_invstd, add, dz_write);
 }
 
 /* ------------------------------------------------------------------ relu */

@@ -109,11 +109,15 @@ int tb_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor
                                    const tb_tensor *running_var, float eps);
 /* With g = dy * (y > 0): dz += g, and BN's training backward of g into dx,
  * dgamma, dbeta; all four accumulate and each is optional. add says whether
- * the forward added a z (its reserve depends on it; dz may still be absent). */
+ * the forward added a z (its reserve depends on it; dz may still be absent).
+ * dz_write (needs dz): dz = g instead of dz += g. The graph sets it where
+ * this node is the first of the backward pass to write the shortcut's
+ * gradient, which spares a device the pass that adds g to dz (cuDNN's fused
+ * backward can only write dz). */
 int tb_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
                                tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *y,
                                const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *save_mean,
-                               const tb_tensor *save_invstd, bool add);
+                               const tb_tensor *save_invstd, bool add, bool dz_write);
 
 /* ------------------------------------------------------------------ relu */
 int tb_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);

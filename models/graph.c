@@ -34,6 +34,7 @@ typedef struct node {
      * the absorbed nodes are dead and never run */
     int fused_bn;                     /* index of the absorbed BN node, -1 none */
     int fused_z;                      /* the value added before the ReLU, -1 none */
+    bool dz_write;                    /* the first backward writer of fused_z's gradient (plan_dz_writes) */
     tb_tensor reserve;                /* u8, the fused op's reserve space */
     bool dead;
 } node;
@@ -622,6 +623,28 @@ static void fuse_bn_relus(tb_graph *g)
     }
 }
 
+/* A fused node whose backward is the first to write the shortcut's gradient
+ * stores it instead of adding it to zeros (tb_batchnorm_relu_backward's
+ * dz_write). Backward runs the nodes in reverse build order, so the first
+ * writer of a value's gradient is its last reader: no later node may read z
+ * (a dead one counts, as the node that absorbed it writes its inputs'
+ * gradients), z must not be an output (the loss seeds those) nor the BN's
+ * own input (dx and dz would be one tensor). */
+static void plan_dz_writes(tb_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *nd = &g->nodes[i];
+        int z = nd->fused_z;
+        if (nd->dead || nd->fused_bn < 0 || z < 0 || is_output(g, z) || g->nodes[nd->fused_bn].in[0] == z)
+            continue;
+        bool read_later = false;
+        for (int j = i + 1; j < g->n_nodes && !read_later; j++)
+            for (int k = 0; k < g->nodes[j].n_in; k++)
+                read_later |= g->nodes[j].in[k] == z;
+        nd->dz_write = !read_later;
+    }
+}
+
 /* In-place ReLU: its input may be overwritten when nothing else reads it and
  * its producer's backward does not need its own output (ReLU and max pool do;
  * so does a fused ReLU, which is a RELU node). */
@@ -816,8 +839,10 @@ int tb_graph_finalize(tb_graph *g, bool allocate)
     g->finalized = true;
     if (!allocate)
         return TB_OK;
-    if (g->fuse)
+    if (g->fuse) {
         fuse_bn_relus(g);
+        plan_dz_writes(g);
+    }
     plan_inplace_relus(g);
     int rc = allocate_params(g);
     if (rc == TB_OK)
@@ -1040,7 +1065,7 @@ static int backward_fused(tb_graph *g, node *nd)
     return tb_batchnorm_relu_backward(g->be, input_grad(g, bn->in[0]), dz, param_grad(g, bn->p_w),
                                       param_grad(g, bn->p_b), &nd->reserve, dy, fused_x(g, nd), y,
                                       &g->params[bn->p_w].value, &g->params[bn->p_b].value, &bn->save_mean,
-                                      &bn->save_invstd, nd->fused_z >= 0);
+                                      &bn->save_invstd, nd->fused_z >= 0, dz != NULL && nd->dz_write);
 }
 
 static int backward_node(tb_graph *g, int i)

@@ -183,21 +183,30 @@ int tb_cpu_batchnorm_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor 
     return tb_cpu_bn_forward_eval(be, y, x, gamma, beta, running_mean, running_var, eps, none);
 }
 
-/* dz[r, j0+j] += dy gated by y > 0, for every row (the shortcut's gradient). */
+/* dz[r, j0 + j] (+)= g, the gated dy of row r: the shortcut's gradient. */
+static void bn_to_dz(const tb_tensor *dz, int64_t off, const float *g, int64_t cb, bool dz_write)
+{
+    if (dz_write)
+        tb_cpu_store_row(dz, off, g, cb);
+    else
+        tb_cpu_accum_row(dz, off, g, cb);
+}
+
+/* bn_to_dz for every row. */
 static void bn_gated_to_dz(const tb_backend *be, tb_tensor *dz, const tb_tensor *dy, const tb_tensor *y,
-                           int64_t rows, int64_t c, int64_t j0, int64_t cb)
+                           int64_t rows, int64_t c, int64_t j0, int64_t cb, bool dz_write)
 {
 #pragma omp parallel for schedule(static) num_threads(be->threads)
     for (int64_t r = 0; r < rows; r++) {
         float tdy[BN_CB], ty[BN_CB], tg[BN_CB];
         const float *g = gate_row(tg, tb_cpu_load_row(tdy, dy, r * c + j0, cb), y, ty, r * c + j0, cb);
-        tb_cpu_accum_row(dz, r * c + j0, g, cb);
+        bn_to_dz(dz, r * c + j0, g, cb, dz_write);
     }
 }
 
 int tb_cpu_bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
                        const tb_tensor *dy, const tb_tensor *gate_y, const tb_tensor *x, const tb_tensor *gamma,
-                       const tb_tensor *save_mean, const tb_tensor *save_invstd)
+                       const tb_tensor *save_mean, const tb_tensor *save_invstd, bool dz_write)
 {
     int64_t c = x->shape[x->ndim - 1];
     int64_t rows = tb_numel(x) / c;
@@ -222,7 +231,7 @@ int tb_cpu_bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *
         }
         if (!dx) { /* input-side BN: only the parameter gradients (and dz) are wanted */
             if (dz)
-                bn_gated_to_dz(be, dz, dy, gate_y, rows, c, j0, cb);
+                bn_gated_to_dz(be, dz, dy, gate_y, rows, c, j0, cb, dz_write);
             continue;
         }
         /* dz rides along the pass that reads the gated dy for dx */
@@ -235,7 +244,7 @@ int tb_cpu_bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *
                 add[j] = k1[j] * rdy[j] - k2[j] - k3[j] * (rx[j] - mean[j]);
             tb_cpu_accum_row(dx, r * c + j0, add, cb);
             if (dz)
-                tb_cpu_accum_row(dz, r * c + j0, rdy, cb);
+                bn_to_dz(dz, r * c + j0, rdy, cb, dz_write);
         }
     }
     return TB_OK;
@@ -245,7 +254,7 @@ int tb_cpu_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, 
                               const tb_tensor *dy, const tb_tensor *x, const tb_tensor *gamma,
                               const tb_tensor *save_mean, const tb_tensor *save_invstd)
 {
-    return tb_cpu_bn_backward(be, dx, NULL, dgamma, dbeta, dy, NULL, x, gamma, save_mean, save_invstd);
+    return tb_cpu_bn_backward(be, dx, NULL, dgamma, dbeta, dy, NULL, x, gamma, save_mean, save_invstd, false);
 }
 
 int tb_cpu_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,

@@ -32,10 +32,11 @@ int tb_cpu_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_te
 int tb_cpu_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma,
                                    tb_tensor *dbeta, tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x,
                                    const tb_tensor *y, const tb_tensor *gamma, const tb_tensor *beta,
-                                   const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add)
+                                   const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add,
+                                   bool dz_write)
 {
     (void)reserve;
     (void)beta;
     (void)add;
-    return tb_cpu_bn_backward(be, dx, dz, dgamma, dbeta, dy, y, x, gamma, save_mean, save_invstd);
+    return tb_cpu_bn_backward(be, dx, dz, dgamma, dbeta, dy, y, x, gamma, save_mean, save_invstd, dz_write);
 }

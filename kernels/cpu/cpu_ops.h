@@ -46,7 +46,7 @@ int tb_cpu_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dga
 /* batchnorm.c's loops with the fused epilogue of batchnorm_relu.c: the
  * forward adds z (optional) and applies ReLU when relu is set; the backward
  * gates dy by gate_y > 0 (gate_y optional) and adds the gated dy to dz
- * (optional). */
+ * (optional; stores it instead with dz_write). */
 typedef struct tb_cpu_bn_epilogue {
     const tb_tensor *z;
     bool relu;
@@ -60,7 +60,7 @@ int tb_cpu_bn_forward_eval(tb_backend *be, tb_tensor *y, const tb_tensor *x, con
                            float eps, tb_cpu_bn_epilogue ep);
 int tb_cpu_bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
                        const tb_tensor *dy, const tb_tensor *gate_y, const tb_tensor *x, const tb_tensor *gamma,
-                       const tb_tensor *save_mean, const tb_tensor *save_invstd);
+                       const tb_tensor *save_mean, const tb_tensor *save_invstd, bool dz_write);
 /* batchnorm_relu.c */
 int tb_cpu_batchnorm_relu_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
                                         tb_tensor *running_mean, tb_tensor *running_var, tb_tensor *reserve,
@@ -72,7 +72,8 @@ int tb_cpu_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_te
 int tb_cpu_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma,
                                    tb_tensor *dbeta, tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x,
                                    const tb_tensor *y, const tb_tensor *gamma, const tb_tensor *beta,
-                                   const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add);
+                                   const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add,
+                                   bool dz_write);
 /* relu.c */
 int tb_cpu_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 int tb_cpu_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);

@@ -12,13 +12,17 @@
  *  - everything else (f32, bf16, 2-D, odd channels, persistent BN turned
  *    off): cuDNN's BatchNorm, then one kernel y = relu(y + z) in place;
  *    backward: one kernel g = dy * (y > 0) into the workspace (adding g to
- *    dz on the way), then cuDNN's BatchNorm backward of g. No reserve.
+ *    dz on the way; with dz_write g goes to dz itself, and the BatchNorm
+ *    backward reads it there), then cuDNN's BatchNorm backward of g. No
+ *    reserve.
  * The evaluation forward is one elementwise kernel for every dtype.
  *
  * Gradients accumulate like every backward here. cuDNN's fused backward
- * blends dx with betaDataDiff = 1; the residual's gradient it writes into
- * the workspace, and a kernel adds that to dz (dz may be absent, cuDNN
- * still needs somewhere to write it). */
+ * blends dx with betaDataDiff = 1; the residual's gradient it can only
+ * write, so it goes to dz itself with dz_write (the graph's first writer of
+ * the shortcut's gradient) and otherwise into the workspace, from where a
+ * kernel adds it to dz (dz may be absent, cuDNN still needs somewhere to
+ * write it). */
 #include "kernels/cuda/cuda_common.cuh"
 
 /* ---------------------------------------------------------------- kernels */
@@ -209,16 +213,17 @@ int tb_cuda_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_t
 /* The gated gradient into the workspace, then BatchNorm's backward of it. */
 static int backward_unfused(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
                             const tb_tensor *dy, const tb_tensor *x, const tb_tensor *y, const tb_tensor *gamma,
-                            const tb_tensor *save_mean, const tb_tensor *save_invstd)
+                            const tb_tensor *save_mean, const tb_tensor *save_invstd, bool dz_write)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t total = tb_numel(x);
     tb_tensor gated = *dy;
-    gated.data = be->workspace;
+    gated.data = dz_write ? dz->data : be->workspace;
     TB_TRY(launch_float(x->dtype, "batchnorm_relu_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
         gate_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)gated.data, (T *)data_or_null(dz), (const T *)dy->data, (const T *)y->data, total);
+            (T *)gated.data, dz_write ? NULL : (T *)data_or_null(dz), (const T *)dy->data, (const T *)y->data,
+            total);
         return TB_OK;
     }));
     if (!dx && !dgamma && !dbeta)
@@ -231,11 +236,11 @@ static int backward_unfused(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_ten
 static int bnr_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
                         tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x, const tb_tensor *y,
                         const tb_tensor *gamma, const tb_tensor *beta, const tb_tensor *save_mean,
-                        const tb_tensor *save_invstd, bool add)
+                        const tb_tensor *save_invstd, bool add, bool dz_write)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     if (!use_cudnn_ex(ctx, x))
-        return backward_unfused(be, dx, dz, dgamma, dbeta, dy, x, y, gamma, save_mean, save_invstd);
+        return backward_unfused(be, dx, dz, dgamma, dbeta, dy, x, y, gamma, save_mean, save_invstd, dz_write);
     TB_CHECK(dx != NULL, TB_ERR_UNSUPPORTED, "batchnorm_relu_backward: cuDNN's fused backward always writes dx; give one");
     size_t ws = 0;
     TB_TRY(ex_cudnn_workspace(ctx, x, add, &ws));
@@ -244,7 +249,7 @@ static int bnr_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor 
     TB_TRY(tb_cuda_bn_describe(ctx, x, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, &c));
     void *dg = NULL, *db = NULL;
     TB_TRY(tb_cuda_bn_param_grads(ctx, c, dgamma, dbeta, &dg, &db));
-    void *dz_scratch = add ? (char *)be->workspace + ws : NULL;
+    void *dz_scratch = !add ? NULL : dz_write ? dz->data : (char *)be->workspace + ws;
     const float one = 1.0f;
     const double unused_eps = 1e-5; /* the saved statistics are given */
     CUDNN_CHECK(cudnnBatchNormalizationBackwardEx(
@@ -252,7 +257,7 @@ static int bnr_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor 
         ctx->bn_x_desc, y->data, ctx->bn_x_desc, dy->data, add ? ctx->bn_x_desc : NULL, dz_scratch, ctx->bn_x_desc,
         dx->data, ctx->bn_param_desc, gamma->data, beta->data, dg, db, unused_eps, save_mean->data,
         save_invstd->data, ctx->relu_desc, be->workspace, ws, data_or_null(reserve), rs));
-    if (!dz)
+    if (!dz || dz_write)
         return TB_OK;
     int64_t total = tb_numel(x);
     return launch_float(x->dtype, "batchnorm_relu_backward", [&](auto tag) {
@@ -266,9 +271,10 @@ static int bnr_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor 
 int tb_cuda_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma,
                                     tb_tensor *dbeta, tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x,
                                     const tb_tensor *y, const tb_tensor *gamma, const tb_tensor *beta,
-                                    const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add)
+                                    const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add,
+                                    bool dz_write)
 {
     TB_CUDA_OP_RETURN(bnr_backward(be, dx, dz, dgamma, dbeta, reserve, dy, x, y, gamma, beta, save_mean, save_invstd,
-                                   add),
+                                   add, dz_write),
                       "batchnorm_relu_backward", "dx", dx, "dz", dz, "dy", dy, "x", x);
 }

@@ -86,7 +86,8 @@ int tb_cuda_batchnorm_relu_forward_eval(tb_backend *be, tb_tensor *y, const tb_t
 int tb_cuda_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma,
                                     tb_tensor *dbeta, tb_tensor *reserve, const tb_tensor *dy, const tb_tensor *x,
                                     const tb_tensor *y, const tb_tensor *gamma, const tb_tensor *beta,
-                                    const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add);
+                                    const tb_tensor *save_mean, const tb_tensor *save_invstd, bool add,
+                                    bool dz_write);
 /* relu.cu */
 int tb_cuda_relu_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x);
 int tb_cuda_relu_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y);

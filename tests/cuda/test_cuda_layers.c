@@ -293,7 +293,7 @@ static void run_bn_relu(tctx *t, const bn_case *bc, tb_dtype dt, bool add, const
     tp_check(t, "running_mean", rmean, stat_tol);
     tp_check(t, "running_var", rvar, stat_tol);
     RUN_BOTH(t, tb_batchnorm_relu_backward(BE, S(dx), S(dz), S(dgamma), S(dbeta), S(reserve), S(dy), S(x), S(y),
-                                           S(gamma), S(beta), S(smean), S(sinv), add));
+                                           S(gamma), S(beta), S(smean), S(sinv), add, false));
     tp_check(t, "dx", dx, rtol);
     if (dz)
         tp_check(t, "dz", dz, tp_tol(dt, false));
@@ -301,8 +301,17 @@ static void run_bn_relu(tctx *t, const bn_case *bc, tb_dtype dt, bool add, const
     tp_check(t, "dbeta", dbeta, stat_tol * 10);
     /* frozen gamma and beta, and (with z) a shortcut that takes no gradient */
     RUN_BOTH(t, tb_batchnorm_relu_backward(BE, S(dx_frozen), NULL, NULL, NULL, S(reserve), S(dy), S(x), S(y),
-                                           S(gamma), S(beta), S(smean), S(sinv), add));
+                                           S(gamma), S(beta), S(smean), S(sinv), add, false));
     tp_check(t, "dx (frozen gamma, beta; no dz)", dx_frozen, rtol);
+    if (add) { /* dz_write: the shortcut's gradient stored, its stale random contents gone; dx still adds */
+        tpair *dx_w = bn_act(t, dt, bc, -1, 1), *dz_w = bn_act(t, dt, bc, -1, 1);
+        if (!dx_w || !dz_w)
+            return;
+        RUN_BOTH(t, tb_batchnorm_relu_backward(BE, S(dx_w), S(dz_w), NULL, NULL, S(reserve), S(dy), S(x), S(y),
+                                               S(gamma), S(beta), S(smean), S(sinv), add, true));
+        tp_check(t, "dx (dz_write)", dx_w, rtol);
+        tp_check(t, "dz (dz_write)", dz_w, tp_tol(dt, false));
+    }
     RUN_BOTH(t, tb_batchnorm_relu_forward_eval(BE, S(y_eval), S(x), S(z), S(gamma), S(beta), S(rmean), S(rvar), eps));
     tp_check(t, "y (eval)", y_eval, rtol);
 }

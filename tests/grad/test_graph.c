@@ -35,8 +35,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* conv-bn-relu-conv-bn(last) + 1x1 shortcut (+ bn), relu, maxpool, gap, linear */
-static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn)
+/* conv-bn-relu-conv-bn(last) + 1x1 shortcut (+ bn), relu, maxpool, gap,
+ * linear; with reread the shortcut is added once more after the block's
+ * ReLU, so the fused node is not the first to write its gradient. */
+static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn, bool reread)
 {
     tb_graph *g = NULL;
     assert_int_equal(tb_graph_create(&g, be, dt, BATCH), TB_OK);
@@ -51,6 +53,8 @@ static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn)
     if (shortcut_bn)
         s = tb_g_bn(g, "shortcut_bn", s, 1e-5f, 0.1f, 0);
     tb_value y = tb_g_relu(g, tb_g_add(g, a, s));
+    if (reread)
+        y = tb_g_add(g, y, s);
     tb_pool_params mp = {3, 3, 2, 2, 1, 1, false, false};
     y = tb_g_global_avgpool(g, tb_g_maxpool(g, y, mp));
     y = tb_g_linear(g, "fc", y, CLASSES, true);
@@ -59,7 +63,7 @@ static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn)
     return g;
 }
 
-static tb_graph *build_resnet_block(tb_dtype dt) { return build_block(dt, true, false); }
+static tb_graph *build_resnet_block(tb_dtype dt) { return build_block(dt, true, false, false); }
 
 static void init_params(tb_graph *g, uint64_t seed)
 {
@@ -274,15 +278,17 @@ static int count_fused_nodes(const tb_graph *g)
 }
 
 /* Both residual adds (a plain shortcut, and a projection with its own BN
- * where only one BN can be fused): in f32 the fused graph trains bitwise
- * like the unfused one, evaluates alike, and holds less memory. */
+ * where only one BN can be fused), and a shortcut read again after the
+ * block (the fused node then adds its gradient instead of storing it): in
+ * f32 the fused graph trains bitwise like the unfused one, evaluates alike,
+ * and holds less memory. */
 static void test_fusion_is_bitwise_the_separate_ops(void **state)
 {
     (void)state;
-    for (int variant = 0; variant < 2; variant++) {
-        bool shortcut_bn = variant == 1;
-        tb_graph *fused = build_block(TB_F32, true, shortcut_bn);
-        tb_graph *plain = build_block(TB_F32, false, shortcut_bn);
+    for (int variant = 0; variant < 3; variant++) {
+        bool shortcut_bn = variant == 1, reread = variant == 2;
+        tb_graph *fused = build_block(TB_F32, true, shortcut_bn, reread);
+        tb_graph *plain = build_block(TB_F32, false, shortcut_bn, reread);
         /* bn1 + relu; bn2 + add + relu */
         assert_int_equal(count_fused_nodes(fused), 5);
         assert_int_equal(count_fused_nodes(plain), 0);
@@ -319,7 +325,7 @@ static void test_fusion_in_low_precision_tracks_separate_ops(void **state)
     (void)state;
     tb_dtype dts[2] = {TB_F16, TB_BF16};
     for (int d = 0; d < 2; d++) {
-        tb_graph *fused = build_block(dts[d], true, true), *plain = build_block(dts[d], false, true);
+        tb_graph *fused = build_block(dts[d], true, true, false), *plain = build_block(dts[d], false, true, false);
         init_params(fused, 41);
         init_params(plain, 41);
         float lf[4], lp[4];

@@ -117,7 +117,7 @@ static int bnr_bwd(gcase *c)
     tb_tensor *dz = c->flag & V_ADD ? &c->din[3] : NULL;
     return tb_batchnorm_relu_backward(tt_be, &c->din[0], dz, &c->din[1], &c->din[2], &c->aux[4], &c->dout[0],
                                       &c->in[0], &c->out[0], &c->in[1], &c->in[2], &c->aux[0], &c->aux[1],
-                                      (c->flag & V_ADD) != 0);
+                                      (c->flag & V_ADD) != 0, false);
 }
 
 /* Moves inputs until every pre-activation BN(x) + z is at least `margin` from
@@ -581,6 +581,44 @@ static void test_thread_count_independence(void **state)
     tb_backend_destroy(one);
 }
 
+/* dz_write: dz = g whatever dz held before, while dx, dgamma and dbeta still
+ * accumulate; the same values as accumulating into zeroed gradients. */
+static void test_bn_relu_dz_write(void **state)
+{
+    (void)state;
+    const tb_dtype dts[] = {TB_F32, TB_F16, TB_BF16};
+    const spec s = {"batchnorm+add+relu dz_write", setup_bn_relu, 4, {2, 3, 5, 6}, {0}, 0, {0}, 0, V_ADD};
+    for (int d = 0; d < 3; d++) {
+        gcase c;
+        tb_rng r;
+        tb_rng_seed(&r, 77, 0);
+        setup_bn_relu(&c, &s, dts[d], dts[d], &r);
+        gc_run(&c); /* the forward, and din = the accumulating backward into zeros */
+        tb_tensor got[4];
+        for (int k = 0; k < 4; k++) {
+            got[k] = like(c.din[k].dtype, c.din[k].ndim, c.din[k].shape);
+            if (k == 3)
+                tt_uniform(&got[k], &r, -5.0, 5.0, dts[d]); /* stale contents dz_write must ignore */
+        }
+        for (int call = 1; call <= 2; call++) {
+            assert_int_equal(tb_batchnorm_relu_backward(tt_be, &got[0], &got[3], &got[1], &got[2], &c.aux[4],
+                                                        &c.dout[0], &c.in[0], &c.out[0], &c.in[1], &c.in[2],
+                                                        &c.aux[0], &c.aux[1], true, true),
+                             TB_OK);
+            for (int k = 0; k < 4; k++) {
+                tb_tensor want = like(c.din[k].dtype, c.din[k].ndim, c.din[k].shape);
+                tt_copy_values(&want, &c.din[k]);
+                if (call == 2 && k < 3) /* the others accumulate: twice the gradient, exact in binary */
+                    for (int64_t i = 0; i < tb_numel(&want); i++)
+                        tt_set(&want, i, 2.0 * tt_get(&want, i));
+                tt_assert_close(c.name, &got[k], &want, 0.0, 0.0);
+            }
+        }
+        tt_check_guards();
+        tt_free_all();
+    }
+}
+
 /* A larger BN (many rows) stays accurate: mean and invstd against double. */
 static void test_batchnorm_large_accuracy(void **state)
 {
@@ -614,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_bf16_against_f32),
         cmocka_unit_test(test_linear_fast_vs_naive),
         cmocka_unit_test(test_thread_count_independence),
+        cmocka_unit_test(test_bn_relu_dz_write),
         cmocka_unit_test(test_batchnorm_large_accuracy),
     };
     return cmocka_run_group_tests(tests, tt_setup, tt_teardown);

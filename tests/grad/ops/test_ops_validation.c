@@ -91,16 +91,19 @@ static void test_batchnorm_relu_errors(void **state)
     BAD(tb_batchnorm_relu_forward_eval(tt_be, &y, &x, &z5, &v4[4], &v4[5], &v4[2], &v4[3], 1e-5f),
         "batchnorm_relu_forward_eval", "z [2,3,3,5] f32");
     OK(tb_batchnorm_relu_backward(tt_be, &dx, &z, &v4[4], &v4[5], NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
-                                  true));
+                                  true, false));
     BAD(tb_batchnorm_relu_backward(tt_be, &dx, &z, &v4[4], &v4[5], NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
-                                   false),
+                                   false, false),
         "batchnorm_relu_backward", "dz is given but the forward added no z");
     BAD(tb_batchnorm_relu_backward(tt_be, &dx, &z5, NULL, NULL, NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
-                                   true),
+                                   true, false),
         "batchnorm_relu_backward", "dz [2,3,3,5] f32");
     BAD(tb_batchnorm_relu_backward(tt_be, &dx, NULL, NULL, NULL, NULL, &y, &x, &z5, &v4[4], &v4[5], &v4[0], &v4[1],
-                                   false),
+                                   false, false),
         "batchnorm_relu_backward", "y [2,3,3,5] f32");
+    BAD(tb_batchnorm_relu_backward(tt_be, &dx, NULL, NULL, NULL, NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
+                                   true, true),
+        "batchnorm_relu_backward", "dz_write is set but no dz is given");
     tt_free_all();
 }
 
