@@ -138,7 +138,8 @@ typedef struct tb_pool_params {
 int64_t tb_pool_out_size(int64_t in, int kernel, int stride, int pad, bool ceil_mode);
 
 int tb_maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p);
-/* dx += dy routed to the first maximum of each window (recomputed from x). */
+/* dx += dy routed to the first maximum of each window (found in x; y must be
+ * the forward's output for this x, which a backend may compare against). */
 int tb_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y,
                         const tb_tensor *x, const tb_pool_params *p);
 int tb_avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p);

@@ -1,67 +1,84 @@
 /* Max pooling (NHWC), PyTorch semantics: windows clipped to the input
  * (padding never wins), NaN propagates, the backward routes each output
- * gradient to the first maximum of its window. The backward gathers: each
- * input element recomputes the argmax of the few windows that cover it and
- * sums their gradients in a fixed order, so no atomics are needed. */
+ * gradient to the first maximum of its window (in row-major window order).
+ * The backward gathers: each input element looks at the few windows that
+ * cover it and takes the gradient of those whose first maximum it is, in
+ * a fixed order, so no atomics are needed. The forward's output y tells the
+ * maximum (the graph keeps y for this backward); only an element equal to
+ * it scans the window for an earlier equal one, so the common element (not
+ * a maximum) costs a comparison per covering window. */
 #include "kernels/cuda/pool_window.cuh"
 
-/* Index (h * w + w) of the first maximum of window (oh, ow) of image n,
- * channel c; its value in *best. */
-template <typename T>
-__device__ __forceinline__ int64_t window_argmax(const T *x, const tb_pool_geom g, int64_t n, int64_t oh,
-                                                 int64_t ow, int64_t c, float *best)
+/* Whether v is the maximum m a window's forward picked (a NaN picks NaN). */
+__device__ __forceinline__ bool is_window_max(float v, float m) { return v == m || (isnan(v) && isnan(m)); }
+
+/* The forward's scan of window (oh, ow) over xc (x at image n, channel c):
+ * a pixel replaces the best only when greater, or NaN over a number. */
+template <typename T, typename I>
+__device__ __forceinline__ float window_max(const T *xc, const tb_pool_geom<I> &g, I oh, I ow)
 {
-    int64_t h0, h1, w0, w1;
-    tb_pool_window(oh, g.kh, g.sh, g.ph, g.h, &h0, &h1);
-    tb_pool_window(ow, g.kw, g.sw, g.pw, g.w, &w0, &w1);
+    I h0, h1, w0, w1;
+    tb_pool_window<I>(oh, g.kh, g.sh, g.ph, g.h, &h0, &h1);
+    tb_pool_window<I>(ow, g.kw, g.sw, g.pw, g.w, &w0, &w1);
     float m = -INFINITY;
-    int64_t arg = h0 * g.w + w0;
-    for (int64_t ih = h0; ih < h1; ih++) {
-        for (int64_t iw = w0; iw < w1; iw++) {
-            float v = tb_f32(x[((n * g.h + ih) * g.w + iw) * g.c + c]);
-            if (v > m || (isnan(v) && !isnan(m))) {
+    for (I ih = h0; ih < h1; ih++) {
+        for (I iw = w0; iw < w1; iw++) {
+            float v = tb_f32(xc[(ih * g.w + iw) * g.c]);
+            if (v > m || (isnan(v) && !isnan(m)))
                 m = v;
-                arg = ih * g.w + iw;
-            }
         }
     }
-    *best = m;
-    return arg;
+    return m;
 }
 
-template <typename T> static __global__ void maxpool_forward_kernel(T *y, const T *x, const tb_pool_geom g)
+/* Whether pixel (ih, iw), which holds the window's maximum m, is its first:
+ * no pixel before it in the window's row-major order holds m. */
+template <typename T, typename I>
+__device__ __forceinline__ bool first_max_at(const T *xc, const tb_pool_geom<I> &g, I oh, I ow, I ih, I iw, float m)
 {
-    TB_GRID_STRIDE_LOOP(i, g.n * g.oh * g.ow * g.c)
+    I h0, h1, w0, w1;
+    tb_pool_window<I>(oh, g.kh, g.sh, g.ph, g.h, &h0, &h1);
+    tb_pool_window<I>(ow, g.kw, g.sw, g.pw, g.w, &w0, &w1);
+    for (I h = h0; h <= ih; h++) {
+        I end = h == ih ? iw : w1;
+        for (I w = w0; w < end; w++)
+            if (is_window_max(tb_f32(xc[(h * g.w + w) * g.c]), m))
+                return false;
+    }
+    return true;
+}
+
+template <typename T, typename I> static __global__ void maxpool_forward_kernel(T *y, const T *x, const tb_pool_geom<I> g)
+{
+    I total = g.n * g.oh * g.ow * g.c;
+    TB_POOL_LOOP(I, i, total)
     {
-        int64_t c = i % g.c, t = i / g.c;
-        int64_t ow = t % g.ow;
-        t /= g.ow;
-        int64_t oh = t % g.oh, n = t / g.oh;
-        float m;
-        window_argmax(x, g, n, oh, ow, c, &m);
-        y[i] = tb_from_f32<T>(m);
+        I n, oh, ow, c;
+        tb_pool_split<I>(i, g.oh, g.ow, g.c, &n, &oh, &ow, &c);
+        y[i] = tb_from_f32<T>(window_max(x + n * g.h * g.w * g.c + c, g, oh, ow));
     }
 }
 
-template <typename T>
-static __global__ void maxpool_backward_kernel(T *dx, const T *dy, const T *x, const tb_pool_geom g)
+template <typename T, typename I>
+static __global__ void maxpool_backward_kernel(T *dx, const T *dy, const T *y, const T *x, const tb_pool_geom<I> g)
 {
-    TB_GRID_STRIDE_LOOP(i, g.n * g.h * g.w * g.c)
+    I total = g.n * g.h * g.w * g.c;
+    TB_POOL_LOOP(I, i, total)
     {
-        int64_t c = i % g.c, t = i / g.c;
-        int64_t iw = t % g.w;
-        t /= g.w;
-        int64_t ih = t % g.h, n = t / g.h;
-        int64_t oh0, oh1, ow0, ow1;
-        tb_pool_outputs_of(ih, g.kh, g.sh, g.ph, g.oh, &oh0, &oh1);
-        tb_pool_outputs_of(iw, g.kw, g.sw, g.pw, g.ow, &ow0, &ow1);
-        float acc = 0.0f;
+        I n, ih, iw, c;
+        tb_pool_split<I>(i, g.h, g.w, g.c, &n, &ih, &iw, &c);
+        I oh0, oh1, ow0, ow1;
+        tb_pool_outputs_of<I>(ih, g.kh, g.sh, g.ph, g.oh, &oh0, &oh1);
+        tb_pool_outputs_of<I>(iw, g.kw, g.sw, g.pw, g.ow, &ow0, &ow1);
+        const T *xc = x + n * g.h * g.w * g.c + c;
+        float v = tb_f32(x[i]), acc = 0.0f;
         bool hit = false;
-        for (int64_t oh = oh0; oh <= oh1; oh++) {
-            for (int64_t ow = ow0; ow <= ow1; ow++) {
-                float m;
-                if (window_argmax(x, g, n, oh, ow, c, &m) == ih * g.w + iw) {
-                    acc += tb_f32(dy[((n * g.oh + oh) * g.ow + ow) * g.c + c]);
+        for (I oh = oh0; oh <= oh1; oh++) {
+            for (I ow = ow0; ow <= ow1; ow++) {
+                I o = ((n * g.oh + oh) * g.ow + ow) * g.c + c;
+                float m = tb_f32(y[o]);
+                if (is_window_max(v, m) && first_max_at(xc, g, oh, ow, ih, iw, m)) {
+                    acc += tb_f32(dy[o]);
                     hit = true;
                 }
             }
@@ -74,15 +91,17 @@ static __global__ void maxpool_backward_kernel(T *dx, const T *dy, const T *x, c
 static int maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_pool_params *p)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    tb_pool_geom g = tb_pool_geom_make(x, y, p);
     int64_t n = tb_numel(y);
     if (n == 0)
         return TB_OK;
     TB_TRY(tb_dispatch_float(x->dtype, "maxpool_forward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        maxpool_forward_kernel<T><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)y->data, (const T *)x->data, g);
-        return TB_OK;
+        return tb_pool_launch(ctx, x, y, [&](auto itag) {
+            using I = typename decltype(itag)::type;
+            maxpool_forward_kernel<T, I><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
+                (T *)y->data, (const T *)x->data, tb_pool_geom_make<I>(x, y, p));
+            return TB_OK;
+        });
     }));
     CUDA_CHECK_LAUNCH();
     return TB_OK;
@@ -93,31 +112,32 @@ int tb_cuda_maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, co
     TB_CUDA_OP_RETURN(maxpool_forward(be, y, x, p), "maxpool_forward", "y", y, "x", x, NULL, NULL, NULL, NULL);
 }
 
-static int maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *x,
-                            const tb_pool_params *p)
+static int maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y,
+                            const tb_tensor *x, const tb_pool_params *p)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     if (!dx || !dx->data)
         return TB_OK;
-    tb_pool_geom g = tb_pool_geom_make(x, dy, p);
     int64_t n = tb_numel(x);
     if (n == 0)
         return TB_OK;
     TB_TRY(tb_dispatch_float(x->dtype, "maxpool_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        maxpool_backward_kernel<T><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)dx->data, (const T *)dy->data, (const T *)x->data, g);
-        return TB_OK;
+        return tb_pool_launch(ctx, x, dy, [&](auto itag) {
+            using I = typename decltype(itag)::type;
+            maxpool_backward_kernel<T, I><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
+                (T *)dx->data, (const T *)dy->data, (const T *)y->data, (const T *)x->data,
+                tb_pool_geom_make<I>(x, dy, p));
+            return TB_OK;
+        });
     }));
     CUDA_CHECK_LAUNCH();
     return TB_OK;
 }
 
-/* y is not needed: the argmax is recomputed from x (ops.h). */
 int tb_cuda_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y,
                              const tb_tensor *x, const tb_pool_params *p)
 {
-    (void)y;
-    TB_CUDA_OP_RETURN(maxpool_backward(be, dx, dy, x, p), "maxpool_backward", "dx", dx, "dy", dy, "x", x, NULL,
-                      NULL);
+    TB_CUDA_OP_RETURN(maxpool_backward(be, dx, dy, y, x, p), "maxpool_backward", "dx", dx, "dy", dy, "y", y, "x",
+                      x);
 }

@@ -3,63 +3,96 @@
  * with tb_pool_out_size, ceil mode included); a window is
  * [o * stride - pad, o * stride - pad + kernel) clipped to the input, and an
  * average divides by the window size clipped to the padded input
- * (count_include_pad) or to the input itself. */
+ * (count_include_pad) or to the input itself.
+ *
+ * Index type I: the kernels split a flat index into (n, h, w, c) with a
+ * division and a modulo per coordinate, which in 64 bits is a long software
+ * sequence on the GPU; tb_pool_launch runs them with 32-bit indices whenever
+ * every tensor of the op has fewer than 2^31 elements (all of ImageNet-size
+ * training), 64-bit otherwise. */
 #ifndef TB_CUDA_POOL_WINDOW_CUH
 #define TB_CUDA_POOL_WINDOW_CUH
 
+#include <limits.h>
+
 #include "kernels/cuda/cuda_common.cuh"
 
-typedef struct tb_pool_geom {
-    int64_t n, h, w, c, oh, ow;
-    int kh, kw, sh, sw, ph, pw;
+template <typename I> struct tb_pool_geom {
+    I n, h, w, c, oh, ow;
+    I kh, kw, sh, sw, ph, pw;
     bool include_pad;
-} tb_pool_geom;
+};
 
-static inline tb_pool_geom tb_pool_geom_make(const tb_tensor *x, const tb_tensor *y, const tb_pool_params *p)
+template <typename I>
+static inline tb_pool_geom<I> tb_pool_geom_make(const tb_tensor *x, const tb_tensor *y, const tb_pool_params *p)
 {
-    tb_pool_geom g;
-    g.n = x->shape[0];
-    g.h = x->shape[1];
-    g.w = x->shape[2];
-    g.c = x->shape[3];
-    g.oh = y->shape[1];
-    g.ow = y->shape[2];
-    g.kh = p->kernel_h;
-    g.kw = p->kernel_w;
-    g.sh = p->stride_h;
-    g.sw = p->stride_w;
-    g.ph = p->pad_h;
-    g.pw = p->pad_w;
+    tb_pool_geom<I> g;
+    g.n = (I)x->shape[0];
+    g.h = (I)x->shape[1];
+    g.w = (I)x->shape[2];
+    g.c = (I)x->shape[3];
+    g.oh = (I)y->shape[1];
+    g.ow = (I)y->shape[2];
+    g.kh = (I)p->kernel_h;
+    g.kw = (I)p->kernel_w;
+    g.sh = (I)p->stride_h;
+    g.sw = (I)p->stride_w;
+    g.ph = (I)p->pad_h;
+    g.pw = (I)p->pad_w;
     g.include_pad = p->count_include_pad;
     return g;
 }
 
 /* Window of output o along one axis, clipped to [0, in). */
-TB_HD void tb_pool_window(int64_t o, int k, int s, int pad, int64_t in, int64_t *start,
-                                               int64_t *end)
+template <typename I> TB_HD void tb_pool_window(I o, I k, I s, I pad, I in, I *start, I *end)
 {
-    int64_t a = o * s - pad, b = a + k;
+    I a = o * s - pad, b = a + k;
     *start = a > 0 ? a : 0;
     *end = b < in ? b : in;
 }
 
 /* Window size along one axis clipped to the padded input [-pad, in + pad). */
-TB_HD int64_t tb_pool_padded_len(int64_t o, int k, int s, int pad, int64_t in)
+template <typename I> TB_HD I tb_pool_padded_len(I o, I k, I s, I pad, I in)
 {
-    int64_t a = o * s - pad, b = a + k;
+    I a = o * s - pad, b = a + k;
     if (b > in + pad)
         b = in + pad;
     return b - a;
 }
 
 /* Outputs whose window covers input index i along one axis: [*lo, *hi]. */
-TB_HD void tb_pool_outputs_of(int64_t i, int k, int s, int pad, int64_t out, int64_t *lo,
-                                                   int64_t *hi)
+template <typename I> TB_HD void tb_pool_outputs_of(I i, I k, I s, I pad, I out, I *lo, I *hi)
 {
-    int64_t first = i + pad - k + 1; /* smallest o * s that still reaches i */
+    I first = i + pad - k + 1; /* smallest o * s that still reaches i */
     *lo = first <= 0 ? 0 : (first + s - 1) / s;
-    int64_t last = (i + pad) / s;
+    I last = (i + pad) / s;
     *hi = last < out - 1 ? last : out - 1;
+}
+
+/* (n, h, w, c) of flat NHWC index i of an n x h x w x c tensor. */
+template <typename I> TB_HD void tb_pool_split(I i, I h, I w, I c, I *ni, I *hi, I *wi, I *ci)
+{
+    I t = i / c;
+    *ci = i - t * c;
+    I t2 = t / w;
+    *wi = t - t2 * w;
+    *ni = t2 / h;
+    *hi = t2 - *ni * h;
+}
+
+#define TB_POOL_LOOP(I, i, n) \
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < (n); i += (I)(gridDim.x * blockDim.x))
+
+/* Calls f(tag<I>) with I = int32_t when x and y both have fewer than 2^31
+ * elements (a grid-stride index then stays below 2^31 + the grid size,
+ * which must not overflow either: checked), else I = int64_t. */
+template <typename F> static inline int tb_pool_launch(tb_cuda_ctx *ctx, const tb_tensor *x, const tb_tensor *y, F &&f)
+{
+    int64_t most = tb_numel(x) > tb_numel(y) ? tb_numel(x) : tb_numel(y);
+    int64_t grid = (int64_t)tb_cuda_blocks(ctx, most) * TB_CUDA_THREADS;
+    if (most + grid < INT_MAX)
+        return f(tb_type_tag<int32_t>{});
+    return f(tb_type_tag<int64_t>{});
 }
 
 #endif

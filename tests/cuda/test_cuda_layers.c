@@ -341,20 +341,23 @@ typedef struct pool_case {
     bool max;
     int n, h, w, c;
     tb_pool_params p; /* kernel h/w, stride h/w, pad h/w, ceil_mode, count_include_pad */
+    bool ties;        /* x drawn from {-0, 0, 0.25, 0.5}: windows with several equal maxima */
 } pool_case;
 
 static const pool_case pool_cases[] = {
-    {"max 3x3 s2 p1 (ResNet stem)", true, 2, 9, 9, 5, {3, 3, 2, 2, 1, 1, false, false}},
-    {"max 3x3 s2 p1, 16 channels", true, 1, 8, 8, 16, {3, 3, 2, 2, 1, 1, false, false}},
-    {"max 2x2 s2 odd input", true, 2, 7, 7, 3, {2, 2, 2, 2, 0, 0, false, false}},
-    {"max 2x2 s2 ceil", true, 2, 7, 7, 3, {2, 2, 2, 2, 0, 0, true, false}},
-    {"max 3x3 s2 ceil", true, 2, 10, 10, 3, {3, 3, 2, 2, 0, 0, true, false}},
-    {"max 3x2 s(1,2) p(1,0)", true, 1, 6, 7, 4, {3, 2, 1, 2, 1, 0, false, false}},
-    {"avg 2x2 s2 ceil, pad not counted (ResNet-D)", false, 2, 7, 7, 6, {2, 2, 2, 2, 0, 0, true, false}},
-    {"avg 2x2 s2 ceil, even input", false, 2, 8, 8, 4, {2, 2, 2, 2, 0, 0, true, false}},
-    {"avg 3x3 s1 p1, pad counted", false, 2, 6, 5, 3, {3, 3, 1, 1, 1, 1, false, true}},
-    {"avg 3x3 s1 p1, pad not counted", false, 2, 6, 5, 3, {3, 3, 1, 1, 1, 1, false, false}},
-    {"avg 3x3 s2 p1 ceil, pad counted", false, 1, 10, 10, 4, {3, 3, 2, 2, 1, 1, true, true}},
+    {"max 3x3 s2 p1 (ResNet stem)", true, 2, 9, 9, 5, {3, 3, 2, 2, 1, 1, false, false}, false},
+    {"max 3x3 s2 p1, 16 channels", true, 1, 8, 8, 16, {3, 3, 2, 2, 1, 1, false, false}, false},
+    {"max 2x2 s2 odd input", true, 2, 7, 7, 3, {2, 2, 2, 2, 0, 0, false, false}, false},
+    {"max 2x2 s2 ceil", true, 2, 7, 7, 3, {2, 2, 2, 2, 0, 0, true, false}, false},
+    {"max 3x3 s2 ceil", true, 2, 10, 10, 3, {3, 3, 2, 2, 0, 0, true, false}, false},
+    {"max 3x2 s(1,2) p(1,0)", true, 1, 6, 7, 4, {3, 2, 1, 2, 1, 0, false, false}, false},
+    {"max 3x3 s2 p1, tied maxima and signed zeros", true, 2, 11, 9, 8, {3, 3, 2, 2, 1, 1, false, false}, true},
+    {"max 2x2 s1 ceil, tied maxima", true, 1, 6, 6, 5, {2, 2, 1, 1, 0, 0, true, false}, true},
+    {"avg 2x2 s2 ceil, pad not counted (ResNet-D)", false, 2, 7, 7, 6, {2, 2, 2, 2, 0, 0, true, false}, false},
+    {"avg 2x2 s2 ceil, even input", false, 2, 8, 8, 4, {2, 2, 2, 2, 0, 0, true, false}, false},
+    {"avg 3x3 s1 p1, pad counted", false, 2, 6, 5, 3, {3, 3, 1, 1, 1, 1, false, true}, false},
+    {"avg 3x3 s1 p1, pad not counted", false, 2, 6, 5, 3, {3, 3, 1, 1, 1, 1, false, false}, false},
+    {"avg 3x3 s2 p1 ceil, pad counted", false, 1, 10, 10, 4, {3, 3, 2, 2, 1, 1, true, true}, false},
 };
 
 /* PyTorch's output size, ceil mode included. */
@@ -379,6 +382,21 @@ static void run_pool(tctx *t, const pool_case *pc, tb_dtype dt)
     tpair *dx = tp_4d(t, dt, pc->n, pc->h, pc->w, pc->c, TP_UNIFORM, -1, 1);
     if (!x || !y || !dy || !dx)
         return;
+    if (pc->ties) { /* ReLU-like plateaus: the gradient must reach the first maximum on both sides */
+        static const float levels[4] = {-0.0f, 0.0f, 0.25f, 0.5f};
+        int64_t count = (int64_t)pc->n * pc->h * pc->w * pc->c;
+        float *v = malloc(sizeof(float) * (size_t)count);
+        if (!v) {
+            tctx_fail(t, "out of host memory");
+            return;
+        }
+        for (int64_t i = 0; i < count; i++)
+            v[i] = levels[tb_rng_below(&t->rng, 4)];
+        bool ok = tp_set(t, x, v);
+        free(v);
+        if (!ok)
+            return;
+    }
     if (pc->max) {
         RUN_BOTH(t, tb_maxpool_forward(BE, S(y), S(x), p));
         tp_check(t, "y", y, 0.0); /* a maximum is exact */
