@@ -8,6 +8,7 @@ int tb_cmd_run(int argc, char **argv);
 int tb_cmd_plan(int argc, char **argv);
 int tb_cmd_report(int argc, char **argv);
 int tb_cmd_query(int argc, char **argv);
+int tb_cmd_eval(int argc, char **argv);
 int tb_cmd_merge(int argc, char **argv);
 int tb_cmd_model(int argc, char **argv);
 int tb_cmd_bench(int argc, char **argv);

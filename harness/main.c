@@ -17,6 +17,7 @@ static const subcommand subcommands[] = {
     {"plan", tb_cmd_plan, "list the runs a matrix expands to and their status in the database"},
     {"report", tb_cmd_report, "print paper-style markdown tables from the results database"},
     {"query", tb_cmd_query, "run an SQL query on the results database and print a table"},
+    {"eval", tb_cmd_eval, "score the weights finished runs saved (flip test-time augmentation)"},
     {"merge", tb_cmd_merge, "merge results databases (e.g. from --shard runs) without duplicates"},
     {"model", tb_cmd_model, "print a model's parameter and multiply-accumulate counts"},
     {"bench", tb_cmd_bench, "measure training throughput (images/s) of a model"},

@@ -117,6 +117,24 @@ int tb_store_add_epoch(tb_store *st, int64_t run_id, const tb_epoch_record *rec)
 int tb_store_finish_run(tb_store *st, int64_t run_id, tb_run_status status, const tb_train_result *res,
                         const char *error);
 
+/* A finished run as tb_store_finished_runs lists it. */
+typedef struct tb_finished_run {
+    int64_t id;
+    char label[256];
+    uint64_t seed;
+    char hash[65];
+    char checkpoint[1024]; /* "" when the run saved none */
+    char *config;          /* canonical config JSON (malloc'd) */
+    double top1;           /* the recorded final top1, NaN when absent */
+} tb_finished_run;
+/* The finished runs of matrix `matrix` (only row `label` when it is not
+ * NULL), in report order; *count 0 when there are none. Free with
+ * tb_store_finished_runs_free. */
+int tb_store_finished_runs(tb_store *st, const char *matrix, const char *label, tb_finished_run **out, int *count);
+void tb_store_finished_runs_free(tb_finished_run *runs, int count);
+/* Inserts or replaces one final metric of a run. */
+int tb_store_set_metric(tb_store *st, int64_t run_id, const char *name, double value);
+
 /* Merges another results database into this one (see store_merge.c). */
 typedef struct tb_merge_stats {
     int runs_added;     /* not present before */

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "harness/clock.h"
+#include "harness/data/augment.h"
 #include "harness/data/dataset.h"
 #include "harness/data/loader.h"
 #include "models/safetensors.h"
@@ -482,6 +483,129 @@ static void cleanup(cls_run *r)
     free(r->logits_raw);
     free(r->epoch_seconds);
     free(r->epoch_ips);
+}
+
+/* ------------------------------------------------- evaluating saved weights */
+
+/* The graph's logits (f32, host) for one host batch of f32 images:
+ * uploaded straight into an f32 input, through the f32 staging tensor and
+ * a conversion into a low-precision one. */
+static int logits_of(cls_run *r, tb_tensor *staging, const float *images)
+{
+    tb_tensor *in = tb_graph_input(r->g), *logits = tb_graph_output(r->g);
+    if (in->dtype == TB_F32) {
+        TB_TRY(tb_upload(r->be, in, images));
+    } else {
+        TB_TRY(tb_upload(r->be, staging, images));
+        TB_TRY(tb_convert(r->be, in, staging));
+    }
+    TB_TRY(tb_graph_forward(r->g, false));
+    TB_TRY(tb_download(r->be, r->logits_raw, logits));
+    tb_convert_to_f32(r->logits, r->logits_raw, logits->dtype, tb_numel(logits));
+    return TB_OK;
+}
+
+/* z[j] = log of the mean of softmax(z) and softmax(z2), row by row: the
+ * log-probabilities of flip test-time augmentation, which score_batch then
+ * scores like logits (their log-sum-exp is 0). */
+static void average_softmax(float *z, const float *z2, int rows, int k)
+{
+    for (int i = 0; i < rows; i++) {
+        float *a = z + (size_t)i * k;
+        const float *b = z2 + (size_t)i * k;
+        double ma = a[0], mb = b[0], sa = 0.0, sb = 0.0;
+        for (int j = 1; j < k; j++) {
+            ma = a[j] > ma ? a[j] : ma;
+            mb = b[j] > mb ? b[j] : mb;
+        }
+        for (int j = 0; j < k; j++) {
+            sa += exp(a[j] - ma);
+            sb += exp(b[j] - mb);
+        }
+        for (int j = 0; j < k; j++)
+            a[j] = (float)log(0.5 * exp(a[j] - ma) / sa + 0.5 * exp(b[j] - mb) / sb);
+    }
+}
+
+/* The validation pass of evaluate(), with host-side flips for TTA. */
+static int evaluate_saved(cls_run *r, bool flip, tb_eval_result *out)
+{
+    int k = r->spec.classes, n = r->cfg->optim.batch;
+    const tb_tensor *in = tb_graph_input(r->g);
+    tb_tensor staging = tb_tensor_make(NULL, TB_F32, in->ndim, in->shape);
+    float *flipped = malloc(tb_nbytes(&staging)), *z2 = malloc(sizeof(float) * (size_t)n * (size_t)k);
+    int rc = flipped && z2 ? tb_alloc(r->be, &staging.data, tb_nbytes(&staging))
+                           : tb_fail(TB_ERR_NOMEM, "eval: out of memory");
+    double loss_sum = 0.0;
+    int64_t hit1 = 0, hit5 = 0, seen = 0;
+    if (rc == TB_OK)
+        rc = tb_loader_start_epoch(r->val_ld, 0);
+    while (rc == TB_OK) {
+        tb_batch *b = NULL;
+        rc = tb_loader_next(r->val_ld, &b);
+        if (rc != TB_OK || !b)
+            break;
+        rc = logits_of(r, &staging, b->images);
+        if (rc == TB_OK && flip) {
+            size_t image = (size_t)b->h * (size_t)b->w * (size_t)b->c;
+            memcpy(z2, r->logits, sizeof(float) * (size_t)n * (size_t)k);
+            memcpy(flipped, b->images, sizeof(float) * image * (size_t)n);
+            for (int i = 0; i < b->count; i++)
+                tb_hflip(flipped + image * (size_t)i, b->h, b->w, b->c);
+            rc = logits_of(r, &staging, flipped);
+            if (rc == TB_OK)
+                average_softmax(r->logits, z2, b->count, k);
+        }
+        if (rc == TB_OK) {
+            score_batch(r->logits, b->labels, b->count, k, &loss_sum, &hit1, &hit5);
+            seen += b->count;
+        }
+        tb_loader_release(r->val_ld, b);
+    }
+    tb_free(r->be, staging.data);
+    free(flipped);
+    free(z2);
+    TB_TRY(rc);
+    TB_CHECK(seen > 0, TB_ERR_DATA, "eval: the validation split is empty");
+    out->images = seen;
+    out->loss = loss_sum / (double)seen;
+    out->top1 = 100.0 * (double)hit1 / (double)seen;
+    out->top5 = k > 5 ? 100.0 * (double)hit5 / (double)seen : NAN;
+    return TB_OK;
+}
+
+int tb_eval_classification(const tb_run_config *cfg, const tb_train_options *opt, const char *weights, bool flip,
+                           tb_eval_result *out)
+{
+    static const tb_train_options default_opt = {0};
+    TB_CHECK(cfg->task == TB_TASK_CLASSIFICATION, TB_ERR_UNSUPPORTED,
+             "eval: a %s run; eval evaluates classification runs", tb_task_name(cfg->task));
+    /* the trainer saves the raw weights; an EMA run was scored with its average */
+    TB_CHECK(cfg->tricks.ema <= 0.0, TB_ERR_UNSUPPORTED,
+             "eval: the run used tricks.ema, whose averaged weights the checkpoint does not hold");
+    TB_CHECK(weights && weights[0], TB_ERR_INVALID, "eval: the run saved no weights (no checkpoint)");
+    cls_run r;
+    memset(&r, 0, sizeof r);
+    tb_train_result res;
+    memset(&res, 0, sizeof res);
+    r.cfg = cfg;
+    r.opt = opt ? opt : &default_opt;
+    r.res = &res;
+    int rc = tb_trainer_open_backend(cfg, r.opt, &res, &r.be);
+    if (rc == TB_OK)
+        rc = open_data(&r);
+    if (rc == TB_OK)
+        rc = build_network(&r, &cfg->model, weights, &r.g, &r.spec);
+    if (rc == TB_OK) {
+        size_t bytes = sizeof(float) * (size_t)cfg->optim.batch * (size_t)r.spec.classes;
+        r.logits = malloc(bytes);
+        r.logits_raw = malloc(bytes);
+        rc = r.logits && r.logits_raw ? TB_OK : tb_fail(TB_ERR_NOMEM, "eval: out of memory");
+    }
+    if (rc == TB_OK)
+        rc = evaluate_saved(&r, flip, out);
+    cleanup(&r);
+    return rc;
 }
 
 int tb_train_classification(const tb_run_config *cfg, const tb_train_options *opt,

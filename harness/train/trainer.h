@@ -91,6 +91,19 @@ typedef int (*tb_trainer_fn)(const tb_run_config *cfg, const tb_train_options *o
 int tb_train_classification(const tb_run_config *cfg, const tb_train_options *opt,
                             const tb_train_callbacks *cb, tb_train_result *res);
 
+/* Scores the weights a finished classification run saved (safetensors at
+ * `weights`) on the run's validation split (the test split when
+ * data.holdout is 0), as the trainer's last evaluation did; with flip, each
+ * image and its mirror image, their softmax averaged (test-time
+ * augmentation). EMA runs are refused: their checkpoint holds the raw
+ * weights, not the average they were scored with. */
+typedef struct tb_eval_result {
+    double loss, top1, top5;
+    int64_t images;
+} tb_eval_result;
+int tb_eval_classification(const tb_run_config *cfg, const tb_train_options *opt, const char *weights, bool flip,
+                           tb_eval_result *out);
+
 /* The detection trainer (harness/train/detection.c): Faster R-CNN. */
 int tb_train_detection(const tb_run_config *cfg, const tb_train_options *opt, const tb_train_callbacks *cb,
                        tb_train_result *res);

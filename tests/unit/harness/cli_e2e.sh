@@ -1,7 +1,7 @@
 #!/bin/sh
 # A tiny matrix end to end through the real binary and the real classification
 # trainer (synthetic data, a narrow ResNet-18, one epoch): run, report, plan,
-# rerun (nothing to do), query, merge. Usage: cli_e2e.sh TRICKBENCH
+# rerun (nothing to do), query, eval of the saved weights, merge. Usage: cli_e2e.sh TRICKBENCH
 set -u
 tb=$1
 tmp=$(mktemp -d)
@@ -39,6 +39,30 @@ n=$("$tb" query --db "$tmp/r.db" --format csv "SELECT count(*) AS n FROM epochs"
 v=$("$tb" query --db "$tmp/r.db" --format csv \
     "SELECT count(*) FROM metrics WHERE name IN ('top1', 'epoch_seconds_median') AND value > 0" | tail -1)
 [ "$v" = "4" ] || fail "expected top1 and epoch_seconds_median for 2 runs, got $v"
+# eval: the saved weights score what each run recorded; flip TTA recorded as metrics
+"$tb" eval --matrix tiny --db "$tmp/r.db" --threads 2 > "$tmp/eval.md" 2> "$tmp/eval.err" || {
+    cat "$tmp/eval.err"; fail "eval exited $?"; }
+rows=$(grep -c '^| + label smoothing \|^| baseline ' "$tmp/eval.md")
+[ "$rows" = "2" ] || { cat "$tmp/eval.md"; fail "eval: expected 2 rows, got $rows"; }
+# columns: label, seed, run, images, recorded top1, top1, top5
+same=$(awk -F'|' '/^\| (baseline|\+ label smoothing) / { gsub(/ /, "", $6); gsub(/ /, "", $7); if ($6 == $7 && $6 != "") n++ }
+                  END { print n + 0 }' "$tmp/eval.md")
+[ "$same" = "2" ] || { cat "$tmp/eval.md"; fail "eval: the saved weights do not score the recorded top1"; }
+"$tb" eval --matrix tiny --db "$tmp/r.db" --threads 2 --tta flip --record > "$tmp/flip.md" 2> /dev/null ||
+    fail "eval --tta flip --record"
+grep -qF "top1 (flip TTA)" "$tmp/flip.md" || { cat "$tmp/flip.md"; fail "eval --tta flip: no flip column"; }
+v=$("$tb" query --db "$tmp/r.db" --format csv \
+    "SELECT count(*) FROM metrics WHERE name IN ('top1_flip', 'top5_flip') AND value BETWEEN 0 AND 100" | tail -1)
+[ "$v" = "4" ] || fail "eval --record: expected top1_flip and top5_flip for 2 runs, got $v"
+"$tb" eval --matrix nope --db "$tmp/r.db" > /dev/null 2> "$tmp/e1.txt" && fail "eval of an unknown matrix succeeded"
+grep -qF "no finished run of matrix 'nope'" "$tmp/e1.txt" || { cat "$tmp/e1.txt"; fail "eval: unknown matrix message"; }
+"$tb" eval --matrix tiny --db "$tmp/r.db" --record > /dev/null 2> "$tmp/e2.txt" && fail "eval --record without flip"
+grep -qF -- "--record stores flip scores" "$tmp/e2.txt" || { cat "$tmp/e2.txt"; fail "eval --record message"; }
+ck=$("$tb" query --db "$tmp/r.db" --format csv "SELECT checkpoint FROM runs ORDER BY id LIMIT 1" | tail -1)
+mv "$ck" "$tmp/moved.safetensors"
+"$tb" eval --matrix tiny --db "$tmp/r.db" > /dev/null 2> "$tmp/e3.txt" && fail "eval without the checkpoint file"
+grep -qF "$ck" "$tmp/e3.txt" || { cat "$tmp/e3.txt"; fail "eval: the missing checkpoint is not named"; }
+mv "$tmp/moved.safetensors" "$ck"
 "$tb" merge "$tmp/m.db" "$tmp/r.db" | grep -qF "2 runs added" || fail "merge"
 "$tb" report --db "$tmp/m.db" --format json | grep -qF '"label":	"+ label smoothing"' || fail "report json"
 echo "end to end: ok"
