@@ -248,6 +248,8 @@ int tb_batchnorm_relu_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_
         return vc_fail(&v, "dz is given but the forward added no z (add is false)");
     if (dz_write && !present(dz))
         return vc_fail(&v, "dz_write is set but no dz is given");
+    if (dz_write && present(dx) && dx->data == dz->data)
+        return vc_fail(&v, "dz_write with dz the same tensor as dx (it would overwrite dx's gradient)");
     if (present(dz))
         TB_TRY(need_like(&v, "dz", dz, "x", x));
     TB_TRY(bn_relu_space(&v, be, x, add, reserve));

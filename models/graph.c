@@ -623,13 +623,27 @@ static void fuse_bn_relus(tb_graph *g)
     }
 }
 
+/* Whether the backward of live node j writes the gradient of value v: a
+ * fused node writes its absorbed BN's input and its z, any other node its
+ * inputs (a dead node writes nothing: its absorber does, at its index). */
+static bool writes_grad_of(const tb_graph *g, int j, int v)
+{
+    const node *nd = &g->nodes[j];
+    if (nd->dead)
+        return false;
+    if (nd->fused_bn >= 0)
+        return nd->fused_z == v || g->nodes[nd->fused_bn].in[0] == v;
+    for (int k = 0; k < nd->n_in; k++)
+        if (nd->in[k] == v)
+            return true;
+    return false;
+}
+
 /* A fused node whose backward is the first to write the shortcut's gradient
  * stores it instead of adding it to zeros (tb_batchnorm_relu_backward's
- * dz_write). Backward runs the nodes in reverse build order, so the first
- * writer of a value's gradient is its last reader: no later node may read z
- * (a dead one counts, as the node that absorbed it writes its inputs'
- * gradients), z must not be an output (the loss seeds those) nor the BN's
- * own input (dx and dz would be one tensor). */
+ * dz_write). Backward runs the nodes in reverse build order, so that is
+ * when no later node writes z's gradient, z is no output (the loss seeds
+ * those) and not the BN's own input (dx and dz would be one tensor). */
 static void plan_dz_writes(tb_graph *g)
 {
     for (int i = 0; i < g->n_nodes; i++) {
@@ -637,11 +651,10 @@ static void plan_dz_writes(tb_graph *g)
         int z = nd->fused_z;
         if (nd->dead || nd->fused_bn < 0 || z < 0 || is_output(g, z) || g->nodes[nd->fused_bn].in[0] == z)
             continue;
-        bool read_later = false;
-        for (int j = i + 1; j < g->n_nodes && !read_later; j++)
-            for (int k = 0; k < g->nodes[j].n_in; k++)
-                read_later |= g->nodes[j].in[k] == z;
-        nd->dz_write = !read_later;
+        bool written_later = false;
+        for (int j = i + 1; j < g->n_nodes && !written_later; j++)
+            written_later = writes_grad_of(g, j, z);
+        nd->dz_write = !written_later;
     }
 }
 

@@ -156,7 +156,7 @@ int tb_cpu_maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, con
 int tb_cpu_maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *y,
                             const tb_tensor *x, const tb_pool_params *p)
 {
-    (void)y; /* the argmax is recomputed from x: y may have been overwritten in place */
+    (void)y; /* the CPU recomputes the argmax from x (the CUDA backend compares with y) */
     if (fast_f32(x, dy) && dx->dtype == TB_F32) {
         maxpool_backward_f32(be, dx, dy, x, p);
         return TB_OK;

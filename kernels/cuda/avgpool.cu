@@ -7,12 +7,13 @@
 template <typename I> __device__ __forceinline__ float window_divisor(const tb_pool_geom<I> &g, I oh, I ow)
 {
     I h0, h1, w0, w1;
+    /* the product in 64 bits: two window sides that each fit I may not */
     if (g.include_pad)
-        return (float)(tb_pool_padded_len<I>(oh, g.kh, g.sh, g.ph, g.h) *
-                       tb_pool_padded_len<I>(ow, g.kw, g.sw, g.pw, g.w));
+        return (float)((int64_t)tb_pool_padded_len<I>(oh, g.kh, g.sh, g.ph, g.h) *
+                       (int64_t)tb_pool_padded_len<I>(ow, g.kw, g.sw, g.pw, g.w));
     tb_pool_window<I>(oh, g.kh, g.sh, g.ph, g.h, &h0, &h1);
     tb_pool_window<I>(ow, g.kw, g.sw, g.pw, g.w, &w0, &w1);
-    return (float)((h1 - h0) * (w1 - w0));
+    return (float)((int64_t)(h1 - h0) * (int64_t)(w1 - w0));
 }
 
 template <typename T, typename I> static __global__ void avgpool_forward_kernel(T *y, const T *x, const tb_pool_geom<I> g)
@@ -69,7 +70,7 @@ static int avgpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, con
         return TB_OK;
     TB_TRY(tb_dispatch_float(x->dtype, "avgpool_forward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        return tb_pool_launch(ctx, x, y, [&](auto itag) {
+        return tb_pool_launch(ctx, x, y, p, [&](auto itag) {
             using I = typename decltype(itag)::type;
             avgpool_forward_kernel<T, I><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
                 (T *)y->data, (const T *)x->data, tb_pool_geom_make<I>(x, y, p));
@@ -95,7 +96,7 @@ static int avgpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, 
         return TB_OK;
     TB_TRY(tb_dispatch_float(dx->dtype, "avgpool_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        return tb_pool_launch(ctx, dx, dy, [&](auto itag) {
+        return tb_pool_launch(ctx, dx, dy, p, [&](auto itag) {
             using I = typename decltype(itag)::type;
             avgpool_backward_kernel<T, I><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
                 (T *)dx->data, (const T *)dy->data, tb_pool_geom_make<I>(dx, dy, p));

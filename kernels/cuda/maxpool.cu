@@ -96,7 +96,7 @@ static int maxpool_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, con
         return TB_OK;
     TB_TRY(tb_dispatch_float(x->dtype, "maxpool_forward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        return tb_pool_launch(ctx, x, y, [&](auto itag) {
+        return tb_pool_launch(ctx, x, y, p, [&](auto itag) {
             using I = typename decltype(itag)::type;
             maxpool_forward_kernel<T, I><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
                 (T *)y->data, (const T *)x->data, tb_pool_geom_make<I>(x, y, p));
@@ -123,7 +123,7 @@ static int maxpool_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, 
         return TB_OK;
     TB_TRY(tb_dispatch_float(x->dtype, "maxpool_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        return tb_pool_launch(ctx, x, dy, [&](auto itag) {
+        return tb_pool_launch(ctx, x, dy, p, [&](auto itag) {
             using I = typename decltype(itag)::type;
             maxpool_backward_kernel<T, I><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
                 (T *)dx->data, (const T *)dy->data, (const T *)y->data, (const T *)x->data,

@@ -83,14 +83,23 @@ template <typename I> TB_HD void tb_pool_split(I i, I h, I w, I c, I *ni, I *hi,
 #define TB_POOL_LOOP(I, i, n) \
     for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < (n); i += (I)(gridDim.x * blockDim.x))
 
-/* Calls f(tag<I>) with I = int32_t when x and y both have fewer than 2^31
- * elements (a grid-stride index then stays below 2^31 + the grid size,
- * which must not overflow either: checked), else I = int64_t. */
-template <typename F> static inline int tb_pool_launch(tb_cuda_ctx *ctx, const tb_tensor *x, const tb_tensor *y, F &&f)
+static inline int64_t tb_pool_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Calls f(tag<I>) with I = int32_t when every index stays below 2^31: a
+ * flat index below the larger tensor's size plus the grid (the grid-stride
+ * loop's last step), and the window arithmetic's intermediates (o * stride
+ * + kernel, i + pad, ...) below the largest side + kernel + stride + 2 pad;
+ * else I = int64_t. */
+template <typename F>
+static inline int tb_pool_launch(tb_cuda_ctx *ctx, const tb_tensor *x, const tb_tensor *y, const tb_pool_params *p,
+                                 F &&f)
 {
-    int64_t most = tb_numel(x) > tb_numel(y) ? tb_numel(x) : tb_numel(y);
+    int64_t most = tb_pool_max64(tb_numel(x), tb_numel(y));
     int64_t grid = (int64_t)tb_cuda_blocks(ctx, most) * TB_CUDA_THREADS;
-    if (most + grid < INT_MAX)
+    int64_t side = tb_pool_max64(tb_pool_max64(x->shape[1], x->shape[2]), tb_pool_max64(y->shape[1], y->shape[2]));
+    int64_t window = side + tb_pool_max64(p->kernel_h, p->kernel_w) + tb_pool_max64(p->stride_h, p->stride_w) +
+                     2 * tb_pool_max64(p->pad_h, p->pad_w);
+    if (most + grid < INT_MAX && window < INT_MAX)
         return f(tb_type_tag<int32_t>{});
     return f(tb_type_tag<int64_t>{});
 }

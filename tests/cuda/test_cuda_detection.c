@@ -132,6 +132,8 @@ static const int valid_rows[2] = {0, 4};
 static float *download_f32(tctx *t, int side, const tpair *p)
 {
     float *v = malloc(p->bytes);
+    if (!v)
+        tctx_fail(t, "out of host memory");
     if (v && !tctx_rc(t, side, "download", tb_download(t->be[side], v, &p->t[side]))) {
         free(v);
         return NULL;
@@ -192,7 +194,7 @@ static void test_roi_align_rejected(void **state)
         !(dy_host = download_f32(t, 0, dy)))
         goto done;
     for (int k = 0; k < 2; k++)
-        memcpy(dy_host + k * 16, dy_host + valid_rows[k] * 16, 16 * sizeof(float));
+        memmove(dy_host + k * 16, dy_host + valid_rows[k] * 16, 16 * sizeof(float));
     if (!tp_set(t, dy_good, dy_host))
         goto done;
     for (int side = 0; side < 2; side++) {

@@ -35,10 +35,15 @@ static int teardown(void **state)
     return 0;
 }
 
-/* conv-bn-relu-conv-bn(last) + 1x1 shortcut (+ bn), relu, maxpool, gap,
- * linear; with reread the shortcut is added once more after the block's
- * ReLU, so the fused node is not the first to write its gradient. */
-static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn, bool reread)
+/* Shortcut variants of build_block. SHORTCUT_REREAD: the shortcut is added
+ * once more after the block's ReLU; SHORTCUT_SIDE_BN: a BN of the shortcut
+ * built before the block's ReLU and fused with a ReLU built after it. In
+ * both the block's fused node is not the first to write the shortcut's
+ * gradient (it must add to it). */
+enum { SHORTCUT_PLAIN, SHORTCUT_BN, SHORTCUT_REREAD, SHORTCUT_SIDE_BN, SHORTCUT_VARIANTS };
+
+/* conv-bn-relu-conv-bn(last) + 1x1 shortcut (+ bn), relu, maxpool, gap, linear */
+static tb_graph *build_block(tb_dtype dt, bool fuse, int variant)
 {
     tb_graph *g = NULL;
     assert_int_equal(tb_graph_create(&g, be, dt, BATCH), TB_OK);
@@ -50,11 +55,14 @@ static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn, bool rere
     a = tb_g_relu(g, tb_g_bn(g, "bn1", a, 1e-5f, 0.1f, 0));
     a = tb_g_bn(g, "bn2", tb_g_conv(g, "conv2", a, c3), 1e-5f, 0.1f, TB_BN_LAST_IN_RESIDUAL_BLOCK);
     tb_value s = tb_g_conv(g, "shortcut", x, c1);
-    if (shortcut_bn)
+    if (variant == SHORTCUT_BN)
         s = tb_g_bn(g, "shortcut_bn", s, 1e-5f, 0.1f, 0);
+    tb_value side = variant == SHORTCUT_SIDE_BN ? tb_g_bn(g, "side_bn", s, 1e-5f, 0.1f, 0) : s;
     tb_value y = tb_g_relu(g, tb_g_add(g, a, s));
-    if (reread)
+    if (variant == SHORTCUT_REREAD)
         y = tb_g_add(g, y, s);
+    if (variant == SHORTCUT_SIDE_BN)
+        y = tb_g_add(g, y, tb_g_relu(g, side));
     tb_pool_params mp = {3, 3, 2, 2, 1, 1, false, false};
     y = tb_g_global_avgpool(g, tb_g_maxpool(g, y, mp));
     y = tb_g_linear(g, "fc", y, CLASSES, true);
@@ -63,7 +71,7 @@ static tb_graph *build_block(tb_dtype dt, bool fuse, bool shortcut_bn, bool rere
     return g;
 }
 
-static tb_graph *build_resnet_block(tb_dtype dt) { return build_block(dt, true, false, false); }
+static tb_graph *build_resnet_block(tb_dtype dt) { return build_block(dt, true, SHORTCUT_PLAIN); }
 
 static void init_params(tb_graph *g, uint64_t seed)
 {
@@ -278,19 +286,18 @@ static int count_fused_nodes(const tb_graph *g)
 }
 
 /* Both residual adds (a plain shortcut, and a projection with its own BN
- * where only one BN can be fused), and a shortcut read again after the
- * block (the fused node then adds its gradient instead of storing it): in
- * f32 the fused graph trains bitwise like the unfused one, evaluates alike,
- * and holds less memory. */
+ * where only one BN can be fused), and shortcuts whose gradient another
+ * node writes first (the fused node then adds to it instead of storing):
+ * in f32 the fused graph trains bitwise like the unfused one, evaluates
+ * alike, and holds less memory. */
 static void test_fusion_is_bitwise_the_separate_ops(void **state)
 {
     (void)state;
-    for (int variant = 0; variant < 3; variant++) {
-        bool shortcut_bn = variant == 1, reread = variant == 2;
-        tb_graph *fused = build_block(TB_F32, true, shortcut_bn, reread);
-        tb_graph *plain = build_block(TB_F32, false, shortcut_bn, reread);
-        /* bn1 + relu; bn2 + add + relu */
-        assert_int_equal(count_fused_nodes(fused), 5);
+    for (int variant = 0; variant < SHORTCUT_VARIANTS; variant++) {
+        tb_graph *fused = build_block(TB_F32, true, variant);
+        tb_graph *plain = build_block(TB_F32, false, variant);
+        /* bn1 + relu; bn2 + add + relu (and side_bn + relu) */
+        assert_int_equal(count_fused_nodes(fused), variant == SHORTCUT_SIDE_BN ? 7 : 5);
         assert_int_equal(count_fused_nodes(plain), 0);
         assert_true(tb_graph_memory_bytes(fused) < tb_graph_memory_bytes(plain));
         init_params(fused, 31);
@@ -325,7 +332,7 @@ static void test_fusion_in_low_precision_tracks_separate_ops(void **state)
     (void)state;
     tb_dtype dts[2] = {TB_F16, TB_BF16};
     for (int d = 0; d < 2; d++) {
-        tb_graph *fused = build_block(dts[d], true, true, false), *plain = build_block(dts[d], false, true, false);
+        tb_graph *fused = build_block(dts[d], true, SHORTCUT_BN), *plain = build_block(dts[d], false, SHORTCUT_BN);
         init_params(fused, 41);
         init_params(plain, 41);
         float lf[4], lp[4];

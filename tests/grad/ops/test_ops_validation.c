@@ -104,6 +104,9 @@ static void test_batchnorm_relu_errors(void **state)
     BAD(tb_batchnorm_relu_backward(tt_be, &dx, NULL, NULL, NULL, NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
                                    true, true),
         "batchnorm_relu_backward", "dz_write is set but no dz is given");
+    BAD(tb_batchnorm_relu_backward(tt_be, &dx, &dx, NULL, NULL, NULL, &y, &x, &y, &v4[4], &v4[5], &v4[0], &v4[1],
+                                   true, true),
+        "batchnorm_relu_backward", "dz the same tensor as dx");
     tt_free_all();
 }
 
