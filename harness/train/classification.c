@@ -457,12 +457,22 @@ static int run_epochs(cls_run *r)
     return TB_OK;
 }
 
+/* The weights the run was scored with: with tricks.ema its averaged
+ * weights (as timm keeps the EMA model), which a teacher loaded from the
+ * checkpoint and trickbench eval then get too. */
 static int save_checkpoint(cls_run *r)
 {
     const char *path = r->opt->checkpoint_path;
     if (!path || !path[0] || r->res->outcome != TB_RUN_FINISHED)
         return TB_OK;
-    TB_TRY(tb_safetensors_save(r->g, path));
+    if (r->step.have_ema)
+        TB_TRY(tb_ema_swap_in(&r->step.ema, r->g));
+    int rc = tb_safetensors_save(r->g, path);
+    if (r->step.have_ema) {
+        int rc_out = tb_ema_swap_out(&r->step.ema, r->g);
+        rc = rc == TB_OK ? rc_out : rc;
+    }
+    TB_TRY(rc);
     snprintf(r->res->checkpoint, sizeof r->res->checkpoint, "%s", path);
     return TB_OK;
 }
@@ -580,9 +590,6 @@ int tb_eval_classification(const tb_run_config *cfg, const tb_train_options *opt
     static const tb_train_options default_opt = {0};
     TB_CHECK(cfg->task == TB_TASK_CLASSIFICATION, TB_ERR_UNSUPPORTED,
              "eval: a %s run; eval evaluates classification runs", tb_task_name(cfg->task));
-    /* the trainer saves the raw weights; an EMA run was scored with its average */
-    TB_CHECK(cfg->tricks.ema <= 0.0, TB_ERR_UNSUPPORTED,
-             "eval: the run used tricks.ema, whose averaged weights the checkpoint does not hold");
     TB_CHECK(weights && weights[0], TB_ERR_INVALID, "eval: the run saved no weights (no checkpoint)");
     cls_run r;
     memset(&r, 0, sizeof r);

@@ -95,8 +95,8 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
  * `weights`) on the run's validation split (the test split when
  * data.holdout is 0), as the trainer's last evaluation did; with flip, each
  * image and its mirror image, their softmax averaged (test-time
- * augmentation). EMA runs are refused: their checkpoint holds the raw
- * weights, not the average they were scored with. */
+ * augmentation). An EMA run's checkpoint holds its averaged weights, the
+ * ones it was scored with. */
 typedef struct tb_eval_result {
     double loss, top1, top5;
     int64_t images;

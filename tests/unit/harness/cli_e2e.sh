@@ -63,6 +63,17 @@ mv "$ck" "$tmp/moved.safetensors"
 "$tb" eval --matrix tiny --db "$tmp/r.db" > /dev/null 2> "$tmp/e3.txt" && fail "eval without the checkpoint file"
 grep -qF "$ck" "$tmp/e3.txt" || { cat "$tmp/e3.txt"; fail "eval: the missing checkpoint is not named"; }
 mv "$tmp/moved.safetensors" "$ck"
+# an EMA run's checkpoint holds the averaged weights it was scored with
+sed -e 's/"name": "tiny"/"name": "tiny-ema"/' -e 's/"tricks.label_smoothing": 0.1/"tricks.ema": 0.9/' \
+    -e 's/"label": "+ label smoothing"/"label": "+ EMA"/' \
+    "$tmp/tiny.json" > "$tmp/ema.json"
+"$tb" run "$tmp/ema.json" --db "$tmp/ema.db" --threads 2 --quiet > /dev/null 2> "$tmp/ema.err" || {
+    cat "$tmp/ema.err"; fail "EMA run"; }
+"$tb" eval --matrix tiny-ema --label "+ EMA" --db "$tmp/ema.db" --threads 2 > "$tmp/ema.md" 2> /dev/null ||
+    fail "eval of the EMA run"
+same=$(awk -F'|' '/^\| \+ EMA / { gsub(/ /, "", $6); gsub(/ /, "", $7); if ($6 == $7 && $6 != "") n++ }
+                  END { print n + 0 }' "$tmp/ema.md")
+[ "$same" = "1" ] || { cat "$tmp/ema.md"; fail "eval: the EMA run's checkpoint does not score its recorded top1"; }
 "$tb" merge "$tmp/m.db" "$tmp/r.db" | grep -qF "2 runs added" || fail "merge"
 "$tb" report --db "$tmp/m.db" --format json | grep -qF '"label":	"+ label smoothing"' || fail "report json"
 echo "end to end: ok"
