@@ -515,25 +515,31 @@ static int logits_of(cls_run *r, tb_tensor *staging, const float *images)
     return TB_OK;
 }
 
+/* log-sum-exp of one row of k logits. */
+static double row_lse(const float *z, int k)
+{
+    double m = z[0], s = 0.0;
+    for (int j = 1; j < k; j++)
+        m = z[j] > m ? z[j] : m;
+    for (int j = 0; j < k; j++)
+        s += exp(z[j] - m);
+    return m + log(s);
+}
+
 /* z[j] = log of the mean of softmax(z) and softmax(z2), row by row: the
  * log-probabilities of flip test-time augmentation, which score_batch then
- * scores like logits (their log-sum-exp is 0). */
+ * scores like logits (their log-sum-exp is 0). In log space throughout, so
+ * that two tiny probabilities never round to log(0). */
 static void average_softmax(float *z, const float *z2, int rows, int k)
 {
     for (int i = 0; i < rows; i++) {
         float *a = z + (size_t)i * k;
         const float *b = z2 + (size_t)i * k;
-        double ma = a[0], mb = b[0], sa = 0.0, sb = 0.0;
-        for (int j = 1; j < k; j++) {
-            ma = a[j] > ma ? a[j] : ma;
-            mb = b[j] > mb ? b[j] : mb;
-        }
+        double la0 = row_lse(a, k), lb0 = row_lse(b, k);
         for (int j = 0; j < k; j++) {
-            sa += exp(a[j] - ma);
-            sb += exp(b[j] - mb);
+            double la = a[j] - la0, lb = b[j] - lb0, m = la > lb ? la : lb;
+            a[j] = (float)(m + log(0.5 * (exp(la - m) + exp(lb - m))));
         }
-        for (int j = 0; j < k; j++)
-            a[j] = (float)log(0.5 * exp(a[j] - ma) / sa + 0.5 * exp(b[j] - mb) / sb);
     }
 }
 
@@ -588,7 +594,7 @@ int tb_eval_classification(const tb_run_config *cfg, const tb_train_options *opt
                            tb_eval_result *out)
 {
     static const tb_train_options default_opt = {0};
-    TB_CHECK(cfg->task == TB_TASK_CLASSIFICATION, TB_ERR_UNSUPPORTED,
+    TB_CHECK(cfg->task == TB_TASK_CLASSIFICATION, TB_ERR_INVALID,
              "eval: a %s run; eval evaluates classification runs", tb_task_name(cfg->task));
     TB_CHECK(weights && weights[0], TB_ERR_INVALID, "eval: the run saved no weights (no checkpoint)");
     cls_run r;
