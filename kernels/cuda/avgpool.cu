@@ -21,17 +21,13 @@ template <typename T, typename I> static __global__ void avgpool_forward_kernel(
     I total = g.n * g.oh * g.ow * g.c;
     TB_POOL_LOOP(I, i, total)
     {
-        I n, oh, ow, c;
-        tb_pool_split<I>(i, g.oh, g.ow, g.c, &n, &oh, &ow, &c);
-        I h0, h1, w0, w1;
-        tb_pool_window<I>(oh, g.kh, g.sh, g.ph, g.h, &h0, &h1);
-        tb_pool_window<I>(ow, g.kw, g.sw, g.pw, g.w, &w0, &w1);
-        const T *xc = x + n * g.h * g.w * g.c + c;
+        tb_pool_out_at<I> o = tb_pool_output(i, g);
+        const T *xc = x + o.n * g.h * g.w * g.c + o.c;
         float s = 0.0f;
-        for (I ih = h0; ih < h1; ih++)
-            for (I iw = w0; iw < w1; iw++)
+        for (I ih = o.h0; ih < o.h1; ih++)
+            for (I iw = o.w0; iw < o.w1; iw++)
                 s += tb_f32(xc[(ih * g.w + iw) * g.c]);
-        float d = window_divisor(g, oh, ow);
+        float d = window_divisor(g, o.oh, o.ow);
         y[i] = tb_from_f32<T>(d > 0.0f ? s / d : 0.0f);
     }
 }
@@ -41,18 +37,14 @@ template <typename T, typename I> static __global__ void avgpool_backward_kernel
     I total = g.n * g.h * g.w * g.c;
     TB_POOL_LOOP(I, i, total)
     {
-        I n, ih, iw, c;
-        tb_pool_split<I>(i, g.h, g.w, g.c, &n, &ih, &iw, &c);
-        I oh0, oh1, ow0, ow1;
-        tb_pool_outputs_of<I>(ih, g.kh, g.sh, g.ph, g.oh, &oh0, &oh1);
-        tb_pool_outputs_of<I>(iw, g.kw, g.sw, g.pw, g.ow, &ow0, &ow1);
+        tb_pool_in_at<I> a = tb_pool_input(i, g);
         float acc = 0.0f;
         bool hit = false;
-        for (I oh = oh0; oh <= oh1; oh++) {
-            for (I ow = ow0; ow <= ow1; ow++) {
+        for (I oh = a.oh0; oh <= a.oh1; oh++) {
+            for (I ow = a.ow0; ow <= a.ow1; ow++) {
                 float d = window_divisor(g, oh, ow);
                 if (d > 0.0f) {
-                    acc += tb_f32(dy[((n * g.oh + oh) * g.ow + ow) * g.c + c]) / d;
+                    acc += tb_f32(dy[((a.n * g.oh + oh) * g.ow + ow) * g.c + a.c]) / d;
                     hit = true;
                 }
             }

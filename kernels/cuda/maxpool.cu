@@ -12,17 +12,14 @@
 /* Whether v is the maximum m a window's forward picked (a NaN picks NaN). */
 __device__ __forceinline__ bool is_window_max(float v, float m) { return v == m || (isnan(v) && isnan(m)); }
 
-/* The forward's scan of window (oh, ow) over xc (x at image n, channel c):
- * a pixel replaces the best only when greater, or NaN over a number. */
+/* The forward's scan of output o's window over xc (x at its image and
+ * channel): a pixel replaces the best only when greater, or NaN over a number. */
 template <typename T, typename I>
-__device__ __forceinline__ float window_max(const T *xc, const tb_pool_geom<I> &g, I oh, I ow)
+__device__ __forceinline__ float window_max(const T *xc, const tb_pool_geom<I> &g, const tb_pool_out_at<I> &o)
 {
-    I h0, h1, w0, w1;
-    tb_pool_window<I>(oh, g.kh, g.sh, g.ph, g.h, &h0, &h1);
-    tb_pool_window<I>(ow, g.kw, g.sw, g.pw, g.w, &w0, &w1);
     float m = -INFINITY;
-    for (I ih = h0; ih < h1; ih++) {
-        for (I iw = w0; iw < w1; iw++) {
+    for (I ih = o.h0; ih < o.h1; ih++) {
+        for (I iw = o.w0; iw < o.w1; iw++) {
             float v = tb_f32(xc[(ih * g.w + iw) * g.c]);
             if (v > m || (isnan(v) && !isnan(m)))
                 m = v;
@@ -53,9 +50,8 @@ template <typename T, typename I> static __global__ void maxpool_forward_kernel(
     I total = g.n * g.oh * g.ow * g.c;
     TB_POOL_LOOP(I, i, total)
     {
-        I n, oh, ow, c;
-        tb_pool_split<I>(i, g.oh, g.ow, g.c, &n, &oh, &ow, &c);
-        y[i] = tb_from_f32<T>(window_max(x + n * g.h * g.w * g.c + c, g, oh, ow));
+        tb_pool_out_at<I> o = tb_pool_output(i, g);
+        y[i] = tb_from_f32<T>(window_max(x + o.n * g.h * g.w * g.c + o.c, g, o));
     }
 }
 
@@ -65,19 +61,15 @@ static __global__ void maxpool_backward_kernel(T *dx, const T *dy, const T *y, c
     I total = g.n * g.h * g.w * g.c;
     TB_POOL_LOOP(I, i, total)
     {
-        I n, ih, iw, c;
-        tb_pool_split<I>(i, g.h, g.w, g.c, &n, &ih, &iw, &c);
-        I oh0, oh1, ow0, ow1;
-        tb_pool_outputs_of<I>(ih, g.kh, g.sh, g.ph, g.oh, &oh0, &oh1);
-        tb_pool_outputs_of<I>(iw, g.kw, g.sw, g.pw, g.ow, &ow0, &ow1);
-        const T *xc = x + n * g.h * g.w * g.c + c;
+        tb_pool_in_at<I> a = tb_pool_input(i, g);
+        const T *xc = x + a.n * g.h * g.w * g.c + a.c;
         float v = tb_f32(x[i]), acc = 0.0f;
         bool hit = false;
-        for (I oh = oh0; oh <= oh1; oh++) {
-            for (I ow = ow0; ow <= ow1; ow++) {
-                I o = ((n * g.oh + oh) * g.ow + ow) * g.c + c;
+        for (I oh = a.oh0; oh <= a.oh1; oh++) {
+            for (I ow = a.ow0; ow <= a.ow1; ow++) {
+                I o = ((a.n * g.oh + oh) * g.ow + ow) * g.c + a.c;
                 float m = tb_f32(y[o]);
-                if (is_window_max(v, m) && first_max_at(xc, g, oh, ow, ih, iw, m)) {
+                if (is_window_max(v, m) && first_max_at(xc, g, oh, ow, a.ih, a.iw, m)) {
                     acc += tb_f32(dy[o]);
                     hit = true;
                 }

@@ -80,6 +80,33 @@ template <typename I> TB_HD void tb_pool_split(I i, I h, I w, I c, I *ni, I *hi,
     *hi = t2 - *ni * h;
 }
 
+/* Output element i (NHWC flat index of y) and its window [h0, h1) x [w0, w1) of x. */
+template <typename I> struct tb_pool_out_at {
+    I n, oh, ow, c, h0, h1, w0, w1;
+};
+template <typename I> TB_HD tb_pool_out_at<I> tb_pool_output(I i, const tb_pool_geom<I> &g)
+{
+    tb_pool_out_at<I> o;
+    tb_pool_split<I>(i, g.oh, g.ow, g.c, &o.n, &o.oh, &o.ow, &o.c);
+    tb_pool_window<I>(o.oh, g.kh, g.sh, g.ph, g.h, &o.h0, &o.h1);
+    tb_pool_window<I>(o.ow, g.kw, g.sw, g.pw, g.w, &o.w0, &o.w1);
+    return o;
+}
+
+/* Input element i (NHWC flat index of x) and the outputs whose windows
+ * cover it, [oh0, oh1] x [ow0, ow1]. */
+template <typename I> struct tb_pool_in_at {
+    I n, ih, iw, c, oh0, oh1, ow0, ow1;
+};
+template <typename I> TB_HD tb_pool_in_at<I> tb_pool_input(I i, const tb_pool_geom<I> &g)
+{
+    tb_pool_in_at<I> a;
+    tb_pool_split<I>(i, g.h, g.w, g.c, &a.n, &a.ih, &a.iw, &a.c);
+    tb_pool_outputs_of<I>(a.ih, g.kh, g.sh, g.ph, g.oh, &a.oh0, &a.oh1);
+    tb_pool_outputs_of<I>(a.iw, g.kw, g.sw, g.pw, g.ow, &a.ow0, &a.ow1);
+    return a;
+}
+
 #define TB_POOL_LOOP(I, i, n) \
     for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < (n); i += (I)(gridDim.x * blockDim.x))
 
