@@ -30,8 +30,8 @@ static void cell(char *buf, size_t size, const char *fmt, ...)
 
 static bool is_percent(const char *metric)
 {
-    static const char *const pct[] = {"top1", "top5", "val_top1", "val_top5", "train_top1", "mAP", "mAP_area",
-                                      "pixacc", "miou", "miou_present"};
+    static const char *const pct[] = {"top1",       "top5", "val_top1", "val_top5",  "train_top1",  "top1_flip",
+                                      "top5_flip", "mAP",  "mAP_area", "pixacc", "miou", "miou_present"};
     for (size_t i = 0; i < sizeof pct / sizeof pct[0]; i++)
         if (!strcmp(metric, pct[i]))
             return true;
@@ -158,6 +158,7 @@ static void print_metric_notes(const rp_matrix *m, FILE *out)
     static const struct {
         const char *metric, *note;
     } notes[] = {
+        {"top1_flip", "top1_flip: top-1 with flip test-time augmentation, recorded by trickbench eval (%)"},
         {"mAP", "mAP: PASCAL VOC07 11-point interpolated AP, averaged over the classes with ground truth (%)"},
         {"mAP_area", "mAP_area: VOC2010+ area under the precision envelope (%)"},
         {"miou", "miou: mean IoU over ALL classes, an absent class counting 0 (GluonCV, the paper) (%)"},

@@ -62,6 +62,11 @@ flipped=$(awk -F'|' '/^\| (baseline|\+ label smoothing) / { gsub(/ /, "", $7); p
 v=$("$tb" query --db "$tmp/r.db" --format csv \
     "SELECT count(*) FROM metrics WHERE name IN ('top1_flip', 'top5_flip') AND value BETWEEN 0 AND 100" | tail -1)
 [ "$v" = "4" ] || fail "eval --record: expected top1_flip and top5_flip for 2 runs, got $v"
+"$tb" report --db "$tmp/r.db" --matrix tiny --metrics top1,top1_flip > "$tmp/flip_report.md" || fail "report of top1_flip"
+grep -qF "top1_flip: top-1 with flip test-time augmentation" "$tmp/flip_report.md" &&
+    awk -F'|' '/^\| baseline / { gsub(/ /, "", $7); ok = $7 ~ /^[0-9]+\.[0-9][0-9]$/ } END { exit !ok }' \
+        "$tmp/flip_report.md" ||
+    { cat "$tmp/flip_report.md"; fail "report --metrics top1,top1_flip"; }
 "$tb" eval --matrix nope --db "$tmp/r.db" > /dev/null 2> "$tmp/e1.txt" && fail "eval of an unknown matrix succeeded"
 grep -qF "no finished run of matrix 'nope'" "$tmp/e1.txt" || { cat "$tmp/e1.txt"; fail "eval: unknown matrix message"; }
 "$tb" eval --matrix tiny --db "$tmp/r.db" --record > /dev/null 2> "$tmp/e2.txt" && fail "eval --record without flip"
