@@ -23,30 +23,101 @@
  * the shortcut's gradient) and otherwise into the workspace, from where a
  * kernel adds it to dz (dz may be absent, cuDNN still needs somewhere to
  * write it). */
+#include <initializer_list>
+
 #include "kernels/cuda/cuda_common.cuh"
 
 /* ---------------------------------------------------------------- kernels */
 
 static __device__ __forceinline__ float relu_f(float v) { return v < 0.0f ? 0.0f : v; }
 
-/* y = relu(y + z) in place (z may be NULL); NaN passes as in relu.cu. */
-template <typename T> static __global__ void add_relu_kernel(T *y, const T *z, int64_t total)
+/* The streaming kernels below (the unfused path's passes over whole
+ * activations) work on 16-byte packs, 8 halves or 4 floats per 128-bit
+ * load and store, where every pointer is 16-byte aligned (arena tensors
+ * are 256-byte aligned), then on the tail element by element. */
+template <typename T> struct alignas(16) pack16 {
+    T v[16 / sizeof(T)];
+};
+
+static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+/* Packs a kernel may use: none when a pointer is misaligned. */
+static inline int64_t packs_of(int64_t total, int n, std::initializer_list<const void *> ptrs)
 {
-    TB_GRID_STRIDE_LOOP(i, total)
+    for (const void *p : ptrs)
+        if (p && !aligned16(p))
+            return 0;
+    return total / n;
+}
+
+template <typename T> __device__ __forceinline__ pack16<T> load_pack(const T *p, int64_t i)
+{
+    return reinterpret_cast<const pack16<T> *>(p)[i];
+}
+
+template <typename T> __device__ __forceinline__ void store_pack(T *p, int64_t i, const pack16<T> &v)
+{
+    reinterpret_cast<pack16<T> *>(p)[i] = v;
+}
+
+/* relu(y + z) of one element (z_val 0 without z); NaN passes as in relu.cu. */
+template <typename T> __device__ __forceinline__ T add_relu_1(T yv, float z_val)
+{
+    return tb_from_f32<T>(relu_f(tb_f32(yv) + z_val));
+}
+
+/* y = relu(y + z) in place (z may be NULL). packs: 16-byte packs to take
+ * first (0 when misaligned). */
+template <typename T> static __global__ void add_relu_kernel(T *y, const T *z, int64_t total, int64_t packs)
+{
+    constexpr int N = 16 / sizeof(T);
+    TB_GRID_STRIDE_LOOP(p, packs)
     {
-        float v = tb_f32(y[i]);
+        pack16<T> a = load_pack(y, p), b = a;
         if (z)
-            v += tb_f32(z[i]);
-        y[i] = tb_from_f32<T>(relu_f(v));
+            b = load_pack(z, p);
+#pragma unroll
+        for (int k = 0; k < N; k++)
+            a.v[k] = add_relu_1(a.v[k], z ? tb_f32(b.v[k]) : 0.0f);
+        store_pack(y, p, a);
+    }
+    TB_GRID_STRIDE_LOOP(j, total - packs * N)
+    {
+        int64_t i = packs * N + j;
+        y[i] = add_relu_1(y[i], z ? tb_f32(z[i]) : 0.0f);
     }
 }
 
-/* g = dy where y > 0, else 0; dz += g when dz is given. */
-template <typename T> static __global__ void gate_kernel(T *g, T *dz, const T *dy, const T *y, int64_t total)
+/* The gate of one element: dy where y > 0, else 0. */
+template <typename T> __device__ __forceinline__ float gate_1(T yv, T dyv)
 {
-    TB_GRID_STRIDE_LOOP(i, total)
+    return tb_f32(yv) > 0.0f ? tb_f32(dyv) : 0.0f;
+}
+
+/* g = dy where y > 0, else 0; dz += g when dz is given. */
+template <typename T>
+static __global__ void gate_kernel(T *g, T *dz, const T *dy, const T *y, int64_t total, int64_t packs)
+{
+    constexpr int N = 16 / sizeof(T);
+    TB_GRID_STRIDE_LOOP(p, packs)
     {
-        float d = tb_f32(y[i]) > 0.0f ? tb_f32(dy[i]) : 0.0f;
+        pack16<T> yv = load_pack(y, p), dyv = load_pack(dy, p), out = yv, acc = yv;
+        if (dz)
+            acc = load_pack(dz, p);
+#pragma unroll
+        for (int k = 0; k < N; k++) {
+            float d = gate_1(yv.v[k], dyv.v[k]);
+            out.v[k] = tb_from_f32<T>(d);
+            acc.v[k] = tb_from_f32<T>(tb_f32(acc.v[k]) + d);
+        }
+        store_pack(g, p, out);
+        if (dz)
+            store_pack(dz, p, acc);
+    }
+    TB_GRID_STRIDE_LOOP(j, total - packs * N)
+    {
+        int64_t i = packs * N + j;
+        float d = gate_1(y[i], dy[i]);
         g[i] = tb_from_f32<T>(d);
         if (dz)
             dz[i] = tb_from_f32<T>(tb_f32(dz[i]) + d);
@@ -54,9 +125,22 @@ template <typename T> static __global__ void gate_kernel(T *g, T *dz, const T *d
 }
 
 /* dst += src. */
-template <typename T> static __global__ void accumulate_kernel(T *dst, const T *src, int64_t total)
+template <typename T> static __global__ void accumulate_kernel(T *dst, const T *src, int64_t total, int64_t packs)
 {
-    TB_GRID_STRIDE_LOOP(i, total) { dst[i] = tb_from_f32<T>(tb_f32(dst[i]) + tb_f32(src[i])); }
+    constexpr int N = 16 / sizeof(T);
+    TB_GRID_STRIDE_LOOP(p, packs)
+    {
+        pack16<T> a = load_pack(dst, p), b = load_pack(src, p);
+#pragma unroll
+        for (int k = 0; k < N; k++)
+            a.v[k] = tb_from_f32<T>(tb_f32(a.v[k]) + tb_f32(b.v[k]));
+        store_pack(dst, p, a);
+    }
+    TB_GRID_STRIDE_LOOP(j, total - packs * N)
+    {
+        int64_t i = packs * N + j;
+        dst[i] = tb_from_f32<T>(tb_f32(dst[i]) + tb_f32(src[i]));
+    }
 }
 
 /* y = relu((x - mean) * gamma / sqrt(var + eps) + beta + z) with the running statistics. */
@@ -156,8 +240,10 @@ static int bnr_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean,
                                                beta, momentum, eps));
         return launch_float(x->dtype, "batchnorm_relu_forward_train", [&](auto tag) {
             using T = typename decltype(tag)::type;
-            add_relu_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-                (T *)y->data, (const T *)data_or_null(z), total);
+            constexpr int N = 16 / sizeof(T);
+            int64_t packs = packs_of(total, N, {y->data, data_or_null(z)});
+            add_relu_kernel<T><<<tb_cuda_blocks(ctx, packs + (total - packs * N)), TB_CUDA_THREADS, 0, ctx->stream>>>(
+                (T *)y->data, (const T *)data_or_null(z), total, packs);
             return TB_OK;
         });
     }
@@ -221,9 +307,11 @@ static int backward_unfused(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_ten
     gated.data = dz_write ? dz->data : be->workspace;
     TB_TRY(launch_float(x->dtype, "batchnorm_relu_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        gate_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)gated.data, dz_write ? NULL : (T *)data_or_null(dz), (const T *)dy->data, (const T *)y->data,
-            total);
+        constexpr int N = 16 / sizeof(T);
+        T *acc = dz_write ? NULL : (T *)data_or_null(dz);
+        int64_t packs = packs_of(total, N, {gated.data, acc, dy->data, y->data});
+        gate_kernel<T><<<tb_cuda_blocks(ctx, packs + (total - packs * N)), TB_CUDA_THREADS, 0, ctx->stream>>>(
+            (T *)gated.data, acc, (const T *)dy->data, (const T *)y->data, total, packs);
         return TB_OK;
     }));
     if (!dx && !dgamma && !dbeta)
@@ -262,8 +350,10 @@ static int bnr_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor 
     int64_t total = tb_numel(x);
     return launch_float(x->dtype, "batchnorm_relu_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        accumulate_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)dz->data, (const T *)dz_scratch, total);
+        constexpr int N = 16 / sizeof(T);
+        int64_t packs = packs_of(total, N, {dz->data, dz_scratch});
+        accumulate_kernel<T><<<tb_cuda_blocks(ctx, packs + (total - packs * N)), TB_CUDA_THREADS, 0, ctx->stream>>>(
+            (T *)dz->data, (const T *)dz_scratch, total, packs);
         return TB_OK;
     });
 }
