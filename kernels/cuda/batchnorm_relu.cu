@@ -60,10 +60,14 @@ template <typename T> __device__ __forceinline__ void store_pack(T *p, int64_t i
     reinterpret_cast<pack16<T> *>(p)[i] = v;
 }
 
-/* relu(y + z) of one element (z_val 0 without z); NaN passes as in relu.cu. */
-template <typename T> __device__ __forceinline__ T add_relu_1(T yv, float z_val)
+/* relu(y + z) of one element, relu(y) without z (no + 0, which would turn
+ * -0 into +0); NaN passes as in relu.cu. */
+template <typename T> __device__ __forceinline__ T add_relu_1(T yv, bool has_z, float z_val)
 {
-    return tb_from_f32<T>(relu_f(tb_f32(yv) + z_val));
+    float v = tb_f32(yv);
+    if (has_z)
+        v += z_val;
+    return tb_from_f32<T>(relu_f(v));
 }
 
 /* y = relu(y + z) in place (z may be NULL). packs: 16-byte packs to take
@@ -78,13 +82,13 @@ template <typename T> static __global__ void add_relu_kernel(T *y, const T *z, i
             b = load_pack(z, p);
 #pragma unroll
         for (int k = 0; k < N; k++)
-            a.v[k] = add_relu_1(a.v[k], z ? tb_f32(b.v[k]) : 0.0f);
+            a.v[k] = add_relu_1(a.v[k], z != NULL, tb_f32(b.v[k]));
         store_pack(y, p, a);
     }
     TB_GRID_STRIDE_LOOP(j, total - packs * N)
     {
         int64_t i = packs * N + j;
-        y[i] = add_relu_1(y[i], z ? tb_f32(z[i]) : 0.0f);
+        y[i] = add_relu_1(y[i], z != NULL, z ? tb_f32(z[i]) : 0.0f);
     }
 }
 
@@ -108,7 +112,8 @@ static __global__ void gate_kernel(T *g, T *dz, const T *dy, const T *y, int64_t
         for (int k = 0; k < N; k++) {
             float d = gate_1(yv.v[k], dyv.v[k]);
             out.v[k] = tb_from_f32<T>(d);
-            acc.v[k] = tb_from_f32<T>(tb_f32(acc.v[k]) + d);
+            if (dz)
+                acc.v[k] = tb_from_f32<T>(tb_f32(acc.v[k]) + d);
         }
         store_pack(g, p, out);
         if (dz)

@@ -189,8 +189,9 @@ static inline int tb_cuda_workspace_check(const tb_backend *be, const char *op, 
 
 /* A stable sort of (u32 key, i32 value) pairs in `segments` runs of `len`
  * consecutive items, by key bits [0, end_bit), ascending or descending
- * (cub::DeviceSegmentedRadixSort: an LSD radix sort, so equal keys keep their
- * input order). segments * len must fit an int (CUB's item count); no items
+ * (CUB's LSD radix sorts, so equal keys keep their input order: one sort
+ * over all items for long segments, a segmented one for short, see
+ * box_sort.cu). segments * len must fit an int (CUB's item count); no items
  * is a sort that does nothing. */
 typedef struct tb_cuda_seg_sort {
     int64_t segments, len;
@@ -198,7 +199,8 @@ typedef struct tb_cuda_seg_sort {
     bool descending;
 } tb_cuda_seg_sort;
 
-/* Bytes of scratch a sort needs (segment offsets + CUB's temp storage). */
+/* Bytes of scratch a sort needs (segment offsets, or composite keys and
+ * item indices, + CUB's temp storage). */
 int tb_cuda_seg_sort_bytes(const tb_cuda_seg_sort *s, size_t *bytes);
 /* Sorts on ctx's stream; keys_out / vals_out must not overlap the inputs.
  * scratch holds tb_cuda_seg_sort_bytes(). */

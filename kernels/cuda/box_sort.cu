@@ -12,8 +12,9 @@
  *    item's index; a gather then writes the keys and values in that order.
  *    cub::DeviceSegmentedRadixSort gives each segment one thread block, so
  *    a few long segments would leave the GPU nearly idle.
- *  - short segments, or keys and segment numbers together wider than 64
- *    bits: cub::DeviceSegmentedRadixSort, with the segment offsets
+ *  - short segments (or, in principle, keys and segment numbers together
+ *    wider than 64 bits, which the item count bounds out):
+ *    cub::DeviceSegmentedRadixSort, with the segment offsets
  *    {segments + 1} written by a kernel (they must be in device memory).
  * The scratch (composite keys and indices, or offsets, and CUB's temp
  * storage) comes from the caller's, which the ops carve out of the
@@ -118,8 +119,9 @@ static int carve_scratch(const tb_cuda_seg_sort *s, char *base, sort_scratch *ou
     size_t temp_bytes = 0;
     if (use_global(s)) {
         int bits = s->end_bit + segment_bits(s->segments);
-        CUDA_CHECK(cub::DeviceRadixSort::SortPairs(NULL, temp_bytes, (const uint64_t *)NULL, (uint64_t *)NULL,
-                                                   (const int32_t *)NULL, (int32_t *)NULL, (int)items, 0, bits, 0));
+        cub::DoubleBuffer<uint64_t> k(NULL, NULL);
+        cub::DoubleBuffer<int32_t> v(NULL, NULL);
+        CUDA_CHECK(cub::DeviceRadixSort::SortPairs(NULL, temp_bytes, k, v, (int)items, 0, bits, 0));
         out->composite = (uint64_t *)tb_cuda_carve(&c, (size_t)items * sizeof(uint64_t));
         out->composite_sorted = (uint64_t *)tb_cuda_carve(&c, (size_t)items * sizeof(uint64_t));
         out->index = (int32_t *)tb_cuda_carve(&c, (size_t)items * sizeof(int32_t));
@@ -156,10 +158,14 @@ static int global_sort(tb_cuda_ctx *ctx, const tb_cuda_seg_sort *s, const sort_s
     CUDA_CHECK_LAUNCH();
     size_t temp_bytes = sc->temp_bytes;
     int bits = s->end_bit + segment_bits(s->segments);
-    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(sc->temp, temp_bytes, sc->composite, sc->composite_sorted, sc->index,
-                                               sc->index_sorted, (int)items, 0, bits, ctx->stream));
+    /* double buffers: CUB ping-pongs between our two arrays instead of
+     * taking a third copy of each in its temp storage; which one ends
+     * current it decides on the host, without waiting */
+    cub::DoubleBuffer<uint64_t> k(sc->composite, sc->composite_sorted);
+    cub::DoubleBuffer<int32_t> v(sc->index, sc->index_sorted);
+    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(sc->temp, temp_bytes, k, v, (int)items, 0, bits, ctx->stream));
     gather_sorted_kernel<<<blocks, TB_CUDA_THREADS, 0, ctx->stream>>>(keys_out, vals_out, keys_in, vals_in,
-                                                                       sc->index_sorted, items);
+                                                                       v.Current(), items);
     CUDA_CHECK_LAUNCH();
     return TB_OK;
 }
