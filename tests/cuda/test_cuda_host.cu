@@ -107,23 +107,24 @@ static int64_t pool_out(int64_t in, int k, int s, int pad, bool ceil_mode)
     return out;
 }
 
-static void test_pool_windows_against_brute_force(void **state)
+/* The window helpers with index type I (the kernels take int32_t when the
+ * tensors allow, int64_t otherwise). */
+template <typename I> static void check_pool_windows(void)
 {
-    (void)state;
-    for (int64_t in = 1; in <= 13; in++)
-        for (int k = 1; k <= 4; k++)
-            for (int s = 1; s <= 3; s++)
-                for (int pad = 0; pad <= k / 2; pad++)
+    for (I in = 1; in <= 13; in++)
+        for (I k = 1; k <= 4; k++)
+            for (I s = 1; s <= 3; s++)
+                for (I pad = 0; pad <= k / 2; pad++)
                     for (int ceil_mode = 0; ceil_mode < 2; ceil_mode++) {
                         if (in + 2 * pad < k)
                             continue;
-                        int64_t out = pool_out(in, k, s, pad, ceil_mode);
-                        for (int64_t i = 0; i < in; i++) {
-                            int64_t lo, hi, blo = -1, bhi = -2;
-                            tb_pool_outputs_of(i, k, s, pad, out, &lo, &hi);
-                            for (int64_t o = 0; o < out; o++) {
-                                int64_t a, b;
-                                tb_pool_window(o, k, s, pad, in, &a, &b);
+                        I out = (I)pool_out(in, (int)k, (int)s, (int)pad, ceil_mode);
+                        for (I i = 0; i < in; i++) {
+                            I lo, hi, blo = -1, bhi = -2;
+                            tb_pool_outputs_of<I>(i, k, s, pad, out, &lo, &hi);
+                            for (I o = 0; o < out; o++) {
+                                I a, b;
+                                tb_pool_window<I>(o, k, s, pad, in, &a, &b);
                                 if (a <= i && i < b) {
                                     if (blo < 0)
                                         blo = o;
@@ -133,20 +134,27 @@ static void test_pool_windows_against_brute_force(void **state)
                             if (blo < 0) /* covered by no window: the range must be empty */
                                 assert_true(lo > hi);
                             else if (lo != blo || hi != bhi)
-                                fail_msg("in %lld k %d s %d pad %d ceil %d: input %lld is covered by outputs "
+                                fail_msg("%d-bit: in %lld k %d s %d pad %d ceil %d: input %lld is covered by outputs "
                                          "%lld..%lld, the kernels use %lld..%lld",
-                                         (long long)in, k, s, pad, ceil_mode, (long long)i, (long long)blo,
-                                         (long long)bhi, (long long)lo, (long long)hi);
+                                         (int)(8 * sizeof(I)), (long long)in, (int)k, (int)s, (int)pad, ceil_mode,
+                                         (long long)i, (long long)blo, (long long)bhi, (long long)lo, (long long)hi);
                         }
-                        for (int64_t o = 0; o < out; o++) {
+                        for (I o = 0; o < out; o++) {
                             /* PyTorch: the window clipped to the padded input */
-                            int64_t a = o * s - pad, b = a + k < in + pad ? a + k : in + pad;
-                            assert_int_equal(tb_pool_padded_len(o, k, s, pad, in), b - a);
-                            int64_t ca, cb;
-                            tb_pool_window(o, k, s, pad, in, &ca, &cb);
+                            I a = o * s - pad, b = a + k < in + pad ? a + k : in + pad;
+                            assert_int_equal(tb_pool_padded_len<I>(o, k, s, pad, in), b - a);
+                            I ca, cb;
+                            tb_pool_window<I>(o, k, s, pad, in, &ca, &cb);
                             assert_true(cb > ca); /* never a window of padding only */
                         }
                     }
+}
+
+static void test_pool_windows_against_brute_force(void **state)
+{
+    (void)state;
+    check_pool_windows<int32_t>();
+    check_pool_windows<int64_t>();
 }
 
 static cudaError_t fake_cuda_call(int x) { return x ? cudaErrorInvalidValue : cudaSuccess; }
