@@ -46,7 +46,7 @@ typedef struct cls_run {
     bool step_ready;
     tb_schedule sched;
     tb_mix_config mix;
-    int image;
+    int image, channels, classes; /* the input side and channels, the dataset's classes */
     int64_t steps_per_epoch;
     double *epoch_seconds, *epoch_ips;
     eval_stats last;          /* the latest evaluation */
@@ -80,30 +80,50 @@ static tb_dtype precision_dtype(tb_precision p)
 
 
 
-static int open_data(cls_run *r)
+/* The loader of one split, its batches in memory the backend uploads from. */
+static int open_split(cls_run *r, bool train, tb_dataset **ds, tb_loader **ld)
 {
     const tb_data_config *d = &r->cfg->data;
+    TB_TRY(tb_dataset_open(ds, d, train));
+    tb_loader_options lo;
+    tb_loader_options_from_config(&lo, d, r->cfg->optim.batch, train, r->cfg->seed);
+    lo.alloc = tb_trainer_loader_alloc;
+    lo.free = tb_trainer_loader_free;
+    lo.alloc_user = r->be;
+    return tb_loader_create(ld, *ds, &lo);
+}
+
+/* The image side the network is built for: the loader's square output. */
+static int image_side(cls_run *r, const tb_loader *ld)
+{
+    int n, h, w, c;
+    tb_loader_shape(ld, &n, &h, &w, &c);
+    TB_CHECK(h == w, TB_ERR_INVALID, "data: the loader produces %dx%d images; models need square inputs", h, w);
+    r->image = h;
+    r->channels = tb_dataset_channels(r->val_ds);
+    r->classes = tb_dataset_classes(r->val_ds);
+    return TB_OK;
+}
+
+/* Both splits for training; only the validation split for scoring saved
+ * weights (a training loader would decode and augment for nothing). */
+static int open_data(cls_run *r, bool train)
+{
     int batch = r->cfg->optim.batch;
-    TB_TRY(tb_dataset_open(&r->train_ds, d, true));
-    TB_TRY(tb_dataset_open(&r->val_ds, d, false));
+    TB_TRY(open_split(r, false, &r->val_ds, &r->val_ld));
+    if (!train)
+        return image_side(r, r->val_ld);
+    TB_TRY(open_split(r, true, &r->train_ds, &r->train_ld));
     TB_CHECK(tb_dataset_count(r->train_ds) >= batch, TB_ERR_INVALID,
              "optim.batch %d is larger than the training split (%lld images)", batch,
              (long long)tb_dataset_count(r->train_ds));
-    tb_loader_options lo;
-    tb_loader_options_from_config(&lo, d, batch, true, r->cfg->seed);
-    lo.alloc = tb_trainer_loader_alloc;
-    lo.free = tb_trainer_loader_free;
-    lo.alloc_user = r->be;
-    TB_TRY(tb_loader_create(&r->train_ld, r->train_ds, &lo));
-    tb_loader_options_from_config(&lo, d, batch, false, r->cfg->seed);
-    lo.alloc = tb_trainer_loader_alloc;
-    lo.free = tb_trainer_loader_free;
-    lo.alloc_user = r->be;
-    TB_TRY(tb_loader_create(&r->val_ld, r->val_ds, &lo));
-    int n, h, w, c;
+    TB_TRY(image_side(r, r->train_ld));
+    int n, h, w, c, vn, vh, vw, vc;
     tb_loader_shape(r->train_ld, &n, &h, &w, &c);
-    TB_CHECK(h == w, TB_ERR_INVALID, "data: the loader produces %dx%d images; models need square inputs", h, w);
-    r->image = h;
+    tb_loader_shape(r->val_ld, &vn, &vh, &vw, &vc);
+    TB_CHECK(vh == h && vw == w && vc == c, TB_ERR_INVALID,
+             "data: validation images are %dx%dx%d, training images %dx%dx%d; the network takes one shape", vh, vw,
+             vc, h, w, c);
     r->steps_per_epoch = tb_loader_steps_per_epoch(r->train_ld);
     if (!r->opt->quiet)
         fprintf(stderr, "data: %s, %lld training / %lld validation images, %dx%dx%d, augment %s, %d workers\n",
@@ -116,8 +136,7 @@ static int open_data(cls_run *r)
 static int build_network(cls_run *r, const tb_model_config *mc, const char *checkpoint, tb_graph **out,
                          tb_model_spec *spec)
 {
-    TB_TRY(tb_model_spec_from_config(spec, mc, r->image, tb_dataset_channels(r->train_ds),
-                                     tb_dataset_classes(r->train_ds)));
+    TB_TRY(tb_model_spec_from_config(spec, mc, r->image, r->channels, r->classes));
     TB_TRY(tb_graph_create(out, r->be, precision_dtype(r->cfg->tricks.precision), r->cfg->optim.batch));
     tb_graph_set_seed(*out, r->cfg->seed);
     TB_TRY(tb_model_build(*out, spec));
@@ -227,40 +246,116 @@ static void score_batch(const float *logits, const int32_t *labels, int count, i
     }
 }
 
-static int evaluate(cls_run *r, eval_stats *out)
+/* Where one validation batch's logits come from: the graph's input set from
+ * host images, the forward run, the logits copied to r->logits (f32). */
+typedef int (*logits_fn)(cls_run *r, void *ctx, const float *images);
+
+/* The training path: the step uploads (and converts) the batch. */
+static int step_logits(cls_run *r, void *ctx, const float *images)
+{
+    (void)ctx;
+    tb_tensor *logits = tb_graph_output(r->g);
+    TB_TRY(tb_step_set_input(&r->step, images));
+    TB_TRY(tb_graph_forward(r->g, false));
+    TB_TRY(tb_download(r->be, r->logits_raw, logits));
+    tb_convert_to_f32(r->logits, r->logits_raw, logits->dtype, tb_numel(logits));
+    return TB_OK;
+}
+
+/* Host scratch for flip test-time augmentation (NULL members: no TTA). */
+typedef struct tta_scratch {
+    float *flipped; /* the batch, mirrored */
+    float *z2;      /* the unflipped pass's logits */
+} tta_scratch;
+
+/* log-sum-exp of one row of k logits. */
+static double row_lse(const float *z, int k)
+{
+    double m = z[0], s = 0.0;
+    for (int j = 1; j < k; j++)
+        m = z[j] > m ? z[j] : m;
+    for (int j = 0; j < k; j++)
+        s += exp(z[j] - m);
+    return m + log(s);
+}
+
+/* z[j] = log of the mean of softmax(z) and softmax(z2), row by row: the
+ * log-probabilities of flip test-time augmentation, which score_batch then
+ * scores like logits (their log-sum-exp is 0). In log space throughout, so
+ * that two tiny probabilities never round to log(0). */
+static void average_softmax(float *z, const float *z2, int rows, int k)
+{
+    for (int i = 0; i < rows; i++) {
+        float *a = z + (size_t)i * k;
+        const float *b = z2 + (size_t)i * k;
+        double la0 = row_lse(a, k), lb0 = row_lse(b, k);
+        for (int j = 0; j < k; j++) {
+            double la = a[j] - la0, lb = b[j] - lb0, m = la > lb ? la : lb;
+            a[j] = (float)(m + log(0.5 * (exp(la - m) + exp(lb - m))));
+        }
+    }
+}
+
+/* r->logits for one batch: one pass, or with TTA the log of the mean of the
+ * softmax of the batch and of its mirror. */
+static int batch_logits(cls_run *r, logits_fn fn, void *ctx, const tta_scratch *tta, const tb_batch *b)
+{
+    TB_TRY(fn(r, ctx, b->images));
+    if (!tta->flipped)
+        return TB_OK;
+    size_t image = (size_t)b->h * (size_t)b->w * (size_t)b->c, n = (size_t)r->cfg->optim.batch;
+    memcpy(tta->z2, r->logits, sizeof(float) * n * (size_t)r->spec.classes);
+    memcpy(tta->flipped, b->images, sizeof(float) * image * n);
+    for (int i = 0; i < b->count; i++)
+        tb_hflip(tta->flipped + image * (size_t)i, b->h, b->w, b->c);
+    TB_TRY(fn(r, ctx, tta->flipped));
+    average_softmax(r->logits, tta->z2, b->count, r->spec.classes);
+    return TB_OK;
+}
+
+/* One pass over the validation split: mean loss, top-1 and top-5 (NaN with
+ * 5 classes or fewer), the number of images. */
+static int validation_pass(cls_run *r, logits_fn fn, void *ctx, const tta_scratch *tta, tb_eval_result *out)
 {
     int k = r->spec.classes;
-    tb_tensor *logits = tb_graph_output(r->g);
     double loss_sum = 0.0;
     int64_t hit1 = 0, hit5 = 0, seen = 0;
-    if (r->step.have_ema)
-        TB_TRY(tb_ema_swap_in(&r->step.ema, r->g));
     TB_TRY(tb_loader_start_epoch(r->val_ld, 0));
     for (;;) {
         tb_batch *b = NULL;
         TB_TRY(tb_loader_next(r->val_ld, &b));
         if (!b)
             break;
-        int rc = tb_step_set_input(&r->step, b->images);
-        if (rc == TB_OK)
-            rc = tb_graph_forward(r->g, false);
-        if (rc == TB_OK)
-            rc = tb_download(r->be, r->logits_raw, logits);
-        if (rc != TB_OK) {
-            tb_loader_release(r->val_ld, b);
-            return rc;
+        int rc = batch_logits(r, fn, ctx, tta, b);
+        if (rc == TB_OK) {
+            score_batch(r->logits, b->labels, b->count, k, &loss_sum, &hit1, &hit5);
+            seen += b->count;
         }
-        tb_convert_to_f32(r->logits, r->logits_raw, logits->dtype, (int64_t)b->count * k);
-        score_batch(r->logits, b->labels, b->count, k, &loss_sum, &hit1, &hit5);
-        seen += b->count;
         tb_loader_release(r->val_ld, b);
+        TB_TRY(rc);
     }
-    if (r->step.have_ema)
-        TB_TRY(tb_ema_swap_out(&r->step.ema, r->g));
     TB_CHECK(seen > 0, TB_ERR_DATA, "evaluation: the validation split is empty");
+    out->images = seen;
     out->loss = loss_sum / (double)seen;
     out->top1 = 100.0 * (double)hit1 / (double)seen;
     out->top5 = k > 5 ? 100.0 * (double)hit5 / (double)seen : NAN;
+    return TB_OK;
+}
+
+/* The end-of-epoch evaluation, of the EMA weights when the run keeps them. */
+static int evaluate(cls_run *r, eval_stats *out)
+{
+    static const tta_scratch no_tta = {NULL, NULL};
+    tb_eval_result e;
+    if (r->step.have_ema)
+        TB_TRY(tb_ema_swap_in(&r->step.ema, r->g));
+    int rc = validation_pass(r, step_logits, NULL, &no_tta, &e);
+    if (r->step.have_ema) {
+        int swapped = tb_ema_swap_out(&r->step.ema, r->g);
+        rc = rc == TB_OK ? swapped : rc;
+    }
+    TB_TRY(rc);
+    *out = (eval_stats){e.loss, e.top1, e.top5};
     return TB_OK;
 }
 
@@ -497,12 +592,12 @@ static void cleanup(cls_run *r)
 
 /* ------------------------------------------------- evaluating saved weights */
 
-/* The graph's logits (f32, host) for one host batch of f32 images:
- * uploaded straight into an f32 input, through the f32 staging tensor and
- * a conversion into a low-precision one. */
-static int logits_of(cls_run *r, tb_tensor *staging, const float *images)
+/* The eval path (no step): a host batch of f32 images uploaded straight into
+ * an f32 input, or through the f32 staging tensor `ctx` and a conversion
+ * into a low-precision one. */
+static int staged_logits(cls_run *r, void *ctx, const float *images)
 {
-    tb_tensor *in = tb_graph_input(r->g), *logits = tb_graph_output(r->g);
+    tb_tensor *staging = ctx, *in = tb_graph_input(r->g), *logits = tb_graph_output(r->g);
     if (in->dtype == TB_F32) {
         TB_TRY(tb_upload(r->be, in, images));
     } else {
@@ -515,79 +610,25 @@ static int logits_of(cls_run *r, tb_tensor *staging, const float *images)
     return TB_OK;
 }
 
-/* log-sum-exp of one row of k logits. */
-static double row_lse(const float *z, int k)
-{
-    double m = z[0], s = 0.0;
-    for (int j = 1; j < k; j++)
-        m = z[j] > m ? z[j] : m;
-    for (int j = 0; j < k; j++)
-        s += exp(z[j] - m);
-    return m + log(s);
-}
-
-/* z[j] = log of the mean of softmax(z) and softmax(z2), row by row: the
- * log-probabilities of flip test-time augmentation, which score_batch then
- * scores like logits (their log-sum-exp is 0). In log space throughout, so
- * that two tiny probabilities never round to log(0). */
-static void average_softmax(float *z, const float *z2, int rows, int k)
-{
-    for (int i = 0; i < rows; i++) {
-        float *a = z + (size_t)i * k;
-        const float *b = z2 + (size_t)i * k;
-        double la0 = row_lse(a, k), lb0 = row_lse(b, k);
-        for (int j = 0; j < k; j++) {
-            double la = a[j] - la0, lb = b[j] - lb0, m = la > lb ? la : lb;
-            a[j] = (float)(m + log(0.5 * (exp(la - m) + exp(lb - m))));
-        }
-    }
-}
-
-/* The validation pass of evaluate(), with host-side flips for TTA. */
+/* The validation pass of saved weights, with host-side flips for TTA. */
 static int evaluate_saved(cls_run *r, bool flip, tb_eval_result *out)
 {
-    int k = r->spec.classes, n = r->cfg->optim.batch;
+    size_t n = (size_t)r->cfg->optim.batch;
     const tb_tensor *in = tb_graph_input(r->g);
     tb_tensor staging = tb_tensor_make(NULL, TB_F32, in->ndim, in->shape);
-    float *flipped = malloc(tb_nbytes(&staging)), *z2 = malloc(sizeof(float) * (size_t)n * (size_t)k);
-    int rc = flipped && z2 ? tb_alloc(r->be, &staging.data, tb_nbytes(&staging))
-                           : tb_fail(TB_ERR_NOMEM, "eval: out of memory");
-    double loss_sum = 0.0;
-    int64_t hit1 = 0, hit5 = 0, seen = 0;
-    if (rc == TB_OK)
-        rc = tb_loader_start_epoch(r->val_ld, 0);
-    while (rc == TB_OK) {
-        tb_batch *b = NULL;
-        rc = tb_loader_next(r->val_ld, &b);
-        if (rc != TB_OK || !b)
-            break;
-        rc = logits_of(r, &staging, b->images);
-        if (rc == TB_OK && flip) {
-            size_t image = (size_t)b->h * (size_t)b->w * (size_t)b->c;
-            memcpy(z2, r->logits, sizeof(float) * (size_t)n * (size_t)k);
-            memcpy(flipped, b->images, sizeof(float) * image * (size_t)n);
-            for (int i = 0; i < b->count; i++)
-                tb_hflip(flipped + image * (size_t)i, b->h, b->w, b->c);
-            rc = logits_of(r, &staging, flipped);
-            if (rc == TB_OK)
-                average_softmax(r->logits, z2, b->count, k);
-        }
-        if (rc == TB_OK) {
-            score_batch(r->logits, b->labels, b->count, k, &loss_sum, &hit1, &hit5);
-            seen += b->count;
-        }
-        tb_loader_release(r->val_ld, b);
+    tta_scratch tta = {NULL, NULL};
+    if (flip) {
+        tta.flipped = malloc(tb_nbytes(&staging));
+        tta.z2 = malloc(sizeof(float) * n * (size_t)r->spec.classes);
     }
+    int rc = !flip || (tta.flipped && tta.z2) ? tb_alloc(r->be, &staging.data, tb_nbytes(&staging))
+                                              : tb_fail(TB_ERR_NOMEM, "eval: out of memory");
+    if (rc == TB_OK)
+        rc = validation_pass(r, staged_logits, &staging, &tta, out);
     tb_free(r->be, staging.data);
-    free(flipped);
-    free(z2);
-    TB_TRY(rc);
-    TB_CHECK(seen > 0, TB_ERR_DATA, "eval: the validation split is empty");
-    out->images = seen;
-    out->loss = loss_sum / (double)seen;
-    out->top1 = 100.0 * (double)hit1 / (double)seen;
-    out->top5 = k > 5 ? 100.0 * (double)hit5 / (double)seen : NAN;
-    return TB_OK;
+    free(tta.flipped);
+    free(tta.z2);
+    return rc;
 }
 
 int tb_eval_classification(const tb_run_config *cfg, const tb_train_options *opt, const char *weights, bool flip,
@@ -606,7 +647,7 @@ int tb_eval_classification(const tb_run_config *cfg, const tb_train_options *opt
     r.res = &res;
     int rc = tb_trainer_open_backend(cfg, r.opt, &res, &r.be);
     if (rc == TB_OK)
-        rc = open_data(&r);
+        rc = open_data(&r, false);
     if (rc == TB_OK)
         rc = build_network(&r, &cfg->model, weights, &r.g, &r.spec);
     if (rc == TB_OK) {
@@ -639,7 +680,7 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
     r.last = (eval_stats){NAN, NAN, NAN};
     int rc = tb_trainer_open_backend(cfg, r.opt, res, &r.be);
     if (rc == TB_OK)
-        rc = open_data(&r);
+        rc = open_data(&r, true);
     if (rc == TB_OK)
         rc = build_network(&r, &cfg->model, cfg->model.checkpoint, &r.g, &r.spec);
     if (rc == TB_OK)
