@@ -398,6 +398,10 @@ static int cuda_init(tb_backend *be, int device_index)
     CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
     CUDA_CHECK(cudaMalloc(&ctx->cublas_workspace, TB_CUDA_CUBLAS_WORKSPACE));
     CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, TB_CUDA_CUBLAS_WORKSPACE));
+    /* CUBLAS_COMPUTE_32F alone still lets a split-K GEMM add its partial sums
+     * in f16/bf16; the CPU reference sums in f32 and rounds once */
+    CUBLAS_CHECK(cublasSetMathMode(
+        ctx->cublas, (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     CUDA_CHECK(cudaMalloc((void **)&ctx->reduce, TB_CUDA_REDUCE_ELEMS * sizeof(float)));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->bn_x_desc));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->bn_param_desc));

@@ -73,6 +73,9 @@ tpair *tp_values(tctx *t, tb_dtype dt, int64_t count, const float *values);
 
 /* Compares side 1 with side 0 (see the header comment); records failures. */
 bool tp_check(tctx *t, const char *what, const tpair *p, double rtol);
+/* The same values on both sides, element by element in f32: NaN matches any
+ * NaN (a conversion may drop its sign or payload), zeros must agree in sign. */
+bool tp_check_special(tctx *t, const char *what, const tpair *p);
 
 /* Records a failed call (rc != TB_OK) with the error message; returns rc == TB_OK. */
 bool tctx_rc(tctx *t, int side, const char *call, int rc);
