@@ -81,16 +81,14 @@ static tb_dtype precision_dtype(tb_precision p)
 
 
 /* The loader of one split, its batches in memory the backend uploads from. */
-static int open_split(cls_run *r, bool train, tb_dataset **ds, tb_loader **ld)
+static int open_loader(cls_run *r, bool train, tb_dataset *ds, tb_loader **ld)
 {
-    const tb_data_config *d = &r->cfg->data;
-    TB_TRY(tb_dataset_open(ds, d, train));
     tb_loader_options lo;
-    tb_loader_options_from_config(&lo, d, r->cfg->optim.batch, train, r->cfg->seed);
+    tb_loader_options_from_config(&lo, &r->cfg->data, r->cfg->optim.batch, train, r->cfg->seed);
     lo.alloc = tb_trainer_loader_alloc;
     lo.free = tb_trainer_loader_free;
     lo.alloc_user = r->be;
-    return tb_loader_create(ld, *ds, &lo);
+    return tb_loader_create(ld, ds, &lo);
 }
 
 /* The image side the network is built for: the loader's square output. */
@@ -110,13 +108,18 @@ static int image_side(cls_run *r, const tb_loader *ld)
 static int open_data(cls_run *r, bool train)
 {
     int batch = r->cfg->optim.batch;
-    TB_TRY(open_split(r, false, &r->val_ds, &r->val_ld));
-    if (!train)
+    if (!train) {
+        TB_TRY(tb_dataset_open(&r->val_ds, &r->cfg->data, false));
+        TB_TRY(open_loader(r, false, r->val_ds, &r->val_ld));
         return image_side(r, r->val_ld);
-    TB_TRY(open_split(r, true, &r->train_ds, &r->train_ld));
+    }
+    TB_TRY(tb_dataset_open(&r->train_ds, &r->cfg->data, true));
+    TB_TRY(tb_dataset_open(&r->val_ds, &r->cfg->data, false));
     TB_CHECK(tb_dataset_count(r->train_ds) >= batch, TB_ERR_INVALID,
              "optim.batch %d is larger than the training split (%lld images)", batch,
              (long long)tb_dataset_count(r->train_ds));
+    TB_TRY(open_loader(r, true, r->train_ds, &r->train_ld));
+    TB_TRY(open_loader(r, false, r->val_ds, &r->val_ld));
     TB_TRY(image_side(r, r->train_ld));
     int n, h, w, c, vn, vh, vw, vc;
     tb_loader_shape(r->train_ld, &n, &h, &w, &c);
@@ -419,8 +422,11 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
         if (!ahead)
             TB_TRY(tb_loader_next(r->train_ld, &b));
     }
-    if (next) /* taken ahead of a step that will not run (diverged or stopped) */
+    if (next) { /* taken ahead of a step that will not run (diverged or stopped) */
+        int dropped = tb_step_drop_staged(&r->step);
         tb_loader_release(r->train_ld, next);
+        TB_TRY(dropped);
+    }
     TB_TRY(tb_synchronize(r->be));
     double seconds = tb_seconds_now() - t0;
     rec->epoch = epoch + 1;

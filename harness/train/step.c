@@ -123,6 +123,14 @@ int tb_step_set_input(tb_step *s, const float *images)
     return tb_mark_consumed(s->be);
 }
 
+int tb_step_drop_staged(tb_step *s)
+{
+    s->staged = NULL;
+    /* the host must know the copy is done before the memory goes back to a
+     * loader thread: a stream wait (tb_wait_uploaded) would not tell it */
+    return tb_synchronize(s->be);
+}
+
 static int mix_kind(const tb_mix *mix) { return mix ? (int)mix->kind : TB_MIX_NONE; }
 
 /* Uploads what changes from step to step: the batch, the labels and the

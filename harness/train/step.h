@@ -113,4 +113,10 @@ int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb
  * drops a staged next batch (the next tb_step_run uploads its own again). */
 int tb_step_set_input(tb_step *s, const float *images);
 
+/* Waits for the upload of a staged next batch and forgets it: before the
+ * caller hands back a batch it passed as next_images to a step whose
+ * successor will not run (a loader may refill that memory, and a later run
+ * given the same address must upload it again). */
+int tb_step_drop_staged(tb_step *s);
+
 #endif
