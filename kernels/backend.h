@@ -113,8 +113,10 @@ typedef struct tb_backend_iface {
                                 const tb_conv2d_params *);
     int (*conv2d_backward_filter)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                                   const tb_conv2d_params *);
+    /* plan: the query at graph build, where a backend may choose (and time)
+     * its algorithms; false: the check before a call, which never times */
     size_t (*conv2d_workspace_size)(tb_backend *, const tb_tensor *, const tb_tensor *, const tb_tensor *,
-                                    const tb_conv2d_params *);
+                                    const tb_conv2d_params *, bool plan);
     int (*batchnorm_forward_train)(tb_backend *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *, tb_tensor *,
                                    const tb_tensor *, const tb_tensor *, const tb_tensor *, float, float);
     int (*batchnorm_forward_eval)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,

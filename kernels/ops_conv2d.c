@@ -149,7 +149,7 @@ static int check_workspace(tb_backend *be, const conv_call *a)
 {
     if (!be->iface.conv2d_workspace_size)
         return TB_OK;
-    size_t need = be->iface.conv2d_workspace_size(be, a->y, a->x, a->w, a->p);
+    size_t need = be->iface.conv2d_workspace_size(be, a->y, a->x, a->w, a->p, false);
     if (be->workspace_size < need)
         return conv_fail(a, "needs %zu bytes of workspace but %s has %zu reserved; reserve "
                             "tb_conv2d_workspace_size() bytes with tb_backend_reserve_workspace at graph build",
@@ -201,5 +201,5 @@ size_t tb_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_ten
 {
     if (!be->iface.conv2d_workspace_size || !y || !x || !w || !p || x->ndim != 4 || w->ndim != 4 || y->ndim != 4)
         return 0;
-    return be->iface.conv2d_workspace_size(be, y, x, w, p);
+    return be->iface.conv2d_workspace_size(be, y, x, w, p, true);
 }

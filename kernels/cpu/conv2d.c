@@ -759,8 +759,9 @@ int tb_cpu_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbia
 }
 
 size_t tb_cpu_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
-                                    const tb_conv2d_params *p)
+                                    const tb_conv2d_params *p, bool plan)
 {
+    (void)plan; /* the CPU's plan is arithmetic, the same at build and at call */
     conv_plan pl;
     if (!plan_init(&pl, be, y, x, w, p))
         return 0;

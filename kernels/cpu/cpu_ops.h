@@ -21,7 +21,7 @@ int tb_cpu_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *
 int tb_cpu_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
                                   const tb_tensor *x, const tb_conv2d_params *p);
 size_t tb_cpu_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x,
-                                    const tb_tensor *w, const tb_conv2d_params *p);
+                                    const tb_tensor *w, const tb_conv2d_params *p, bool plan);
 /* conv2d_naive.c: direct loops, the reference the fast path is tested against */
 int tb_cpu_conv2d_forward_naive(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                                 const tb_tensor *bias, const tb_conv2d_params *p);

@@ -195,6 +195,8 @@ static int cuda_capture_end(tb_backend *be, void **graph)
     cudaGraphExec_t exec = NULL;
     cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
     cudaGraphDestroy(g);
+    if (e != cudaSuccess)
+        (void)cudaGetLastError(); /* as above: not the next kernel's error */
     CUDA_CHECK(e);
     *graph = exec;
     return TB_OK;

@@ -89,14 +89,17 @@ int tb_cuda_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbi
                       dbias, "dy", dy, "x", x);
 }
 
-/* Plans the three directions now (timing them when the options say so) and
- * returns the largest workspace they need. Errors leave no plan behind and
- * return 0; the op then reports the error when it runs. */
+/* Plans the three directions now and returns the largest workspace they
+ * need: at graph build (plan) timing them when the options say so; before a
+ * call, the cached plan or cuDNN's heuristic choice within the reserved
+ * workspace (timing allocates and synchronises: never inside a step).
+ * Errors leave no plan behind and return 0; the op then reports the error
+ * when it runs. */
 size_t tb_cuda_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
-                                     const tb_conv2d_params *p)
+                                     const tb_conv2d_params *p, bool plan)
 {
     tb_cuda_conv_plan *pl;
-    if (tb_cuda_conv_plan_get(be, y, x, w, p, true, &pl) != TB_OK)
+    if (tb_cuda_conv_plan_get(be, y, x, w, p, plan, &pl) != TB_OK)
         return 0;
     size_t ws = pl->fwd_ws;
     if (pl->bwd_data_ws > ws)

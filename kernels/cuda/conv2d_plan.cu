@@ -161,7 +161,9 @@ static bool find_bufs_alloc(find_bufs *fb, cudaStream_t stream, size_t x_bytes, 
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && limit > free_b / 2)
         limit = free_b / 2;
-    for (size_t size = limit; size >= ((size_t)1 << 20); size /= 2) {
+    /* the limit itself first (a limit under 1 MiB included), then halves
+     * down to 1 MiB; none at all leaves the zero-workspace algorithms */
+    for (size_t size = limit; size > 0; size = size > ((size_t)1 << 20) ? size / 2 : 0) {
         if (cudaMalloc(&fb->ws, size) == cudaSuccess) {
             fb->ws_size = size;
             break;

@@ -59,7 +59,7 @@ int tb_cuda_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor 
 int tb_cuda_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
                                    const tb_tensor *x, const tb_conv2d_params *p);
 size_t tb_cuda_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x,
-                                     const tb_tensor *w, const tb_conv2d_params *p);
+                                     const tb_tensor *w, const tb_conv2d_params *p, bool plan);
 /* batchnorm.cu */
 int tb_cuda_batchnorm_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean, tb_tensor *save_invstd,
                                     tb_tensor *running_mean, tb_tensor *running_var, const tb_tensor *x,
