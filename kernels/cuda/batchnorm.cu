@@ -14,7 +14,9 @@
  * backbones train) is ours, not cuDNN's (whose backward is the training
  * one): dx += dy * gamma / sqrt(running_var + eps) elementwise, and the
  * parameter gradients as column sums over the n * h * w rows in two passes
- * of a fixed order (deterministic, like reduce.cu's column sum). */
+ * of a fixed order (deterministic, like reduce.cu's column sum). A training
+ * backward without dx (cuDNN's always writes one) takes the same column sums
+ * with the saved statistics. */
 #include <limits.h>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -35,11 +37,12 @@ static __global__ void bn_eval_dx_kernel(T *dx, const T *dy, const float *gamma,
 
 /* Pass 1: block (32, 8) sums 32 channels over one chunk of rows:
  * partial[chunk, j] = sum dy * (x - mean) * invstd (dgamma) and
- * partial[chunks + chunk, j] = sum dy (dbeta). */
+ * partial[chunks + chunk, j] = sum dy (dbeta). invstd is 1 / sqrt(var + eps)
+ * (the eval backward: running statistics), or var holds it already (eps < 0:
+ * the training backward's saved statistics). */
 template <typename T>
-static __global__ void bn_eval_param_partial_kernel(float *partial, const T *dy, const T *x, const float *mean,
-                                                    const float *var, int64_t rows, int64_t c, int64_t chunk,
-                                                    float eps)
+static __global__ void bn_param_partial_kernel(float *partial, const T *dy, const T *x, const float *mean,
+                                               const float *var, int64_t rows, int64_t c, int64_t chunk, float eps)
 {
     __shared__ float acc_g[8][33], acc_b[8][33];
     int64_t col = (int64_t)blockIdx.x * 32 + threadIdx.x;
@@ -47,7 +50,7 @@ static __global__ void bn_eval_param_partial_kernel(float *partial, const T *dy,
     int64_t r1 = r0 + chunk < rows ? r0 + chunk : rows;
     float sg = 0.0f, sb = 0.0f;
     if (col < c) {
-        float m = mean[col], invstd = 1.0f / sqrtf(var[col] + eps);
+        float m = mean[col], invstd = eps < 0.0f ? var[col] : 1.0f / sqrtf(var[col] + eps);
         for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
             float d = tb_f32(dy[r * c + col]);
             sg += d * (tb_f32(x[r * c + col]) - m) * invstd;
@@ -69,7 +72,7 @@ static __global__ void bn_eval_param_partial_kernel(float *partial, const T *dy,
 }
 
 /* Pass 2: dgamma[j] += sum over chunks (in chunk order), dbeta likewise; either may be NULL. */
-static __global__ void bn_eval_param_final_kernel(float *dgamma, float *dbeta, const float *partial, int64_t chunks,
+static __global__ void bn_param_final_kernel(float *dgamma, float *dbeta, const float *partial, int64_t chunks,
                                                   int64_t c)
 {
     TB_GRID_STRIDE_LOOP(j, c)
@@ -182,14 +185,61 @@ int tb_cuda_bn_param_grads(tb_cuda_ctx *ctx, int64_t c, tb_tensor *dgamma, tb_te
     return TB_OK;
 }
 
+/* Rows per chunk of the parameter-gradient pass: enough chunks to fill the
+ * GPU, at least 64 rows each, two partials per chunk and channel in the scratch. */
+static int64_t param_chunks(const tb_cuda_ctx *ctx, int64_t rows, int64_t c)
+{
+    int64_t col_blocks = (c + 31) / 32;
+    int64_t chunks = ((int64_t)ctx->sm_count * 8 + col_blocks - 1) / col_blocks;
+    int64_t max_by_rows = (rows + 63) / 64, max_by_scratch = (int64_t)TB_CUDA_REDUCE_ELEMS / (2 * c);
+    if (chunks > max_by_rows)
+        chunks = max_by_rows;
+    if (chunks > max_by_scratch)
+        chunks = max_by_scratch;
+    if (chunks > 65535)
+        chunks = 65535;
+    return chunks < 1 ? 1 : chunks;
+}
+
+/* dgamma += sum dy * (x - mean) * invstd, dbeta += sum dy over the rows,
+ * each optional, in two passes of a fixed order (deterministic). invstd from
+ * var and eps, or var itself when eps < 0 (bn_param_partial_kernel). */
+static int bn_param_grads(tb_cuda_ctx *ctx, tb_tensor *dgamma, tb_tensor *dbeta, const tb_tensor *dy,
+                          const tb_tensor *x, const tb_tensor *mean, const tb_tensor *var, float eps)
+{
+    float *dg = (float *)data_or_null(dgamma), *db = (float *)data_or_null(dbeta);
+    if (!dg && !db)
+        return TB_OK;
+    int64_t total = tb_numel(dy), c = dy->shape[dy->ndim - 1], rows = total / c;
+    TB_CHECK(2 * c <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
+             "batchnorm: %lld channels exceed the reduction scratch of the parameter gradients", (long long)c);
+    int64_t chunks = param_chunks(ctx, rows, c);
+    int64_t chunk = (rows + chunks - 1) / chunks;
+    chunks = (rows + chunk - 1) / chunk;
+    dim3 grid((unsigned)((c + 31) / 32), (unsigned)chunks), block(32, 8);
+    TB_TRY(tb_dispatch_float(dy->dtype, "batchnorm parameter gradients", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        bn_param_partial_kernel<T><<<grid, block, 0, ctx->stream>>>(ctx->reduce, (const T *)dy->data,
+                                                                    (const T *)x->data, (const float *)mean->data,
+                                                                    (const float *)var->data, rows, c, chunk, eps);
+        return TB_OK;
+    }));
+    CUDA_CHECK_LAUNCH();
+    bn_param_final_kernel<<<tb_cuda_blocks(ctx, c), TB_CUDA_THREADS, 0, ctx->stream>>>(dg, db, ctx->reduce, chunks,
+                                                                                       c);
+    CUDA_CHECK_LAUNCH();
+    return TB_OK;
+}
+
 static int bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta, const tb_tensor *dy,
                        const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *save_mean,
                        const tb_tensor *save_invstd)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    TB_CHECK(dx && dx->data, TB_ERR_INVALID, "batchnorm_backward: dx is required");
     TB_CHECK(save_mean && save_mean->data && save_invstd && save_invstd->data, TB_ERR_INVALID,
              "batchnorm_backward: the saved mean and inverse std of the forward are required");
+    if (!dx || !dx->data) /* cuDNN's backward always writes dx: the parameter gradients alone are ours */
+        return bn_param_grads(ctx, dgamma, dbeta, dy, x, save_mean, save_invstd, -1.0f);
     cudnnBatchNormMode_t mode = train_mode(ctx, x);
     int64_t c = 0;
     TB_TRY(tb_cuda_bn_describe(ctx, x, mode, &c));
@@ -214,28 +264,12 @@ int tb_cuda_batchnorm_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma,
                       "dx", dx, "dy", dy, "x", x, "dgamma", dgamma);
 }
 
-/* Rows per chunk of the parameter-gradient pass: enough chunks to fill the
- * GPU, at least 64 rows each, two partials per chunk and channel in the scratch. */
-static int64_t eval_param_chunks(const tb_cuda_ctx *ctx, int64_t rows, int64_t c)
-{
-    int64_t col_blocks = (c + 31) / 32;
-    int64_t chunks = ((int64_t)ctx->sm_count * 8 + col_blocks - 1) / col_blocks;
-    int64_t max_by_rows = (rows + 63) / 64, max_by_scratch = (int64_t)TB_CUDA_REDUCE_ELEMS / (2 * c);
-    if (chunks > max_by_rows)
-        chunks = max_by_rows;
-    if (chunks > max_by_scratch)
-        chunks = max_by_scratch;
-    if (chunks > 65535)
-        chunks = 65535;
-    return chunks < 1 ? 1 : chunks;
-}
-
 static int bn_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta, const tb_tensor *dy,
                             const tb_tensor *x, const tb_tensor *gamma, const tb_tensor *running_mean,
                             const tb_tensor *running_var, float eps)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    int64_t total = tb_numel(dy), c = dy->shape[dy->ndim - 1], rows = total / c;
+    int64_t total = tb_numel(dy), c = dy->shape[dy->ndim - 1];
     const float *var = (const float *)running_var->data;
     if (dx && dx->data) {
         TB_TRY(tb_dispatch_float(dy->dtype, "batchnorm_backward_eval", [&](auto tag) {
@@ -246,27 +280,7 @@ static int bn_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb
         }));
         CUDA_CHECK_LAUNCH();
     }
-    float *dg = (float *)data_or_null(dgamma), *db = (float *)data_or_null(dbeta);
-    if (!dg && !db)
-        return TB_OK;
-    TB_CHECK(2 * c <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
-             "batchnorm_backward_eval: %lld channels exceed the reduction scratch", (long long)c);
-    int64_t chunks = eval_param_chunks(ctx, rows, c);
-    int64_t chunk = (rows + chunks - 1) / chunks;
-    chunks = (rows + chunk - 1) / chunk;
-    dim3 grid((unsigned)((c + 31) / 32), (unsigned)chunks), block(32, 8);
-    TB_TRY(tb_dispatch_float(dy->dtype, "batchnorm_backward_eval", [&](auto tag) {
-        using T = typename decltype(tag)::type;
-        bn_eval_param_partial_kernel<T><<<grid, block, 0, ctx->stream>>>(
-            ctx->reduce, (const T *)dy->data, (const T *)x->data, (const float *)running_mean->data, var, rows, c,
-            chunk, eps);
-        return TB_OK;
-    }));
-    CUDA_CHECK_LAUNCH();
-    bn_eval_param_final_kernel<<<tb_cuda_blocks(ctx, c), TB_CUDA_THREADS, 0, ctx->stream>>>(dg, db, ctx->reduce,
-                                                                                            chunks, c);
-    CUDA_CHECK_LAUNCH();
-    return TB_OK;
+    return bn_param_grads(ctx, dgamma, dbeta, dy, x, running_mean, running_var, eps);
 }
 
 int tb_cuda_batchnorm_backward_eval(tb_backend *be, tb_tensor *dx, tb_tensor *dgamma, tb_tensor *dbeta,

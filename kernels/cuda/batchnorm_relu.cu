@@ -211,8 +211,9 @@ size_t tb_cuda_batchnorm_relu_reserve_size(tb_backend *be, const tb_tensor *x, b
     return bytes;
 }
 
-/* Fused path: cuDNN's workspace, then (with z) the residual gradient.
- * Other path: the gated gradient. */
+/* Fused path: cuDNN's workspace, then (with z) the residual gradient; at
+ * least the gated gradient, for a backward without dx (which takes the
+ * other path). Other path: the gated gradient. */
 size_t tb_cuda_batchnorm_relu_workspace_size(tb_backend *be, const tb_tensor *x, bool add)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
@@ -221,7 +222,8 @@ size_t tb_cuda_batchnorm_relu_workspace_size(tb_backend *be, const tb_tensor *x,
     size_t ws = 0;
     if (ex_cudnn_workspace(ctx, x, add, &ws) != TB_OK)
         return 0;
-    return ws + (add ? tb_nbytes(x) : 0);
+    ws += add ? tb_nbytes(x) : 0;
+    return ws > tb_nbytes(x) ? ws : tb_nbytes(x);
 }
 
 static void *data_or_null(const tb_tensor *t) { return t ? t->data : NULL; }
@@ -321,8 +323,6 @@ static int backward_unfused(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_ten
     }));
     if (!dx && !dgamma && !dbeta)
         return TB_OK;
-    TB_CHECK(dx != NULL, TB_ERR_UNSUPPORTED,
-             "batchnorm_relu_backward: cuDNN's BatchNorm backward always writes dx; give one");
     return tb_cuda_batchnorm_backward(be, dx, dgamma, dbeta, &gated, x, gamma, save_mean, save_invstd);
 }
 
@@ -332,9 +332,10 @@ static int bnr_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor 
                         const tb_tensor *save_invstd, bool add, bool dz_write)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    if (!use_cudnn_ex(ctx, x))
+    /* cuDNN's fused backward always writes dx: without one, the unfused path
+     * (which needs only y, not the reserve) */
+    if (!use_cudnn_ex(ctx, x) || !dx)
         return backward_unfused(be, dx, dz, dgamma, dbeta, dy, x, y, gamma, save_mean, save_invstd, dz_write);
-    TB_CHECK(dx != NULL, TB_ERR_UNSUPPORTED, "batchnorm_relu_backward: cuDNN's fused backward always writes dx; give one");
     size_t ws = 0;
     TB_TRY(ex_cudnn_workspace(ctx, x, add, &ws));
     size_t rs = tb_cuda_batchnorm_relu_reserve_size(be, x, add);

@@ -106,10 +106,12 @@ static void test_conv2d(void **state)
 /* ------------------------------------------------------------- batchnorm */
 typedef struct bn_case {
     int n, h, w, c; /* h == 0: a 2-D {n, c} input */
+    float eps;      /* 1e-5 (ResNet), 1e-3 (Inception-V3): a backward that ignored it would differ there */
 } bn_case;
 
 static const bn_case bn_cases[] = {
-    {2, 5, 7, 3}, {1, 4, 4, 8}, {4, 3, 3, 16}, {8, 0, 0, 10}, {3, 1, 1, 5}, {16, 8, 8, 64}, {2, 14, 14, 256},
+    {2, 5, 7, 3, 1e-5f},    {1, 4, 4, 8, 1e-3f},     {4, 3, 3, 16, 1e-5f},    {8, 0, 0, 10, 1e-3f},
+    {3, 1, 1, 5, 1e-5f},    {16, 8, 8, 64, 1e-3f},   {2, 14, 14, 256, 1e-5f},
 };
 
 static tpair *bn_act(tctx *t, tb_dtype dt, const bn_case *bc, float lo, float hi)
@@ -120,7 +122,7 @@ static tpair *bn_act(tctx *t, tb_dtype dt, const bn_case *bc, float lo, float hi
 
 static void run_bn(tctx *t, const bn_case *bc, tb_dtype dt, const char *mode)
 {
-    const float momentum = 0.1f, eps = 1e-5f;
+    const float momentum = 0.1f, eps = bc->eps;
     double rtol = tp_tol(dt, true), stat_tol = tp_tol(TB_F32, true);
     tctx_case(t, "batchnorm [%d,%d,%d,%d] %s %s", bc->n, bc->h, bc->w, bc->c, tb_dtype_name(dt), mode);
     tpair *x = bn_act(t, dt, bc, -2, 3), *y = bn_act(t, dt, bc, -1, 1), *y_eval = bn_act(t, dt, bc, -1, 1);
@@ -154,6 +156,15 @@ static void run_bn(tctx *t, const bn_case *bc, tb_dtype dt, const char *mode)
     tp_check(t, "dbeta", dbeta, stat_tol * 10);
     RUN_BOTH(t, tb_batchnorm_backward(BE, S(dx_frozen), NULL, NULL, S(dy), S(x), S(gamma), S(smean), S(sinv)));
     tp_check(t, "dx (frozen gamma, beta)", dx_frozen, rtol);
+    /* only the parameter gradients (an input that takes none: cuDNN's backward always writes dx) */
+    tpair *dgamma_only = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *dbeta_only = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    if (!dgamma_only || !dbeta_only)
+        return;
+    RUN_BOTH(t, tb_batchnorm_backward(BE, NULL, S(dgamma_only), S(dbeta_only), S(dy), S(x), S(gamma), S(smean),
+                                      S(sinv)));
+    tp_check(t, "dgamma (no dx)", dgamma_only, stat_tol * 10);
+    tp_check(t, "dbeta (no dx)", dbeta_only, stat_tol * 10);
     /* backward of the eval forward (frozen BN): dx is elementwise, the
      * parameter gradients reduce; each output optional */
     RUN_BOTH(t, tb_batchnorm_backward_eval(BE, S(dx_eval), S(dgamma_eval), S(dbeta_eval), S(dy), S(x), S(gamma),
@@ -211,7 +222,8 @@ static float round_to(float v, tb_dtype dt)
     return tb_load_f32(&tmp, dt, 0);
 }
 
-static bool bnr_keep_off_kink(tctx *t, tpair *x, tpair *z, const tpair *gamma, const tpair *beta, double margin)
+static bool bnr_keep_off_kink(tctx *t, tpair *x, tpair *z, const tpair *gamma, const tpair *beta, double eps,
+                              double margin)
 {
     const tb_tensor *xt = &x->t[0];
     int64_t c = xt->shape[xt->ndim - 1], total = tb_numel(xt), rows = total / c;
@@ -233,7 +245,7 @@ static bool bnr_keep_off_kink(tctx *t, tpair *x, tpair *z, const tpair *gamma, c
             double mean = sum / (double)rows;
             for (int64_t r = 0; r < rows; r++)
                 sq += (xv[r * c + j] - mean) * (xv[r * c + j] - mean);
-            double scale = g[j] / sqrt(sq / (double)rows + 1e-5);
+            double scale = g[j] / sqrt(sq / (double)rows + eps);
             for (int64_t r = 0; r < rows; r++) {
                 int64_t e = r * c + j;
                 double pre = (xv[e] - mean) * scale + b[j] + zv[e];
@@ -258,7 +270,7 @@ static bool bnr_keep_off_kink(tctx *t, tpair *x, tpair *z, const tpair *gamma, c
 
 static void run_bn_relu(tctx *t, const bn_case *bc, tb_dtype dt, bool add, const char *mode)
 {
-    const float momentum = 0.1f, eps = 1e-5f;
+    const float momentum = 0.1f, eps = bc->eps;
     double rtol = tp_tol(dt, true), stat_tol = tp_tol(TB_F32, true);
     tctx_case(t, "batchnorm%s+relu [%d,%d,%d,%d] %s %s", add ? "+add" : "", bc->n, bc->h, bc->w, bc->c,
               tb_dtype_name(dt), mode);
@@ -280,7 +292,7 @@ static void run_bn_relu(tctx *t, const bn_case *bc, tb_dtype dt, bool add, const
     /* the reserve the backend under test asks for (the CPU needs none: one byte stands for it) */
     size_t rs = tb_batchnorm_relu_reserve_size(dut_be, &x->t[1], add);
     tpair *reserve = tp_1d(t, TB_U8, rs > 0 ? (int64_t)rs : 1, TP_ZERO, 0, 0);
-    if (!reserve || !bnr_keep_off_kink(t, x, z, gamma, beta, 0.05))
+    if (!reserve || !bnr_keep_off_kink(t, x, z, gamma, beta, eps, 0.05))
         return;
     for (int side_ = 0; side_ < 2; side_++)
         tctx_rc(t, side_, "reserve workspace",
@@ -303,6 +315,18 @@ static void run_bn_relu(tctx *t, const bn_case *bc, tb_dtype dt, bool add, const
     RUN_BOTH(t, tb_batchnorm_relu_backward(BE, S(dx_frozen), NULL, NULL, NULL, S(reserve), S(dy), S(x), S(y),
                                            S(gamma), S(beta), S(smean), S(sinv), add, false));
     tp_check(t, "dx (frozen gamma, beta; no dz)", dx_frozen, rtol);
+    /* no dx: the CUDA backend's fused path cannot (cuDNN always writes dx) and takes the other one */
+    tpair *dz_nodx = add ? bn_act(t, dt, bc, -1, 1) : NULL;
+    tpair *dgamma_nodx = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    tpair *dbeta_nodx = tp_1d(t, TB_F32, bc->c, TP_UNIFORM, -1, 1);
+    if ((add && !dz_nodx) || !dgamma_nodx || !dbeta_nodx)
+        return;
+    RUN_BOTH(t, tb_batchnorm_relu_backward(BE, NULL, S(dz_nodx), S(dgamma_nodx), S(dbeta_nodx), S(reserve), S(dy),
+                                           S(x), S(y), S(gamma), S(beta), S(smean), S(sinv), add, false));
+    if (dz_nodx)
+        tp_check(t, "dz (no dx)", dz_nodx, tp_tol(dt, false));
+    tp_check(t, "dgamma (no dx)", dgamma_nodx, stat_tol * 10);
+    tp_check(t, "dbeta (no dx)", dbeta_nodx, stat_tol * 10);
     if (add) { /* dz_write: the shortcut's gradient stored, its stale random contents gone; dx still adds */
         tpair *dx_w = bn_act(t, dt, bc, -1, 1), *dz_w = bn_act(t, dt, bc, -1, 1);
         if (!dx_w || !dz_w)
