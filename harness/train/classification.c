@@ -334,6 +334,7 @@ static int validation_pass(cls_run *r, logits_fn fn, void *ctx, const tta_scratc
             score_batch(r->logits, b->labels, b->count, k, &loss_sum, &hit1, &hit5);
             seen += b->count;
         }
+        tb_trainer_settle(r->be, rc);
         tb_loader_release(r->val_ld, b);
         TB_TRY(rc);
     }
@@ -391,6 +392,7 @@ static int train_epoch(cls_run *r, int epoch, tb_epoch_record *rec, bool *diverg
         int rc = ahead ? tb_loader_next(r->train_ld, &next) : TB_OK;
         if (rc == TB_OK)
             rc = tb_step_run(&r->step, b->images, b->labels, &m, lr, next ? next->images : NULL, &sr);
+        tb_trainer_settle(r->be, rc);
         tb_loader_release(r->train_ld, b);
         if (rc != TB_OK) {
             if (next)

@@ -54,6 +54,8 @@ static int reserve_workspace(tb_det_step *s)
 int tb_det_step_init(tb_det_step *s, tb_graph *g, const tb_frcnn *net, const tb_det_step_options *opt)
 {
     memset(s, 0, sizeof *s);
+    /* the loaders' images are f32 and go into the input as they are */
+    TB_CHECK(tb_graph_dtype(g) == TB_F32, TB_ERR_UNSUPPORTED, "detection: only fp32 graphs are supported");
     s->be = tb_graph_backend(g);
     s->g = g;
     s->net = *net;
@@ -96,8 +98,12 @@ int tb_det_step_init(tb_det_step *s, tb_graph *g, const tb_frcnn *net, const tb_
                         &s->losses, &s->all_probs, &s->all_deltas, &s->det_boxes, &s->det_scores,
                         &s->det_classes, &s->det_count};
     TB_TRY(tb_trainer_alloc_tensors(s->be, &s->mem, all, (int)(sizeof all / sizeof all[0])));
-    TB_TRY(reserve_workspace(s));
-    return upload_anchors(s);
+    int rc = reserve_workspace(s);
+    if (rc == TB_OK)
+        rc = upload_anchors(s);
+    if (rc != TB_OK) /* the caller destroys only a step that was set up */
+        tb_det_step_destroy(s);
+    return rc;
 }
 
 void tb_det_step_destroy(tb_det_step *s)
@@ -133,9 +139,7 @@ static int upload_batch(tb_det_step *s, const tb_det_host_batch *b)
     TB_TRY(tb_upload(s->be, &s->gt_labels, b->gt_labels));
     TB_TRY(tb_upload(s->be, &s->gt_count, b->gt_count));
     TB_TRY(tb_upload(s->be, &s->im_size, b->im_size));
-    tb_tensor *in = tb_graph_input(s->g);
-    TB_CHECK(in->dtype == TB_F32, TB_ERR_UNSUPPORTED, "detection: only fp32 graphs are supported");
-    return tb_upload(s->be, in, b->images);
+    return tb_upload(s->be, tb_graph_input(s->g), b->images);
 }
 
 static tb_proposal_params proposal_params(const tb_det_step *s, bool train)

@@ -194,6 +194,7 @@ static int evaluate(det_run *r)
         int rc = tb_det_step_detect(&r->step, &hb, r->det_boxes, r->det_scores, r->det_classes, r->det_count);
         if (rc == TB_OK)
             rc = add_detections(r, b);
+        tb_trainer_settle(r->f.be, rc);
         tb_det_loader_release(r->val_ld, b);
         TB_TRY(rc);
     }

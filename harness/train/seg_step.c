@@ -11,6 +11,8 @@ int tb_seg_step_init(tb_seg_step *s, tb_graph *g, const tb_fcn *net, const tb_fc
                      const tb_run_config *cfg)
 {
     memset(s, 0, sizeof *s);
+    /* the loaders' images are f32 and go into the input as they are */
+    TB_CHECK(tb_graph_dtype(g) == TB_F32, TB_ERR_UNSUPPORTED, "segmentation: only fp32 graphs are supported");
     s->be = tb_graph_backend(g);
     s->g = g;
     s->net = *net;

@@ -176,6 +176,7 @@ static int evaluate(seg_run *r)
             argmax_pixels(r->host_logits, per_image * b->valid, r->classes, r->host_pred);
             rc = tb_seg_metrics_add(r->metrics, r->host_pred, TB_I32, b->labels, TB_I32, per_image * b->valid);
         }
+        tb_trainer_settle(r->f.be, rc);
         tb_seg_loader_release(r->val_ld, b);
         TB_TRY(rc);
     }

@@ -38,6 +38,16 @@ void tb_trainer_loader_free(void *user, void *p)
     be->iface.free_host(be, p);
 }
 
+void tb_trainer_settle(tb_backend *be, int rc)
+{
+    if (rc == TB_OK)
+        return;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", tb_errmsg());
+    if (tb_synchronize(be) != TB_OK) /* the step's error stays the one reported */
+        tb_fail(rc, "%s", msg);
+}
+
 tb_trainer_fn tb_trainer_for_task(tb_task task)
 {
     switch (task) {
@@ -137,6 +147,7 @@ static int train_epoch(const tb_epoch_loop *l, int epoch, tb_epoch_record *rec, 
         lr = tb_schedule_lr(l->sched, iter);
         float loss = NAN;
         int rc = l->step(l->user, b, iter, lr, &loss);
+        tb_trainer_settle(l->be, rc);
         l->release(l->user, b);
         TB_TRY(rc);
         steps++;

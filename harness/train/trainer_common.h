@@ -50,6 +50,11 @@ int tb_trainer_alloc_tensors(tb_backend *be, void **mem, tb_tensor *const *ts, i
 /* Loader allocation hooks; user is the tb_backend. */
 int tb_trainer_loader_alloc(void *user, void **p, size_t bytes);
 void tb_trainer_loader_free(void *user, void *p);
+/* Before a batch goes back to its loader after a failed step (rc !=
+ * TB_OK): waits for the device, whose copy from the batch's pinned memory
+ * may still run (a successful step ended on its loss read). Errors of the
+ * wait are dropped: rc is the one to report. */
+void tb_trainer_settle(tb_backend *be, int rc);
 
 /* What every trainer run holds; a task's run struct starts with it. */
 typedef struct tb_trainer_frame {
