@@ -28,7 +28,9 @@ the C4 design trickbench uses (models/faster_rcnn.h):
 Data: random N(0, 1) images of S x S and per image --objects random boxes
 (sides uniform in [S/8, S/2], aspect h/w in [1/2, 2]) with random classes,
 from a fixed seed, reused by every step; fp32 (on a GPU, as trickbench: TF32
-allowed, cuDNN benchmark mode; bench/torch_cuda_setup.py); torch.set_num_threads(T).
+allowed, cuDNN benchmark mode; bench/torch_cuda_setup.py); torch.set_num_threads(T);
+channels_last memory format unless --memory-format contiguous (the model's
+weights; cuDNN follows them with the batch the transform builds).
 Prints images/s (median over --repeats runs of --steps steps, after --warmup
 steps); --json prints one object with "images_per_sec". A benchmark, not a
 test: nothing in `meson test` uses it, and PyTorch/torchvision come from pip.
@@ -196,6 +198,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--memory-format", default="channels_last", choices=["channels_last", "contiguous"])
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.settings == "auto":
@@ -212,7 +215,8 @@ def main():
     cuda_settings = torch_cuda_setup.configure(torch, args.device)
     dev = torch.device(args.device)
     torch.manual_seed(1)
-    model = build_model(args, s, torch, nn).to(dev)
+    fmt = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
+    model = build_model(args, s, torch, nn).to(dev).to(memory_format=fmt)
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.SGD(params, lr=0.001, momentum=0.9, nesterov=True, weight_decay=1e-4)
     images, targets = make_batch(args, torch, dev)
@@ -246,7 +250,8 @@ def main():
     out = {"framework": f"pytorch {torch.__version__} torchvision {torchvision.__version__}", "task": "detection",
            "model": args.model, "variant": args.variant, "stem": args.stem, "width": args.width,
            "batch": args.batch, "image": args.image, "channels": args.channels, "classes": args.classes,
-           "objects": args.objects, "settings": args.settings, "device": args.device, "threads": args.threads,
+           "objects": args.objects, "settings": args.settings, "memory_format": args.memory_format,
+           "device": args.device, "threads": args.threads,
            "params": sum(q.numel() for q in params), "images_per_sec": med, "images_per_sec_all": ips, **cuda_settings,
            **torch_cuda_setup.peak_memory(torch, args.device),
            "loss": float(loss.detach()) if loss is not None else None}

@@ -19,15 +19,25 @@
 # with the commit written out here, where git works.
 #
 # Order: probe, the CLI and the cuda tests' build, the cuda suite, then for each
-# precision trickbench and PyTorch side by side, then the variants (no CUDA
-# graph, fp16 with BN + add + ReLU unfused), then detection and segmentation,
-# then the rest of the build. Every step's limit is cut to what is left of
-# GPU_CHECK_BUDGET, and a step that would get under 20 s is skipped and says
-# so, so that the table is printed before the device call's own limit ends.
+# precision PyTorch and trickbench side by side (the reference first: a hang of
+# ours cannot cost it), then the variants (no CUDA graph, fp16 with BN + add +
+# ReLU unfused), then detection and segmentation, then torch.compile (bf16
+# only: a cold compile takes about a minute), then the rest of the build.
+# Every step's limit is cut to what is left of GPU_CHECK_BUDGET, and a step
+# that would get under 20 s is skipped and says so, so that the table is
+# printed before the device call's own limit ends. The tests stop starting
+# once less than GPU_CHECK_BENCH_RESERVE is left when benchmarks are wanted.
+# A healthy benchmark takes 15-40 s; each gets at most 150 s.
+#
+# On a first run, or with little device time, split the work over two calls
+# made while the machine is still warm (build-gpu is kept between them):
+#   GPU_CHECK_STEPS="probe build test" ... then
+#   GPU_CHECK_STEPS="bench torch det seg compile" ...
 #
 # Environment (all optional):
-#   GPU_CHECK_STEPS  steps to run, default "probe build test bench torch det seg"
+#   GPU_CHECK_STEPS  steps to run, default "probe build test bench torch det seg compile"
 #                    (split a session's short device time across calls)
+#   GPU_CHECK_BENCH_RESERVE seconds the tests leave for the benchmarks, default 250
 #   GPU_CHECK_BUDGET seconds for the whole script, default 560 (a device call
 #                    may run 600 s)
 #   GPU_CHECK_COMMIT the commit tested, for the table (the tree copied to the
@@ -60,7 +70,7 @@ if [ -n "$pack" ]; then
     mkdir -p "$pack" && pack=$(cd "$pack" && pwd)
 fi
 cd "$(dirname "$0")/.." || exit 1
-steps=${GPU_CHECK_STEPS:-probe build test bench torch det seg}
+steps=${GPU_CHECK_STEPS:-probe build test bench torch det seg compile}
 build=${BUILD_DIR:-build-gpu}
 jobs=${JOBS:-16}
 precisions=${PRECISIONS:-fp16 bf16 fp32}
@@ -72,7 +82,8 @@ task_steps=${TASK_STEPS:---steps 10 --warmup 3 --repeats 3}
 deadline=$(($(date +%s) + ${GPU_CHECK_BUDGET:-560}))
 status_lines=()
 last_ips=-
-declare -A ips_ours ips_eager ips_unfused replayed ips_torch task_ours task_torch
+declare -A ips_ours ips_eager ips_unfused replayed ips_torch ips_compiled task_ours task_torch
+bench_reserve=${GPU_CHECK_BENCH_RESERVE:-250}
 
 wants() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
@@ -218,18 +229,21 @@ fi
 # Each program of the suite on its own (the suite `cuda` of tests/cuda/meson.build),
 # most telling first: a status line each, and a hang costs one limit, not all.
 if wants test; then
+    keep=0
+    if wants bench || wants torch; then
+        keep=$bench_reserve
+    fi
     for t in test_cuda_layers test_cuda_util_ops test_cuda_train test_cuda_resize test_cuda_detection \
-        test_cuda_box_targets test_cuda_box_nms; do
-        if [ -x "$build/tests/cuda/$t" ]; then
-            run_step "$t" 150 "$build/tests/cuda/$t"
-        else
+        test_cuda_box_targets test_cuda_box_nms test_cuda_host; do
+        if [ ! -x "$build/tests/cuda/$t" ]; then
             skip_step "$t" "not built"
+        elif [ $((deadline - $(date +%s))) -lt $((keep + 30)) ]; then
+            skip_step "$t" "the rest of GPU_CHECK_BUDGET is kept for the benchmarks"
+        else
+            # the host-side test takes its GPU branch here (backend created and named)
+            run_step "$t" 150 "$build/tests/cuda/$t"
         fi
     done
-    # the host-side test takes its GPU branch here (backend created and named)
-    if [ -x "$build/tests/cuda/test_cuda_host" ]; then
-        run_step test-cuda-host 120 "$build/tests/cuda/test_cuda_host"
-    fi
 fi
 
 # ---- benchmarks: per precision ours then PyTorch, then the variants ---------
@@ -244,7 +258,7 @@ bench_ours() {
     local name=$1 p=$2
     shift 2
     # shellcheck disable=SC2086
-    run_step "$name" 420 env "$@" "$build/trickbench" bench $bench_args --precision "$p" --device cuda \
+    run_step "$name" 150 env "$@" "$build/trickbench" bench $bench_args --precision "$p" --device cuda \
         $bench_steps --json
     last_ips=$(images_per_sec "$out/$name.log")
 }
@@ -255,17 +269,17 @@ if wants torch && [ ! -f bench/pytorch_bench.py ]; then
     skip_step torch "bench/pytorch_bench.py not found"
 fi
 for p in $precisions; do
+    if wants torch && [ -f bench/pytorch_bench.py ]; then
+        # shellcheck disable=SC2086
+        run_step "torch-$p" 150 env LD_LIBRARY_PATH="$ld_orig" python3 bench/pytorch_bench.py $bench_args --precision "$p" --device cuda \
+            $bench_steps --json
+        ips_torch[$p]=$(images_per_sec "$out/torch-$p.log")
+    fi
     if wants bench && $have_bench; then
         bench_ours "bench-$p" "$p"
         ips_ours[$p]=$last_ips
         # steps replayed from the captured CUDA graph, of all steps run
         replayed[$p]="$(json_field "$out/bench-$p.log" steps_replayed)/$(json_field "$out/bench-$p.log" steps_run), $(json_field "$out/bench-$p.log" steps_skipped) skipped"
-    fi
-    if wants torch && [ -f bench/pytorch_bench.py ]; then
-        # shellcheck disable=SC2086
-        run_step "torch-$p" 420 env LD_LIBRARY_PATH="$ld_orig" python3 bench/pytorch_bench.py $bench_args --precision "$p" --device cuda \
-            $bench_steps --json
-        ips_torch[$p]=$(images_per_sec "$out/torch-$p.log")
     fi
 done
 if wants bench && $have_bench; then
@@ -292,7 +306,7 @@ task_bench() {
     esac
     if [ -x "$build/trickbench" ] && "$build/trickbench" bench --task "$task" --help >/dev/null 2>&1; then
         # shellcheck disable=SC2086
-        run_step "$task-trickbench" 420 "$build/trickbench" bench --task "$task" $args --device cuda \
+        run_step "$task-trickbench" 150 "$build/trickbench" bench --task "$task" $args --device cuda \
             $task_steps --json
         task_ours[$task]=$(images_per_sec "$out/$task-trickbench.log")
     else
@@ -300,7 +314,7 @@ task_bench() {
     fi
     if [ -f "$ref" ]; then
         # shellcheck disable=SC2086
-        run_step "$task-torch" 420 env LD_LIBRARY_PATH="$ld_orig" python3 "$ref" $args --device cuda $task_steps --json
+        run_step "$task-torch" 150 env LD_LIBRARY_PATH="$ld_orig" python3 "$ref" $args --device cuda $task_steps --json
         task_torch[$task]=$(images_per_sec "$out/$task-torch.log")
     else
         skip_step "$task-torch" "$ref not found"
@@ -311,6 +325,13 @@ if wants det; then
 fi
 if wants seg; then
     task_bench segmentation "$seg_args"
+fi
+# ---- torch.compile: the second reference, bf16 (its cold compile is in the warm-up) ----
+if wants compile && [ -f bench/pytorch_bench.py ]; then
+    # shellcheck disable=SC2086
+    run_step torch-bf16-compiled 200 env LD_LIBRARY_PATH="$ld_orig" python3 bench/pytorch_bench.py $bench_args \
+        --precision bf16 --device cuda $bench_steps --compile --json
+    ips_compiled[bf16]=$(images_per_sec "$out/torch-bf16-compiled.log")
 fi
 # everything else (CPU tests, tools): that it all builds there too
 if wants build; then
@@ -336,13 +357,14 @@ fi
         echo
         echo "images/s, $bench_args, synthetic data:"
         echo
-        echo "| precision | trickbench | steps replayed/run, skipped | trickbench op by op | BN, add, ReLU unfused | PyTorch | ratio |"
-        echo "|---|---|---|---|---|---|---|"
+        echo "| precision | trickbench | steps replayed/run, skipped | trickbench op by op | BN, add, ReLU unfused | PyTorch | ratio | PyTorch compiled | ratio |"
+        echo "|---|---|---|---|---|---|---|---|---|"
         for p in $precisions; do
             o=${ips_ours[$p]:--} e=${ips_eager[$p]:--} r=${ips_torch[$p]:--} g=${replayed[$p]:--}
-            u=${ips_unfused[$p]:--}
+            u=${ips_unfused[$p]:--} c=${ips_compiled[$p]:--}
             ratio=$(env LD_LIBRARY_PATH="$ld_orig" python3 -c "print('%.2f' % ($o / $r))" 2>/dev/null || echo "-")
-            echo "| $p | $o | $g | $e | $u | $r | $ratio |"
+            cratio=$(env LD_LIBRARY_PATH="$ld_orig" python3 -c "print('%.2f' % ($o / $c))" 2>/dev/null || echo "-")
+            echo "| $p | $o | $g | $e | $u | $r | $ratio | $c | $cratio |"
         done
     fi
     if wants det || wants seg; then
