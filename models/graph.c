@@ -2,6 +2,7 @@
  * See models/graph.h for the model of use. */
 #include "models/graph.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ struct tb_graph {
     int cur_part;
     bool mode_frozen, mode_bn_frozen;
     bool fuse;        /* fuse BN (+ add) + ReLU at finalize */
+    bool inference;   /* forward(train=false) only: no gradients, optimizer or saved state; activations share memory */
     int64_t macs;
     int64_t bn_batches_tracked;
     uint64_t seed, step;
@@ -513,6 +515,7 @@ int tb_g_add_output(tb_graph *g, tb_value v)
 
 void tb_g_set_frozen(tb_graph *g, bool frozen) { g->mode_frozen = frozen; }
 void tb_g_set_fusion(tb_graph *g, bool fuse) { g->fuse = fuse; }
+void tb_g_set_inference(tb_graph *g, bool inference) { g->inference = inference; }
 void tb_g_set_bn_frozen(tb_graph *g, bool frozen) { g->mode_bn_frozen = frozen; }
 
 int tb_g_begin_part(tb_graph *g)
@@ -712,8 +715,10 @@ static int alloc_group(tb_graph *g, int gi, int64_t count)
 {
     tb_param_group *grp = &g->groups[gi];
     tb_dtype vdt = gi == TB_GROUP_LOWP ? g->dtype : TB_F32;
+    bool train = !g->inference;
     size_t bytes[5] = {(size_t)count * 4, gi == TB_GROUP_LOWP ? (size_t)count * tb_dtype_size(vdt) : 0,
-                       (size_t)count * tb_dtype_size(vdt), (size_t)count * 4, (size_t)count};
+                       train ? (size_t)count * tb_dtype_size(vdt) : 0, train ? (size_t)count * 4 : 0,
+                       train ? (size_t)count : 0};
     for (int k = 0; k < 5; k++)
         if (bytes[k])
             TB_TRY(tb_alloc(g->be, &g->mem_params[gi][k], bytes[k]));
@@ -723,6 +728,8 @@ static int alloc_group(tb_graph *g, int gi, int64_t count)
     grp->grad = tb_tensor_1d(g->mem_params[gi][2], vdt, count);
     grp->momentum = tb_tensor_1d(g->mem_params[gi][3], TB_F32, count);
     grp->decay_mask = tb_tensor_1d(g->mem_params[gi][4], TB_U8, count);
+    if (!train)
+        return TB_OK;
     TB_TRY(tb_fill(g->be, &grp->momentum, 0.0f));
     TB_TRY(tb_fill(g->be, &grp->decay_mask, 1.0f));
     TB_TRY(tb_fill(g->be, &grp->grad, 0.0f));
@@ -749,7 +756,7 @@ static int allocate_params(tb_graph *g)
         size_t vsz = tb_dtype_size(p->value.dtype);
         p->master.data = (char *)grp->master.data + (size_t)p->offset * 4;
         p->value.data = (char *)grp->value.data + (size_t)p->offset * vsz;
-        p->grad.data = (char *)grp->grad.data + (size_t)p->offset * vsz;
+        p->grad.data = grp->grad.data ? (char *)grp->grad.data + (size_t)p->offset * vsz : NULL;
     }
     /* padding elements between parameters must not be decayed or moved */
     for (int gi = 0; gi < 2; gi++)
@@ -779,8 +786,111 @@ static int allocate_buffers(tb_graph *g)
     return TB_OK;
 }
 
+/* The storage value of v: the value whose memory an in-place ReLU reuses. */
+static int storage_of(const tb_graph *g, int v) { return g->values[v].alias_of >= 0 ? g->values[v].alias_of : v; }
+
+/* Index of the last live node that reads storage s in a forward; INT_MAX for
+ * storage that outlives the forward (the input, external values, outputs). */
+static int last_read(const tb_graph *g, int s)
+{
+    if (g->values[s].producer < 0)
+        return INT_MAX;
+    for (int o = 0; o < g->n_outputs; o++)
+        if (storage_of(g, g->outputs[o]) == s)
+            return INT_MAX;
+    int last = g->values[s].producer;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node *nd = &g->nodes[i];
+        if (nd->dead)
+            continue;
+        bool reads = nd->fused_bn >= 0 && (storage_of(g, g->nodes[nd->fused_bn].in[0]) == s ||
+                                           (nd->fused_z >= 0 && storage_of(g, nd->fused_z) == s));
+        for (int k = 0; k < nd->n_in && !reads; k++)
+            reads = !g->values[nd->in[k]].dead && storage_of(g, nd->in[k]) == s;
+        if (reads && i > last)
+            last = i;
+    }
+    return last;
+}
+
+typedef struct act_block {
+    size_t off, size;
+    int until; /* node index of the last read */
+} act_block;
+
+/* The lowest offset where `size` bytes fit between the live blocks (sorted by offset). */
+static size_t first_fit(const act_block *live, int n, size_t size)
+{
+    size_t off = 0;
+    for (int k = 0; k < n; k++) {
+        if (live[k].off >= off + size)
+            break;
+        if (live[k].off + live[k].size > off)
+            off = live[k].off + live[k].size;
+    }
+    return off;
+}
+
+/* An inference graph's activations: each storage value from its producer to
+ * its last reader, placed first-fit among the storages alive then (a node's
+ * output never overlaps its inputs: those are freed only after it), in one
+ * arena of the peak size. */
+static int plan_shared_activations(tb_graph *g)
+{
+    act_block *live = calloc((size_t)g->n_values + 1, sizeof *live);
+    size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
+    TB_CHECK(live && offset, TB_ERR_NOMEM, "graph: out of memory planning activations");
+    int n_live = 0;
+    size_t peak = 0;
+    /* values without a producer first (time -1), then in node order */
+    for (int pass = -1; pass < g->n_nodes; pass++) {
+        int kept = 0;
+        for (int k = 0; k < n_live; k++)
+            if (live[k].until >= pass)
+                live[kept++] = live[k];
+        n_live = kept;
+        for (int v = 0; v < g->n_values; v++) {
+            const value *val = &g->values[v];
+            if (val->dead || val->alias_of >= 0 || val->producer != pass)
+                continue;
+            size_t size = align_up(tb_nbytes(&val->t));
+            size_t off = first_fit(live, n_live, size);
+            int at = 0;
+            while (at < n_live && live[at].off < off)
+                at++;
+            memmove(&live[at + 1], &live[at], (size_t)(n_live - at) * sizeof *live);
+            live[at] = (act_block){off, size, last_read(g, v)};
+            n_live++;
+            offset[v] = off;
+            if (off + size > peak)
+                peak = off + size;
+        }
+    }
+    for (int v = 0; v < g->n_values; v++)
+        g->values[v].grad = tb_tensor_1d(NULL, g->values[v].t.dtype, 0);
+    g->act_bytes = peak;
+    int rc = tb_alloc(g->be, &g->mem_act, peak ? peak : 1);
+    if (rc == TB_OK) {
+        for (int v = 0; v < g->n_values; v++)
+            if (!g->values[v].dead && g->values[v].alias_of < 0)
+                g->values[v].t.data = (char *)g->mem_act + offset[v];
+        for (int v = 0; v < g->n_values; v++)
+            if (g->values[v].alias_of >= 0)
+                g->values[v].t.data = g->values[g->values[v].alias_of].t.data;
+    }
+    free(live);
+    free(offset);
+    return rc;
+}
+
 static int allocate_activations(tb_graph *g)
 {
+    if (g->inference) {
+        TB_TRY(plan_shared_activations(g));
+        /* no gradients, no state saved for a backward */
+        TB_TRY(tb_alloc(g->be, &g->mem_grad, 1));
+        return tb_alloc(g->be, &g->mem_saved, 1);
+    }
     size_t act = 0, grad = 0, saved = 0;
     for (int i = 0; i < g->n_values; i++) {
         value *v = &g->values[i];
@@ -896,8 +1006,10 @@ size_t tb_graph_memory_bytes(const tb_graph *g)
         if (!g->group_used[gi])
             continue;
         const tb_param_group *grp = &g->groups[gi];
-        params += (size_t)grp->count * (4 + 4 + 1 + tb_dtype_size(grp->grad.dtype) +
-                                        (gi == TB_GROUP_LOWP ? tb_dtype_size(grp->value.dtype) : 0));
+        size_t per = 4 + (gi == TB_GROUP_LOWP ? tb_dtype_size(grp->value.dtype) : 0); /* master, value */
+        if (!g->inference)
+            per += 4 + 1 + tb_dtype_size(grp->grad.dtype); /* momentum, decay mask, gradient */
+        params += (size_t)grp->count * per;
     }
     return params + g->buffer_bytes + g->act_bytes + g->grad_bytes + g->saved_bytes;
 }
@@ -1027,6 +1139,8 @@ static int forward_node(tb_graph *g, int i, bool train)
 int tb_graph_forward_part(tb_graph *g, bool train, int part)
 {
     TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: forward before tb_graph_finalize(g, true)");
+    TB_CHECK(!train || !g->inference, TB_ERR_INVALID,
+             "graph: an inference graph runs forward in evaluation mode only (train = false)");
     TB_CHECK(part >= 0 && part <= g->cur_part, TB_ERR_INVALID, "graph: part %d does not exist (%d parts)", part,
              g->cur_part + 1);
     for (int i = 0; i < g->n_nodes; i++) {
@@ -1050,6 +1164,8 @@ void tb_graph_count_train_forward(tb_graph *g)
 
 bool tb_graph_replayable(const tb_graph *g)
 {
+    if (g->inference) /* its dropout never draws: evaluation forwards only */
+        return true;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].kind == TB_NODE_DROPOUT)
             return false;
@@ -1142,6 +1258,7 @@ static int backward_node(tb_graph *g, int i)
 int tb_graph_zero_grads(tb_graph *g)
 {
     TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: zero_grads before tb_graph_finalize(g, true)");
+    TB_CHECK(!g->inference, TB_ERR_INVALID, "graph: an inference graph has no gradients");
     tb_tensor all = tb_tensor_1d(g->mem_grad, TB_U8, (int64_t)g->grad_bytes);
     TB_TRY(tb_fill(g->be, &all, 0.0f));
     for (int gi = 0; gi < 2; gi++)
@@ -1153,6 +1270,7 @@ int tb_graph_zero_grads(tb_graph *g)
 int tb_graph_backward(tb_graph *g)
 {
     TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: backward before tb_graph_finalize(g, true)");
+    TB_CHECK(!g->inference, TB_ERR_INVALID, "graph: an inference graph has no backward");
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         int rc = backward_node(g, i);
         if (rc != TB_OK)

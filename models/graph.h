@@ -127,6 +127,14 @@ void tb_g_set_bn_frozen(tb_graph *g, bool frozen);
  * no memory. In f32 on the CPU the results are bitwise those of the
  * separate ops. */
 void tb_g_set_fusion(tb_graph *g, bool fuse);
+/* Inference (before finalize): the graph only ever runs tb_graph_forward(g,
+ * false), as a distillation teacher or for scoring saved weights. Finalize
+ * then allocates no gradients, optimizer state or state saved for a
+ * backward, and activations share memory: each lives from its producer to
+ * its last reader, so only the input, external values and outputs keep
+ * their contents after a forward. Training forwards, zero_grads and
+ * backward are errors. */
+void tb_g_set_inference(tb_graph *g, bool inference);
 /* A value the caller fills before a forward (e.g. RoIs), of any dtype; it has
  * no gradient. */
 tb_value tb_g_external(tb_graph *g, tb_dtype dtype, int ndim, const int64_t *shape);

@@ -136,12 +136,15 @@ static int open_data(cls_run *r, bool train)
     return TB_OK;
 }
 
-static int build_network(cls_run *r, const tb_model_config *mc, const char *checkpoint, tb_graph **out,
-                         tb_model_spec *spec)
+/* The network of a model config; an inference one (a teacher, saved weights
+ * scored) holds no gradients and shares its activation memory. */
+static int build_network(cls_run *r, const tb_model_config *mc, const char *checkpoint, bool inference,
+                         tb_graph **out, tb_model_spec *spec)
 {
     TB_TRY(tb_model_spec_from_config(spec, mc, r->image, r->channels, r->classes));
     TB_TRY(tb_graph_create(out, r->be, precision_dtype(r->cfg->tricks.precision), r->cfg->optim.batch));
     tb_graph_set_seed(*out, r->cfg->seed);
+    tb_g_set_inference(*out, inference);
     TB_TRY(tb_model_build(*out, spec));
     TB_TRY(tb_graph_finalize(*out, true));
     TB_TRY(tb_model_init(*out, spec->init, r->cfg->seed));
@@ -181,7 +184,7 @@ static int setup_teacher(cls_run *r)
         tm = r->opt->teacher_model;
     }
     tb_model_spec spec;
-    return build_network(r, tm, path, &r->teacher, &spec);
+    return build_network(r, tm, path, true, &r->teacher, &spec);
 }
 
 static int setup_training(cls_run *r)
@@ -657,7 +660,7 @@ int tb_eval_classification(const tb_run_config *cfg, const tb_train_options *opt
     if (rc == TB_OK)
         rc = open_data(&r, false);
     if (rc == TB_OK)
-        rc = build_network(&r, &cfg->model, weights, &r.g, &r.spec);
+        rc = build_network(&r, &cfg->model, weights, true, &r.g, &r.spec);
     if (rc == TB_OK) {
         size_t bytes = sizeof(float) * (size_t)cfg->optim.batch * (size_t)r.spec.classes;
         r.logits = malloc(bytes);
@@ -690,7 +693,7 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
     if (rc == TB_OK)
         rc = open_data(&r, true);
     if (rc == TB_OK)
-        rc = build_network(&r, &cfg->model, cfg->model.checkpoint, &r.g, &r.spec);
+        rc = build_network(&r, &cfg->model, cfg->model.checkpoint, false, &r.g, &r.spec);
     if (rc == TB_OK)
         rc = setup_teacher(&r);
     if (rc == TB_OK)

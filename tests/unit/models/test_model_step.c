@@ -154,6 +154,64 @@ static void test_inception(void **state)
     step_case(s, 3);
 }
 
+/* ---- inference graphs ---- */
+
+static float *forward_eval_logits(tb_graph *g)
+{
+    CHECK_OK(tb_graph_forward(g, false));
+    tb_tensor *y = tb_graph_output(g);
+    float *h = malloc(tb_nbytes(y));
+    assert_non_null(h);
+    CHECK_OK(tb_download(be, h, y));
+    return h;
+}
+
+/* An inference graph (shared activation memory, no gradients) computes the
+ * evaluation forward of the training graph bitwise, twice in a row (a value
+ * placed over one still to be read would change the logits), in well under
+ * half the memory, and refuses what needs gradients. */
+static void inference_case(tb_model_spec s, int batch)
+{
+    tb_graph *t = test_build(be, &s, batch, true), *inf = NULL;
+    CHECK_OK(tb_graph_create(&inf, be, TB_F32, batch));
+    tb_g_set_inference(inf, true);
+    CHECK_OK(tb_model_build(inf, &s));
+    CHECK_OK(tb_graph_finalize(inf, true));
+    CHECK_OK(tb_model_init(t, s.init, 11));
+    CHECK_OK(tb_model_init(inf, s.init, 11));
+    size_t bytes = tb_nbytes(tb_graph_output(t));
+    for (uint64_t round = 0; round < 2; round++) {
+        fill_input(t, 3 + round);
+        fill_input(inf, 3 + round);
+        float *want = forward_eval_logits(t), *got = forward_eval_logits(inf);
+        if (memcmp(want, got, bytes) != 0)
+            fail_msg("%s %c: the inference graph's logits differ (round %d)", s.name, s.variant, (int)round);
+        free(want);
+        free(got);
+    }
+    size_t tm = tb_graph_memory_bytes(t), im = tb_graph_memory_bytes(inf);
+    if (im * 2 >= tm)
+        fail_msg("%s %c: inference graph %zu bytes, training graph %zu", s.name, s.variant, im, tm);
+    assert_int_equal(tb_graph_forward(inf, true), TB_ERR_INVALID);
+    assert_int_equal(tb_graph_zero_grads(inf), TB_ERR_INVALID);
+    assert_int_equal(tb_graph_backward(inf), TB_ERR_INVALID);
+    tb_graph_destroy(t);
+    tb_graph_destroy(inf);
+}
+
+static void test_inference_graphs(void **state)
+{
+    (void)state;
+    tb_model_spec r18 = test_spec("resnet18", 'D', TB_STEM_SMALL, 28, 0.25f, 10);
+    r18.channels = 1;
+    inference_case(r18, 2);
+    inference_case(test_spec("resnet50", 'D', TB_STEM_IMAGENET, 64, 0.125f, 10), 2);
+    inference_case(test_spec("mobilenet_v1", 'B', TB_STEM_IMAGENET, 64, 0.25f, 10), 2);
+    tb_model_spec inc = test_spec("inception_v3", 'B', TB_STEM_IMAGENET, 75, 1, 10);
+    inc.dropout = 0.5f;
+    inference_case(inc, 3);
+}
+
 /* ---- initialisation ---- */
 
 static float *download_param(tb_graph *g, int i)
@@ -275,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_resnet50_a_xavier),
         cmocka_unit_test(test_mobilenet),
         cmocka_unit_test(test_inception),
+        cmocka_unit_test(test_inference_graphs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
