@@ -59,6 +59,7 @@ static const char *const op_names[TB_OP_COUNT] = {
     [TB_OP_BATCHNORM_RELU_FORWARD_TRAIN] = "batchnorm_relu_forward_train",
     [TB_OP_BATCHNORM_RELU_FORWARD_EVAL] = "batchnorm_relu_forward_eval",
     [TB_OP_BATCHNORM_RELU_BACKWARD] = "batchnorm_relu_backward",
+    [TB_OP_ARGMAX] = "argmax",
 };
 
 const char *tb_op_name(tb_op_id op)

@@ -633,6 +633,18 @@ int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float 
     DISPATCH(TB_OP_SOFTMAX, softmax, logits->dtype, probs, logits, temperature);
 }
 
+int tb_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_ARGMAX));
+    vc_add(&v, "index", index), vc_add(&v, "x", x);
+    TB_TRY(need_float(&v, "x", x));
+    int64_t k = x->shape[x->ndim - 1];
+    if (k > INT32_MAX)
+        return vc_fail(&v, "x %s has %lld classes in its last axis; at most 2^31 - 1", SHP(x), (long long)k);
+    TB_TRY(need_vec(&v, "index", index, TB_I32, tb_numel(x) / k, "one per row of x's last axis"));
+    DISPATCH(TB_OP_ARGMAX, argmax, x->dtype, index, x);
+}
+
 /* --------------------------------------------------------- mixup, cutmix */
 
 int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam)

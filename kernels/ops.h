@@ -200,6 +200,11 @@ int tb_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_
                     const tb_tensor *lam, float eps);
 /* Teacher distribution for distillation: targets = softmax(teacher_logits / T), f32 {n,k}. */
 int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature);
+/* Class predictions: with x viewed as {rows, k} (k its last axis), index[r]
+ * = the first j holding the largest x[r, j]; NaN is never larger, so a row
+ * starting with NaN gives 0. index: i32 {rows}. Segmentation's per-pixel
+ * predictions, computed where the logits are. */
+int tb_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x);
 
 /* --------------------------------------------------------- mixup, cutmix */
 /* Per-step scalars (the mixup weight, the CutMix box, the learning rate of

@@ -32,6 +32,7 @@
 #include "harness/train/trainer.h"
 #include "harness/train/trainer_common.h"
 #include "kernels/error.h"
+#include "kernels/ops.h"
 #include "models/fcn.h"
 #include "tricks/decay_mask.h"
 #include "tricks/schedule.h"
@@ -48,7 +49,8 @@ typedef struct seg_run {
     int64_t steps_per_epoch;
     tb_seg_step step;
     bool step_ready;
-    float *host_logits;       /* one evaluation batch's logits */
+    tb_tensor pred;           /* i32 {n*h*w}: one evaluation batch's class per pixel, on the device */
+    void *pred_mem;
     int32_t *host_pred;
     tb_seg_metrics *metrics;
 } seg_run;
@@ -136,25 +138,15 @@ static int setup_training(void *run)
     TB_TRY(tb_seg_step_init(&r->step, r->f.g, &r->net, &r->spec, cfg));
     r->step_ready = true;
     int64_t pixels = (int64_t)r->n * r->h * r->w;
-    r->host_logits = malloc((size_t)pixels * (size_t)r->classes * sizeof(float));
+    r->pred = tb_tensor_1d(NULL, TB_I32, pixels);
+    tb_tensor *pred[] = {&r->pred};
+    TB_TRY(tb_trainer_alloc_tensors(r->f.be, &r->pred_mem, pred, 1));
     r->host_pred = malloc((size_t)pixels * sizeof(int32_t));
-    TB_CHECK(r->host_logits && r->host_pred, TB_ERR_NOMEM,
-             "segmentation trainer: out of memory");
+    TB_CHECK(r->host_pred, TB_ERR_NOMEM, "segmentation trainer: out of memory");
     return tb_seg_metrics_create(&r->metrics, r->classes, -1);
 }
 
 /* ------------------------------------------------------------- evaluation */
-
-static void argmax_pixels(const float *logits, int64_t pixels, int k, int32_t *pred)
-{
-    for (int64_t p = 0; p < pixels; p++) {
-        const float *z = logits + p * k;
-        int best = 0;
-        for (int j = 1; j < k; j++)
-            best = z[j] > z[best] ? j : best;
-        pred[p] = best;
-    }
-}
 
 static int evaluate(seg_run *r)
 {
@@ -170,12 +162,14 @@ static int evaluate(seg_run *r)
         int rc = tb_upload(r->f.be, tb_graph_input(r->f.g), b->images);
         if (rc == TB_OK)
             rc = tb_graph_forward(r->f.g, false);
+        /* the class of each pixel where the logits are: one int per pixel
+         * crosses to the host, not the classes' logits */
         if (rc == TB_OK)
-            rc = tb_download(r->f.be, r->host_logits, logits);
-        if (rc == TB_OK) {
-            argmax_pixels(r->host_logits, per_image * b->valid, r->classes, r->host_pred);
+            rc = tb_argmax(r->f.be, &r->pred, logits);
+        if (rc == TB_OK)
+            rc = tb_download(r->f.be, r->host_pred, &r->pred);
+        if (rc == TB_OK)
             rc = tb_seg_metrics_add(r->metrics, r->host_pred, TB_I32, b->labels, TB_I32, per_image * b->valid);
-        }
         tb_trainer_settle(r->f.be, rc);
         tb_seg_loader_release(r->val_ld, b);
         TB_TRY(rc);
@@ -255,7 +249,8 @@ static void cleanup(void *run)
     if (r->step_ready)
         tb_seg_step_destroy(&r->step);
     tb_seg_metrics_destroy(r->metrics);
-    free(r->host_logits);
+    if (r->pred_mem)
+        tb_free(r->f.be, r->pred_mem);
     free(r->host_pred);
 }
 

@@ -115,6 +115,8 @@ int tb_cpu_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, fl
 int tb_cpu_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam);
 int tb_cpu_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *box);
 int tb_cpu_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
+/* argmax.c */
+int tb_cpu_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x);
 /* elementwise.c */
 int tb_cpu_fill(tb_backend *be, tb_tensor *t, float value);
 int tb_cpu_copy(tb_backend *be, tb_tensor *dst, const tb_tensor *src);

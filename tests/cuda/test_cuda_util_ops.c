@@ -114,6 +114,39 @@ static void test_softmax_ce(void **state)
     assert_int_equal(t->failures, 0);
 }
 
+/* ------------------------------------------------------------ argmax */
+/* Per-row class predictions, index for index: random logits (in f16/bf16
+ * rounding makes ties, which must keep the first), a segmentation-sized
+ * {n, h, w, classes} tensor with 150 classes, and rows of NaN and inf. */
+static void test_argmax(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x2006);
+    for (int d = 0; d < NDT; d++) {
+        tb_dtype dt = dtypes[d];
+        tctx_case(t, "argmax %s", tb_dtype_name(dt));
+        tpair *x = tp_4d(t, dt, 2, 9, 7, 150, TP_UNIFORM, -4, 4);
+        tpair *idx = tp_1d(t, TB_I32, 2 * 9 * 7, TP_LABELS, 0, 1000);
+        tpair *small = tp_2d(t, dt, 1001, 3, TP_UNIFORM, -1, 1), *sidx = tp_1d(t, TB_I32, 1001, TP_LABELS, 0, 1000);
+        const float v[12] = {NAN, 1, 2, 3, -1, NAN, 0.5f, -2, INFINITY, 1, INFINITY, -INFINITY};
+        tpair *special = tp_values(t, dt, 12, v), *pidx = tp_1d(t, TB_I32, 3, TP_LABELS, 0, 1000);
+        if (!x || !idx || !small || !sidx || !special || !pidx)
+            continue;
+        RUN_BOTH(t, tb_argmax(BE, S(idx), S(x)));
+        tp_check(t, "argmax {2,9,7,150}", idx, 0.0);
+        RUN_BOTH(t, tb_argmax(BE, S(sidx), S(small)));
+        tp_check(t, "argmax {1001,3}", sidx, 0.0);
+        for (int side_ = 0; side_ < 2; side_++) { /* {12} viewed as three rows of four */
+            tb_tensor rows = tb_tensor_2d(special->t[side_].data, dt, 3, 4);
+            tctx_rc(t, side_, "argmax of NaN and inf rows", tb_argmax(BE, &pidx->t[side_], &rows));
+        }
+        tp_check(t, "argmax NaN and inf rows", pidx, 0.0);
+    }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
 /* ------------------------------------------------------------ mixing */
 static void test_mixing(void **state)
 {
@@ -313,7 +346,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softmax_ce), cmocka_unit_test(test_mixing), cmocka_unit_test(test_fill_copy_convert),
-        cmocka_unit_test(test_checks),     cmocka_unit_test(test_sgd),
+        cmocka_unit_test(test_checks),     cmocka_unit_test(test_sgd),        cmocka_unit_test(test_argmax),
     };
     return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda loss/util/optimizer ops vs cpu", tests,
                      sizeof tests / sizeof tests[0]);

@@ -239,6 +239,14 @@ static void test_softmax_errors(void **state)
         "targets [4,1] f32");
     BAD(tb_softmax(tt_be, &d6, &logits, 1.0f), "softmax", "probs [4,6] f32", "logits [4,5] f32");
     BAD(tb_softmax(tt_be, &probs, &logits, INFINITY), "softmax", "temperature inf");
+    tb_tensor x4 = tt_4d(TB_F32, 2, 3, 3, 5), idx18 = tt_1d(TB_I32, 18), idx9 = tt_1d(TB_I32, 9);
+    tb_tensor idxf = tt_1d(TB_F32, 18), xi = tt_2d(TB_I32, 18, 5), idx2d = tt_2d(TB_I32, 18, 1);
+    OK(tb_argmax(tt_be, &idx18, &x4));
+    BAD(tb_argmax(tt_be, &idx9, &x4), "argmax", "index [9] i32", "{18}", "x [2,3,3,5] f32");
+    BAD(tb_argmax(tt_be, &idxf, &x4), "argmax", "index [18] f32", "i32");
+    BAD(tb_argmax(tt_be, &idx2d, &x4), "argmax", "index [18,1] i32");
+    BAD(tb_argmax(tt_be, &idx18, &xi), "argmax", "x [18,5] i32", "f32, f16 or bf16");
+    BAD(tb_argmax(tt_be, NULL, &x4), "argmax", "index", "missing");
     tt_free_all();
 }
 

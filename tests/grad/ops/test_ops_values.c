@@ -347,6 +347,43 @@ static void test_mixup_cutmix_reverse(void **state)
     tt_free_all();
 }
 
+/* ---------------------------------------------------------------- argmax */
+
+/* The first maximum of each row of the last axis; NaN never wins (a row
+ * starting with NaN gives 0), ties keep the earliest; any float dtype, any
+ * rank (the rows are everything but the last axis). */
+static void test_argmax_values(void **state)
+{
+    (void)state;
+    static const double rows[6][4] = {
+        {0.5, 2, -1, 2},     /* tie: the first */
+        {-3, -2, -2.5, -4},  /* all negative */
+        {NAN, 5, 6, 7},      /* NaN first: nothing is larger */
+        {1, NAN, 0.5, 1.5},  /* NaN skipped */
+        {-INFINITY, -INFINITY, -INFINITY, -6e4}, /* finite in f16 too */
+        {INFINITY, 3, INFINITY, 0},
+    };
+    static const int32_t want[6] = {1, 1, 0, 3, 3, 0};
+    static const tb_dtype dts[3] = {TB_F32, TB_F16, TB_BF16};
+    for (int d = 0; d < 3; d++) {
+        tb_tensor x = tt_4d(dts[d], 2, 1, 3, 4), idx = tt_1d(TB_I32, 6);
+        for (int r = 0; r < 6; r++)
+            for (int j = 0; j < 4; j++)
+                tt_set(&x, r * 4 + j, rows[r][j]);
+        OK(tb_argmax(tt_be, &idx, &x));
+        for (int r = 0; r < 6; r++)
+            if (((int32_t *)idx.data)[r] != want[r])
+                fail_msg("argmax %s row %d: %d, want %d", tb_dtype_name(dts[d]), r, ((int32_t *)idx.data)[r],
+                         want[r]);
+    }
+    tb_tensor one = tt_2d(TB_F32, 3, 1), idx1 = tt_1d(TB_I32, 3); /* one class: always 0 */
+    tt_set(&one, 0, NAN), tt_set(&one, 1, -1), tt_set(&one, 2, 7);
+    OK(tb_argmax(tt_be, &idx1, &one));
+    for (int r = 0; r < 3; r++)
+        assert_int_equal(((int32_t *)idx1.data)[r], 0);
+    tt_free_all();
+}
+
 /* --------------------------------------------------------------- dropout */
 
 static void test_dropout_values(void **state)
@@ -588,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_soft_targets_values),
         cmocka_unit_test(test_softmax_ce_values),
         cmocka_unit_test(test_mixup_cutmix_reverse),
+        cmocka_unit_test(test_argmax_values),
         cmocka_unit_test(test_dropout_values),
         cmocka_unit_test(test_sgd_momentum_by_hand),
         cmocka_unit_test(test_sgd_nesterov_f16),
