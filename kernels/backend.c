@@ -60,6 +60,7 @@ static const char *const op_names[TB_OP_COUNT] = {
     [TB_OP_BATCHNORM_RELU_FORWARD_EVAL] = "batchnorm_relu_forward_eval",
     [TB_OP_BATCHNORM_RELU_BACKWARD] = "batchnorm_relu_backward",
     [TB_OP_ARGMAX] = "argmax",
+    [TB_OP_COUNT_EQUAL] = "count_equal",
 };
 
 const char *tb_op_name(tb_op_id op)

@@ -71,6 +71,7 @@ typedef enum tb_op_id {
     TB_OP_BATCHNORM_RELU_FORWARD_EVAL,
     TB_OP_BATCHNORM_RELU_BACKWARD,
     TB_OP_ARGMAX,
+    TB_OP_COUNT_EQUAL,
     TB_OP_COUNT
 } tb_op_id;
 
@@ -149,6 +150,7 @@ typedef struct tb_backend_iface {
     int (*soft_targets)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *, float);
     int (*softmax)(tb_backend *, tb_tensor *, const tb_tensor *, float);
     int (*argmax)(tb_backend *, tb_tensor *, const tb_tensor *);
+    int (*count_equal)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *);
     int (*mixup_batch)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *);
     int (*cutmix_batch)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *);
     int (*reverse_labels)(tb_backend *, tb_tensor *, const tb_tensor *);

@@ -645,6 +645,21 @@ int tb_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x)
     DISPATCH(TB_OP_ARGMAX, argmax, x->dtype, index, x);
 }
 
+int tb_count_equal(tb_backend *be, tb_tensor *count, const tb_tensor *a, const tb_tensor *b)
+{
+    vcall v = vc_make(tb_op_name(TB_OP_COUNT_EQUAL));
+    vc_add(&v, "count", count), vc_add(&v, "a", a), vc_add(&v, "b", b);
+    TB_TRY(need_dtype(&v, "a", a, TB_I32));
+    TB_TRY(need_ndim(&v, "a", a, 1, "{n}"));
+    if (a->shape[0] > INT32_MAX)
+        return vc_fail(&v, "a %s: a count of more than 2^31 - 1 does not fit count", SHP(a));
+    TB_TRY(need_vec(&v, "b", b, TB_I32, a->shape[0], "length of a"));
+    TB_TRY(need_vec(&v, "count", count, TB_I32, 1, "a scalar"));
+    TB_TRY(no_overlap(&v, "count", count, "a", a));
+    TB_TRY(no_overlap(&v, "count", count, "b", b));
+    DISPATCH(TB_OP_COUNT_EQUAL, count_equal, TB_DTYPE_COUNT, count, a, b);
+}
+
 /* --------------------------------------------------------- mixup, cutmix */
 
 int tb_mixup_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *lam)

@@ -205,6 +205,11 @@ int tb_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float 
  * starting with NaN gives 0. index: i32 {rows}. Segmentation's per-pixel
  * predictions, computed where the logits are. */
 int tb_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x);
+/* count[0] = the number of i with a[i] == b[i] (written, not added); a, b
+ * i32 {n}, count i32 {1}. A training step's top-1 hits (tb_argmax of its
+ * probabilities against the labels), counted on the device so that they
+ * travel with the loss in the step's one read-back. */
+int tb_count_equal(tb_backend *be, tb_tensor *count, const tb_tensor *a, const tb_tensor *b);
 
 /* --------------------------------------------------------- mixup, cutmix */
 /* Per-step scalars (the mixup weight, the CutMix box, the learning rate of

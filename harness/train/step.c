@@ -35,11 +35,12 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     s->labels_b = s->labels;
     s->targets = tb_tensor_2d(NULL, TB_F32, s->n, s->k);
     s->probs = s->targets;
-    /* the loss and the overflow flag sit side by side: one host read per step */
-    s->readback = tb_tensor_1d(NULL, TB_U8, 8);
+    s->pred = tb_tensor_1d(NULL, TB_I32, s->n);
+    /* the loss, the overflow flag and the top-1 hits sit side by side: one host read per step */
+    s->readback = tb_tensor_1d(NULL, TB_U8, 12);
     s->scalars = tb_tensor_1d(NULL, TB_U8, (int64_t)sizeof(tb_step_scalars));
     tb_tensor *parts[] = {&s->images, &s->mixed, &s->labels, &s->labels_b, &s->targets,
-                          &s->probs, &s->readback, &s->scalars};
+                          &s->probs, &s->pred, &s->readback, &s->scalars};
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         total += align_up(tb_nbytes(parts[i]));
@@ -51,6 +52,7 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     }
     s->loss = tb_tensor_1d(s->readback.data, TB_F32, 1);
     s->flag = tb_tensor_1d((char *)s->readback.data + 4, TB_I32, 1);
+    s->correct = tb_tensor_1d((char *)s->readback.data + 8, TB_I32, 1);
     char *sc = s->scalars.data;
     s->lr = tb_tensor_1d(sc + offsetof(tb_step_scalars, lr), TB_F32, 1);
     s->lam = tb_tensor_1d(sc + offsetof(tb_step_scalars, lam), TB_F32, 1);
@@ -238,24 +240,15 @@ static int optimizer_step(tb_step *s, float divisor)
     return TB_OK;
 }
 
-/* Training top-1 from the saved probabilities. Only where they are host
- * memory (the CPU backend): elsewhere it would cost a copy per step, so the
- * count is -1 (unknown) and the epoch's training accuracy is NaN. */
-static int count_correct(tb_step *s, const int32_t *labels, int *correct)
+/* Training top-1 with hard labels (no smoothing, mixing or distillation):
+ * the probabilities' argmax against the labels, counted on the device into
+ * the read-back. */
+static bool counts_hits(const tb_step *s, bool soft) { return !soft && !s->have_distill; }
+
+static int count_hits(tb_step *s)
 {
-    *correct = -1;
-    if (s->be->kind != TB_DEVICE_CPU)
-        return TB_OK;
-    const float *p = s->probs.data;
-    *correct = 0;
-    for (int i = 0; i < s->n; i++) {
-        int best = 0;
-        for (int j = 1; j < s->k; j++)
-            if (p[(size_t)i * s->k + j] > p[(size_t)i * s->k + best])
-                best = j;
-        *correct += best == labels[i];
-    }
-    return TB_OK;
+    TB_TRY(tb_argmax(s->be, &s->pred, &s->probs));
+    return tb_count_equal(s->be, &s->correct, &s->pred, &s->labels);
 }
 
 /* Everything between the upload and the read-back: what a capture records.
@@ -267,6 +260,8 @@ static int step_body(tb_step *s, int kind, float scale, bool *soft_out)
     TB_TRY(tb_graph_forward(s->g, true));
     TB_TRY(tb_graph_zero_grads(s->g));
     TB_TRY(loss_and_gradient(s, soft, scale, &loss));
+    if (counts_hits(s, soft != NULL))
+        TB_TRY(count_hits(s));
     TB_TRY(tb_graph_backward(s->g));
     if (s->opt.fp16_scaling) {
         TB_TRY(tb_fill(s->be, &s->flag, 0.0f));
@@ -343,18 +338,18 @@ int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb
         TB_TRY(tb_upload_next(s->be, &s->images, next_images));
         s->staged = next_images;
     }
-    /* the step's one host read: the loss and the overflow flag (0 without fp16 scaling) */
-    unsigned char host[8];
+    /* the step's one host read: the loss, the overflow flag (0 without fp16
+     * scaling) and the top-1 hits */
+    unsigned char host[12];
     TB_TRY(tb_download(s->be, host, &s->readback));
-    int32_t overflow;
+    int32_t overflow, hits;
     memcpy(&out->loss, host, sizeof out->loss);
     memcpy(&overflow, host + 4, sizeof overflow);
+    memcpy(&hits, host + 8, sizeof hits);
     bool applied = tb_loss_scaler_update(&s->scaler, overflow != 0);
     if (s->have_ema && applied)
         TB_TRY(tb_ema_update(&s->ema));
     out->skipped = !applied;
-    out->correct = -1;
-    if (!soft && !s->have_distill)
-        TB_TRY(count_correct(s, labels, &out->correct));
+    out->correct = counts_hits(s, soft) ? hits : -1;
     return TB_OK;
 }

@@ -72,9 +72,11 @@ typedef struct tb_step {
     tb_tensor labels, labels_b; /* i32 {n} */
     tb_tensor targets;        /* f32 {n,k}: soft targets (smoothing or mixing) */
     tb_tensor probs;          /* f32 {n,k} */
-    tb_tensor readback;       /* u8 {8}: the loss then the flag, read back together */
+    tb_tensor pred;           /* i32 {n}: each row's class by the probabilities (hard labels) */
+    tb_tensor readback;       /* u8 {12}: the loss, the flag and the hits, read back together */
     tb_tensor loss;           /* f32 {1}, readback bytes 0-3 */
     tb_tensor flag;           /* i32 {1}, readback bytes 4-7: gradient overflow */
+    tb_tensor correct;        /* i32 {1}, readback bytes 8-11: top-1 hits (hard labels) */
     tb_tensor scalars;        /* u8 {sizeof(tb_step_scalars)}: uploaded each step */
     tb_tensor lr, lam, box;   /* f32 {1}, f32 {1}, i32 {4}: views of scalars */
     tb_step_scalars host_scalars;

@@ -129,6 +129,7 @@ int tb_cpu_backend_create(tb_backend **out, int threads)
     f->cutmix_batch = tb_cpu_cutmix_batch;
     f->reverse_labels = tb_cpu_reverse_labels;
     f->argmax = tb_cpu_argmax;
+    f->count_equal = tb_cpu_count_equal;
     f->fill = tb_cpu_fill;
     f->copy = tb_cpu_copy;
     f->convert = tb_cpu_convert;

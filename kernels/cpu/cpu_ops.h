@@ -117,6 +117,8 @@ int tb_cpu_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const 
 int tb_cpu_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
 /* argmax.c */
 int tb_cpu_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x);
+/* count_equal.c */
+int tb_cpu_count_equal(tb_backend *be, tb_tensor *count, const tb_tensor *a, const tb_tensor *b);
 /* elementwise.c */
 int tb_cpu_fill(tb_backend *be, tb_tensor *t, float value);
 int tb_cpu_copy(tb_backend *be, tb_tensor *dst, const tb_tensor *src);

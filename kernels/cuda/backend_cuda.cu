@@ -346,6 +346,7 @@ static void cuda_set_ops(tb_backend_iface *f)
     f->cutmix_batch = tb_cuda_cutmix_batch;
     f->reverse_labels = tb_cuda_reverse_labels;
     f->argmax = tb_cuda_argmax;
+    f->count_equal = tb_cuda_count_equal;
     f->fill = tb_cuda_fill;
     f->copy = tb_cuda_copy;
     f->convert = tb_cuda_convert;

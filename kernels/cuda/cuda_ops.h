@@ -127,6 +127,8 @@ int tb_cuda_cutmix_batch(tb_backend *be, tb_tensor *y, const tb_tensor *x, const
 int tb_cuda_reverse_labels(tb_backend *be, tb_tensor *labels_b, const tb_tensor *labels);
 /* argmax.cu */
 int tb_cuda_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x);
+/* count_equal.cu */
+int tb_cuda_count_equal(tb_backend *be, tb_tensor *count, const tb_tensor *a, const tb_tensor *b);
 /* elementwise.cu (fill, copy, convert, axpby), check.cu (nonfinite_check, sumsq) */
 int tb_cuda_fill(tb_backend *be, tb_tensor *t, float value);
 int tb_cuda_copy(tb_backend *be, tb_tensor *dst, const tb_tensor *src);

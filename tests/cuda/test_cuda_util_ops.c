@@ -143,6 +143,16 @@ static void test_argmax(void **state)
         }
         tp_check(t, "argmax NaN and inf rows", pidx, 0.0);
     }
+    /* the hits of 1000 random predictions against random labels, and of a vector against itself */
+    tctx_case(t, "count_equal");
+    tpair *a = tp_1d(t, TB_I32, 1000, TP_LABELS, 0, 4), *b = tp_1d(t, TB_I32, 1000, TP_LABELS, 0, 4);
+    tpair *count = tp_1d(t, TB_I32, 1, TP_LABELS, 5000, 6000);
+    if (a && b && count) {
+        RUN_BOTH(t, tb_count_equal(BE, S(count), S(a), S(b)));
+        tp_check(t, "count_equal", count, 0.0);
+        RUN_BOTH(t, tb_count_equal(BE, S(count), S(a), S(a)));
+        tp_check(t, "count_equal of a vector and itself", count, 0.0);
+    }
     tctx_free(t);
     assert_int_equal(t->failures, 0);
 }

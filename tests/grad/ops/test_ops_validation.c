@@ -247,6 +247,13 @@ static void test_softmax_errors(void **state)
     BAD(tb_argmax(tt_be, &idx2d, &x4), "argmax", "index [18,1] i32");
     BAD(tb_argmax(tt_be, &idx18, &xi), "argmax", "x [18,5] i32", "f32, f16 or bf16");
     BAD(tb_argmax(tt_be, NULL, &x4), "argmax", "index", "missing");
+    tb_tensor c1 = tt_1d(TB_I32, 1), c2 = tt_1d(TB_I32, 2), cf = tt_1d(TB_F32, 1);
+    OK(tb_count_equal(tt_be, &c1, &idx18, &idx18));
+    BAD(tb_count_equal(tt_be, &c1, &idx18, &idx9), "count_equal", "b [9] i32", "{18}");
+    BAD(tb_count_equal(tt_be, &c2, &idx18, &idx18), "count_equal", "count [2] i32", "a scalar");
+    BAD(tb_count_equal(tt_be, &cf, &idx18, &idx18), "count_equal", "count [1] f32");
+    BAD(tb_count_equal(tt_be, &c1, &idxf, &idxf), "count_equal", "a [18] f32", "i32");
+    BAD(tb_count_equal(tt_be, &idx18, &idx18, &idx18), "count_equal", "count [18] i32");
     tt_free_all();
 }
 

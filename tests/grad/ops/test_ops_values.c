@@ -381,6 +381,16 @@ static void test_argmax_values(void **state)
     OK(tb_argmax(tt_be, &idx1, &one));
     for (int r = 0; r < 3; r++)
         assert_int_equal(((int32_t *)idx1.data)[r], 0);
+    /* count_equal writes the number of equal positions (a stale count is overwritten) */
+    tb_tensor a = tt_1d(TB_I32, 7), b = tt_1d(TB_I32, 7), count = tt_1d(TB_I32, 1);
+    static const int32_t av[7] = {0, 3, 3, -1, 9, 2, 2}, bv[7] = {0, 3, 1, -1, 8, 2, 5};
+    for (int i = 0; i < 7; i++)
+        ((int32_t *)a.data)[i] = av[i], ((int32_t *)b.data)[i] = bv[i];
+    ((int32_t *)count.data)[0] = 100;
+    OK(tb_count_equal(tt_be, &count, &a, &b));
+    assert_int_equal(((int32_t *)count.data)[0], 4);
+    OK(tb_count_equal(tt_be, &count, &a, &a));
+    assert_int_equal(((int32_t *)count.data)[0], 7);
     tt_free_all();
 }
 
