@@ -185,22 +185,6 @@ int tb_cuda_bn_param_grads(tb_cuda_ctx *ctx, int64_t c, tb_tensor *dgamma, tb_te
     return TB_OK;
 }
 
-/* Rows per chunk of the parameter-gradient pass: enough chunks to fill the
- * GPU, at least 64 rows each, two partials per chunk and channel in the scratch. */
-static int64_t param_chunks(const tb_cuda_ctx *ctx, int64_t rows, int64_t c)
-{
-    int64_t col_blocks = (c + 31) / 32;
-    int64_t chunks = ((int64_t)ctx->sm_count * 8 + col_blocks - 1) / col_blocks;
-    int64_t max_by_rows = (rows + 63) / 64, max_by_scratch = (int64_t)TB_CUDA_REDUCE_ELEMS / (2 * c);
-    if (chunks > max_by_rows)
-        chunks = max_by_rows;
-    if (chunks > max_by_scratch)
-        chunks = max_by_scratch;
-    if (chunks > 65535)
-        chunks = 65535;
-    return chunks < 1 ? 1 : chunks;
-}
-
 /* dgamma += sum dy * (x - mean) * invstd, dbeta += sum dy over the rows,
  * each optional, in two passes of a fixed order (deterministic). invstd from
  * var and eps, or var itself when eps < 0 (bn_param_partial_kernel). */
@@ -213,7 +197,7 @@ static int bn_param_grads(tb_cuda_ctx *ctx, tb_tensor *dgamma, tb_tensor *dbeta,
     int64_t total = tb_numel(dy), c = dy->shape[dy->ndim - 1], rows = total / c;
     TB_CHECK(2 * c <= (int64_t)TB_CUDA_REDUCE_ELEMS, TB_ERR_UNSUPPORTED,
              "batchnorm: %lld channels exceed the reduction scratch of the parameter gradients", (long long)c);
-    int64_t chunks = param_chunks(ctx, rows, c);
+    int64_t chunks = tb_cuda_column_chunks(ctx, rows, c, 2 * c); /* dgamma and dbeta partials */
     int64_t chunk = (rows + chunks - 1) / chunks;
     chunks = (rows + chunk - 1) / chunk;
     dim3 grid((unsigned)((c + 31) / 32), (unsigned)chunks), block(32, 8);

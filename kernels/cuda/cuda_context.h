@@ -71,5 +71,10 @@ int tb_cuda_bias_broadcast(tb_cuda_ctx *ctx, void *y, const void *bias, tb_dtype
                            int64_t cols, bool accumulate);
 /* out[0] = scale * sum of in[0..n) (f32), in one block, in a fixed order. */
 int tb_cuda_sum_f32(tb_cuda_ctx *ctx, float *out, const float *in, int64_t n, float scale, bool accumulate);
+/* Row chunks of a two-pass column reduction over {rows, cols} with blocks of
+ * 32 columns: enough blocks to fill the GPU, at least 64 rows a chunk, and
+ * chunks * per_chunk partials within the reduction scratch (per_chunk: the
+ * partials one chunk writes), at most 65535 (gridDim.y). */
+int64_t tb_cuda_column_chunks(const tb_cuda_ctx *ctx, int64_t rows, int64_t cols, int64_t per_chunk);
 
 #endif

@@ -64,6 +64,20 @@ static __global__ void sum_f32_kernel(float *out, const float *in, int64_t n, fl
 
 /* ---------------------------------------------------------------- launchers */
 
+int64_t tb_cuda_column_chunks(const tb_cuda_ctx *ctx, int64_t rows, int64_t cols, int64_t per_chunk)
+{
+    int64_t col_blocks = (cols + 31) / 32;
+    int64_t chunks = ((int64_t)ctx->sm_count * 8 + col_blocks - 1) / col_blocks;
+    int64_t max_by_rows = (rows + 63) / 64, max_by_scratch = (int64_t)TB_CUDA_REDUCE_ELEMS / per_chunk;
+    if (chunks > max_by_rows)
+        chunks = max_by_rows;
+    if (chunks > max_by_scratch)
+        chunks = max_by_scratch;
+    if (chunks > 65535)
+        chunks = 65535;
+    return chunks < 1 ? 1 : chunks;
+}
+
 int tb_cuda_column_sum_acc(tb_cuda_ctx *ctx, void *out, tb_dtype out_dt, const void *x, tb_dtype dt, int64_t rows,
                            int64_t cols)
 {
@@ -73,18 +87,7 @@ int tb_cuda_column_sum_acc(tb_cuda_ctx *ctx, void *out, tb_dtype out_dt, const v
              "column sum over %lld columns exceeds the reduction scratch (%u)", (long long)cols,
              TB_CUDA_REDUCE_ELEMS);
     int64_t col_blocks = (cols + 31) / 32;
-    /* enough blocks to fill the GPU, chunks of at least 64 rows, partials that fit the scratch */
-    int64_t chunks = ((int64_t)ctx->sm_count * 8 + col_blocks - 1) / col_blocks;
-    int64_t max_by_rows = (rows + 63) / 64;
-    int64_t max_by_scratch = (int64_t)TB_CUDA_REDUCE_ELEMS / cols;
-    if (chunks > max_by_rows)
-        chunks = max_by_rows;
-    if (chunks > max_by_scratch)
-        chunks = max_by_scratch;
-    if (chunks > 65535)
-        chunks = 65535;
-    if (chunks < 1)
-        chunks = 1;
+    int64_t chunks = tb_cuda_column_chunks(ctx, rows, cols, cols);
     int64_t chunk = (rows + chunks - 1) / chunks;
     chunks = (rows + chunk - 1) / chunk;
     dim3 grid((unsigned)col_blocks, (unsigned)chunks), block(32, 8);
