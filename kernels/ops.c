@@ -642,6 +642,7 @@ int tb_argmax(tb_backend *be, tb_tensor *index, const tb_tensor *x)
     if (k > INT32_MAX)
         return vc_fail(&v, "x %s has %lld classes in its last axis; at most 2^31 - 1", SHP(x), (long long)k);
     TB_TRY(need_vec(&v, "index", index, TB_I32, tb_numel(x) / k, "one per row of x's last axis"));
+    TB_TRY(no_overlap(&v, "index", index, "x", x));
     DISPATCH(TB_OP_ARGMAX, argmax, x->dtype, index, x);
 }
 

@@ -790,7 +790,10 @@ static int allocate_buffers(tb_graph *g)
 static int storage_of(const tb_graph *g, int v) { return g->values[v].alias_of >= 0 ? g->values[v].alias_of : v; }
 
 /* Index of the last live node that reads storage s in a forward; INT_MAX for
- * storage that outlives the forward (the input, external values, outputs). */
+ * storage that outlives the forward (the input, external values, outputs)
+ * and for storage read in a later part than the one that makes it (a
+ * caller may run that part again on its own, as detection runs the box
+ * head once per chunk of proposals). */
 static int last_read(const tb_graph *g, int s)
 {
     if (g->values[s].producer < 0)
@@ -798,7 +801,7 @@ static int last_read(const tb_graph *g, int s)
     for (int o = 0; o < g->n_outputs; o++)
         if (storage_of(g, g->outputs[o]) == s)
             return INT_MAX;
-    int last = g->values[s].producer;
+    int last = g->values[s].producer, part = g->nodes[last].part;
     for (int i = 0; i < g->n_nodes; i++) {
         const node *nd = &g->nodes[i];
         if (nd->dead)
@@ -807,6 +810,8 @@ static int last_read(const tb_graph *g, int s)
                                            (nd->fused_z >= 0 && storage_of(g, nd->fused_z) == s));
         for (int k = 0; k < nd->n_in && !reads; k++)
             reads = !g->values[nd->in[k]].dead && storage_of(g, nd->in[k]) == s;
+        if (reads && nd->part != part)
+            return INT_MAX;
         if (reads && i > last)
             last = i;
     }
@@ -839,7 +844,11 @@ static int plan_shared_activations(tb_graph *g)
 {
     act_block *live = calloc((size_t)g->n_values + 1, sizeof *live);
     size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
-    TB_CHECK(live && offset, TB_ERR_NOMEM, "graph: out of memory planning activations");
+    if (!live || !offset) {
+        free(live);
+        free(offset);
+        return tb_fail(TB_ERR_NOMEM, "graph: out of memory planning activations");
+    }
     int n_live = 0;
     size_t peak = 0;
     /* values without a producer first (time -1), then in node order */

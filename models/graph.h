@@ -131,9 +131,9 @@ void tb_g_set_fusion(tb_graph *g, bool fuse);
  * false), as a distillation teacher or for scoring saved weights. Finalize
  * then allocates no gradients, optimizer state or state saved for a
  * backward, and activations share memory: each lives from its producer to
- * its last reader, so only the input, external values and outputs keep
- * their contents after a forward. Training forwards, zero_grads and
- * backward are errors. */
+ * its last reader, so only the input, external values, outputs and values
+ * a later part reads keep their contents after a forward (a part may run
+ * again on its own). Training forwards, zero_grads and backward are errors. */
 void tb_g_set_inference(tb_graph *g, bool inference);
 /* A value the caller fills before a forward (e.g. RoIs), of any dtype; it has
  * no gradient. */

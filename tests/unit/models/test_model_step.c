@@ -199,6 +199,46 @@ static void inference_case(tb_model_spec s, int batch)
     tb_graph_destroy(inf);
 }
 
+/* input -> conv (part 0) | conv -> relu -> conv -> conv -> pool -> fc (part 1),
+ * inference or not: a second run of part 1 alone must give the same logits
+ * (part 0's output is read in a later part, so it survives). */
+static tb_graph *two_part_graph(bool inference)
+{
+    tb_graph *g = NULL;
+    CHECK_OK(tb_graph_create(&g, be, TB_F32, 2));
+    tb_g_set_inference(g, inference);
+    tb_conv_spec c3 = {.k = 8, .kh = 3, .kw = 3, .stride = 1, .pad_h = 1, .pad_w = 1, .dilation = 1, .groups = 1,
+                       .bias = true};
+    tb_value x = tb_g_conv(g, "c0", tb_g_input(g, 8, 8, 3), c3);
+    tb_g_begin_part(g);
+    tb_value y = tb_g_relu(g, tb_g_conv(g, "c1", x, c3));
+    y = tb_g_conv(g, "c3", tb_g_conv(g, "c2", y, c3), c3);
+    CHECK_OK(tb_g_set_output(g, tb_g_linear(g, "fc", tb_g_global_avgpool(g, y), 5, true)));
+    CHECK_OK(tb_graph_finalize(g, true));
+    CHECK_OK(tb_model_init(g, TB_INIT_KAIMING, 3));
+    fill_input(g, 9);
+    return g;
+}
+
+static void test_inference_graph_parts(void **state)
+{
+    (void)state;
+    tb_graph *t = two_part_graph(false), *inf = two_part_graph(true);
+    float *want = forward_eval_logits(t), *got = forward_eval_logits(inf);
+    size_t bytes = tb_nbytes(tb_graph_output(t));
+    assert_memory_equal(want, got, bytes);
+    CHECK_OK(tb_graph_forward_part(inf, false, 1));
+    float *again = malloc(bytes);
+    assert_non_null(again);
+    CHECK_OK(tb_download(be, again, tb_graph_output(inf)));
+    assert_memory_equal(want, again, bytes);
+    free(want);
+    free(got);
+    free(again);
+    tb_graph_destroy(t);
+    tb_graph_destroy(inf);
+}
+
 static void test_inference_graphs(void **state)
 {
     (void)state;
@@ -334,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_mobilenet),
         cmocka_unit_test(test_inception),
         cmocka_unit_test(test_inference_graphs),
+        cmocka_unit_test(test_inference_graph_parts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
