@@ -879,26 +879,29 @@ static int plan_shared_activations(tb_graph *g)
         g->values[v].grad = tb_tensor_1d(NULL, g->values[v].t.dtype, 0);
     g->act_bytes = peak;
     int rc = tb_alloc(g->be, &g->mem_act, peak ? peak : 1);
-    if (rc == TB_OK) {
+    if (rc == TB_OK)
         for (int v = 0; v < g->n_values; v++)
             if (!g->values[v].dead && g->values[v].alias_of < 0)
                 g->values[v].t.data = (char *)g->mem_act + offset[v];
-        for (int v = 0; v < g->n_values; v++)
-            if (g->values[v].alias_of >= 0)
-                g->values[v].t.data = g->values[g->values[v].alias_of].t.data;
-    }
     free(live);
     free(offset);
     return rc;
 }
 
+/* An in-place ReLU's output is its input's memory. */
+static void point_aliases(tb_graph *g)
+{
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i].alias_of >= 0)
+            g->values[i].t.data = g->values[g->values[i].alias_of].t.data;
+}
+
 static int allocate_activations(tb_graph *g)
 {
-    if (g->inference) {
+    if (g->inference) { /* no gradients, no state saved for a backward */
         TB_TRY(plan_shared_activations(g));
-        /* no gradients, no state saved for a backward */
-        TB_TRY(tb_alloc(g->be, &g->mem_grad, 1));
-        return tb_alloc(g->be, &g->mem_saved, 1);
+        point_aliases(g);
+        return TB_OK;
     }
     size_t act = 0, grad = 0, saved = 0;
     for (int i = 0; i < g->n_values; i++) {
@@ -939,9 +942,7 @@ static int allocate_activations(tb_graph *g)
         v->grad.data = (char *)g->mem_grad + go;
         go += align_up(tb_nbytes(&v->grad));
     }
-    for (int i = 0; i < g->n_values; i++)
-        if (g->values[i].alias_of >= 0)
-            g->values[i].t.data = g->values[g->values[i].alias_of].t.data;
+    point_aliases(g);
     for (int i = 0; i < g->n_nodes; i++) {
         node *nd = &g->nodes[i];
         if (nd->kind == TB_NODE_BN) {

@@ -28,10 +28,6 @@
 #include "tricks/schedule.h"
 #include "tricks/zero_gamma.h"
 
-typedef struct eval_stats {
-    double loss, top1, top5;
-} eval_stats;
-
 typedef struct cls_run {
     const tb_run_config *cfg;
     const tb_train_options *opt;
@@ -49,7 +45,7 @@ typedef struct cls_run {
     int image, channels, classes; /* the input side and channels, the dataset's classes */
     int64_t steps_per_epoch;
     double *epoch_seconds, *epoch_ips;
-    eval_stats last;          /* the latest evaluation */
+    tb_eval_result last;      /* the latest evaluation */
     int start_epoch;          /* epochs finished before this process (a resumed run) */
     char hash[65];            /* the run's config hash, for the state file */
     bool state_failed;        /* a state write failed: warned once, not tried again */
@@ -256,16 +252,22 @@ static void score_batch(const float *logits, const int32_t *labels, int count, i
  * host images, the forward run, the logits copied to r->logits (f32). */
 typedef int (*logits_fn)(cls_run *r, void *ctx, const float *images);
 
-/* The training path: the step uploads (and converts) the batch. */
-static int step_logits(cls_run *r, void *ctx, const float *images)
+/* The evaluation forward of the input already set, its logits into r->logits (f32). */
+static int forward_logits(cls_run *r)
 {
-    (void)ctx;
     tb_tensor *logits = tb_graph_output(r->g);
-    TB_TRY(tb_step_set_input(&r->step, images));
     TB_TRY(tb_graph_forward(r->g, false));
     TB_TRY(tb_download(r->be, r->logits_raw, logits));
     tb_convert_to_f32(r->logits, r->logits_raw, logits->dtype, tb_numel(logits));
     return TB_OK;
+}
+
+/* The training path: the step uploads (and converts) the batch. */
+static int step_logits(cls_run *r, void *ctx, const float *images)
+{
+    (void)ctx;
+    TB_TRY(tb_step_set_input(&r->step, images));
+    return forward_logits(r);
 }
 
 /* Host scratch for flip test-time augmentation (NULL members: no TTA). */
@@ -350,20 +352,17 @@ static int validation_pass(cls_run *r, logits_fn fn, void *ctx, const tta_scratc
 }
 
 /* The end-of-epoch evaluation, of the EMA weights when the run keeps them. */
-static int evaluate(cls_run *r, eval_stats *out)
+static int evaluate(cls_run *r, tb_eval_result *out)
 {
     static const tta_scratch no_tta = {NULL, NULL};
-    tb_eval_result e;
     if (r->step.have_ema)
         TB_TRY(tb_ema_swap_in(&r->step.ema, r->g));
-    int rc = validation_pass(r, step_logits, NULL, &no_tta, &e);
+    int rc = validation_pass(r, step_logits, NULL, &no_tta, out);
     if (r->step.have_ema) {
         int swapped = tb_ema_swap_out(&r->step.ema, r->g);
         rc = rc == TB_OK ? swapped : rc;
     }
-    TB_TRY(rc);
-    *out = (eval_stats){e.loss, e.top1, e.top5};
-    return TB_OK;
+    return rc;
 }
 
 /* --------------------------------------------------------------- training */
@@ -476,7 +475,7 @@ static int resume(cls_run *r)
     if (outcome != TB_RESUME_LOADED)
         return TB_OK;
     r->start_epoch = r->res->resumed_epoch = r->res->epochs_done = p.epoch;
-    r->last = (eval_stats){p.last_eval[0], p.last_eval[1], p.last_eval[2]};
+    r->last = (tb_eval_result){.loss = p.last_eval[0], .top1 = p.last_eval[1], .top5 = p.last_eval[2]};
     if (!r->opt->quiet)
         fprintf(stderr, "resuming from epoch %d of %d (training goes on with epoch %d): %s\n", p.epoch,
                 r->cfg->optim.epochs, p.epoch + 1, path);
@@ -518,7 +517,7 @@ static int run_epochs(cls_run *r)
 {
     const tb_run_config *cfg = r->cfg;
     tb_train_result *res = r->res;
-    eval_stats *last = &r->last;
+    tb_eval_result *last = &r->last;
     int every = cfg->optim.eval_every > 0 ? cfg->optim.eval_every : 1;
     for (int e = r->start_epoch; e < cfg->optim.epochs; e++) {
         tb_epoch_record rec;
@@ -608,17 +607,14 @@ static void cleanup(cls_run *r)
  * into a low-precision one. */
 static int staged_logits(cls_run *r, void *ctx, const float *images)
 {
-    tb_tensor *staging = ctx, *in = tb_graph_input(r->g), *logits = tb_graph_output(r->g);
+    tb_tensor *staging = ctx, *in = tb_graph_input(r->g);
     if (in->dtype == TB_F32) {
         TB_TRY(tb_upload(r->be, in, images));
     } else {
         TB_TRY(tb_upload(r->be, staging, images));
         TB_TRY(tb_convert(r->be, in, staging));
     }
-    TB_TRY(tb_graph_forward(r->g, false));
-    TB_TRY(tb_download(r->be, r->logits_raw, logits));
-    tb_convert_to_f32(r->logits, r->logits_raw, logits->dtype, tb_numel(logits));
-    return TB_OK;
+    return forward_logits(r);
 }
 
 /* The validation pass of saved weights, with host-side flips for TTA. */
@@ -688,7 +684,7 @@ int tb_train_classification(const tb_run_config *cfg, const tb_train_options *op
     r.opt = opt ? opt : &default_opt;
     r.cb = cb;
     r.res = res;
-    r.last = (eval_stats){NAN, NAN, NAN};
+    r.last = (tb_eval_result){.loss = NAN, .top1 = NAN, .top5 = NAN};
     int rc = tb_trainer_open_backend(cfg, r.opt, res, &r.be);
     if (rc == TB_OK)
         rc = open_data(&r, true);
