@@ -7,7 +7,8 @@
  * CPU against GPU, one step at a time: from the same initial weights and
  * batch, one step of each mix kind (none, mixup, CutMix) on both backends
  * must give the same loss, the same skip decision and the same change of
- * every f32 master weight, within per-precision tolerances. Not a longer
+ * every f32 master weight, within per-precision tolerances; with hard
+ * labels, the same training top-1 hits. Not a longer
  * trajectory: this small network at this learning rate is chaotic (a
  * relative 1e-7 nudge of the weights moves the loss by ~10 % within four
  * steps; even the CPU at 1 and 2 threads parts that fast), so any change of
@@ -75,7 +76,7 @@ typedef struct net {
 
 /* The network on backend be, initialised from the test's seed (the same
  * weights on every backend), and its step. */
-static void net_init(net *n, tb_backend *be, tb_dtype dt, bool capture, double loss_scale)
+static void net_init(net *n, tb_backend *be, tb_dtype dt, bool capture, double loss_scale, float smoothing)
 {
     tb_model_spec spec;
     CHECK_OK(tb_model_spec_default(&spec, "resnet50"));
@@ -91,7 +92,7 @@ static void net_init(net *n, tb_backend *be, tb_dtype dt, bool capture, double l
     CHECK_OK(tb_model_init(n->g, spec.init, seed));
 
     tb_step_options opt = {0};
-    opt.label_smoothing = 0.1f;
+    opt.label_smoothing = smoothing;
     opt.mixing = true;
     opt.fp16_scaling = dt == TB_F16;
     opt.dynamic_scale = true;
@@ -148,7 +149,7 @@ static void trajectory(tb_backend *be, tb_dtype dt, bool capture, bool overlap, 
                        int *replayed)
 {
     net n;
-    net_init(&n, be, dt, capture, 1024.0);
+    net_init(&n, be, dt, capture, 1024.0, 0.1f);
     float *images;
     int32_t *labels;
     make_batches(steps, &images, &labels);
@@ -228,7 +229,7 @@ static tb_step_result one_step(tb_backend *be, tb_dtype dt, int s, moved *all, m
 {
     net n;
     /* a loss scale no step here overflows at, so that each step updates */
-    net_init(&n, be, dt, false, 32.0);
+    net_init(&n, be, dt, false, 32.0, 0.1f);
     float *images;
     int32_t *labels;
     make_batches(s + 1, &images, &labels);
@@ -326,6 +327,60 @@ static void test_bf16(void **state)
     compare(TB_BF16, 3e-2, 0.25, 0.0);
 }
 
+/* One step of batch 0 (no mix) from the initial weights with the given
+ * labels, smoothing 0 or 0.1: its result and, when pred is given, each
+ * sample's predicted class (the device's argmax of the probabilities). */
+static tb_step_result labelled_step(tb_backend *be, const int32_t *labels, float smoothing, int32_t *pred)
+{
+    net n;
+    net_init(&n, be, TB_F32, false, 32.0, smoothing);
+    float *images;
+    int32_t *unused;
+    make_batches(1, &images, &unused);
+    tb_mix mix = mix_of_step(0);
+    tb_step_result res;
+    CHECK_OK(tb_step_run(&n.step, images, labels, &mix, 0.01, NULL, &res));
+    if (pred)
+        CHECK_OK(tb_download(n.step.be, pred, &n.step.pred));
+    free(images);
+    free(unused);
+    net_free(&n);
+    return res;
+}
+
+/* Training top-1 counted on the device. The CPU's predictions for batch 0
+ * give labels of which exactly every other one is right; with hard labels
+ * both backends must count BATCH/2 hits (f32, where an argmax tie between
+ * the backends would need two probabilities within 1e-5 of each other).
+ * With label smoothing, or a mixed batch, no step counts them (-1). */
+static void test_hits(void **state)
+{
+    (void)state;
+    int32_t labels[BATCH], pred[BATCH];
+    for (int i = 0; i < BATCH; i++)
+        labels[i] = (int32_t)i % CLASSES;
+    tb_step_result first = labelled_step(ref_be, labels, 0.0f, pred);
+    assert_in_range(first.correct, 0, BATCH);
+    for (int i = 0; i < BATCH; i++) {
+        assert_in_range(pred[i], 0, CLASSES - 1);
+        labels[i] = i % 2 ? (pred[i] + 1) % CLASSES : pred[i];
+    }
+    tb_step_result ref = labelled_step(ref_be, labels, 0.0f, NULL);
+    tb_step_result got = labelled_step(dut_be, labels, 0.0f, NULL);
+    printf("hard labels, every other one right: hits %d (reference %d, expected %d)\n", got.correct, ref.correct,
+           BATCH / 2);
+    assert_int_equal(ref.correct, BATCH / 2);
+    assert_int_equal(got.correct, BATCH / 2);
+
+    tb_step_result smoothed = labelled_step(dut_be, labels, 0.1f, NULL);
+    assert_int_equal(smoothed.correct, -1);
+    moved all, head;
+    tb_step_result mixed = one_step(dut_be, TB_F32, 1, &all, &head);
+    assert_int_equal(mixed.correct, -1);
+    free(all.delta);
+    free(head.delta);
+}
+
 /* The captured step against the same step op by op, on the backend under
  * test, both with deterministic cuDNN algorithms: the same kernels in the
  * same order, so the trajectories should match to the bit (the tolerance
@@ -373,6 +428,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_f32),
         cmocka_unit_test(test_f16),
         cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_hits),
         cmocka_unit_test(test_capture_f32),
         cmocka_unit_test(test_capture_f16),
     };
