@@ -37,6 +37,7 @@ typedef struct node {
     int fused_z;                      /* the value added before the ReLU, -1 none */
     bool dz_write;                    /* the first backward writer of fused_z's gradient (plan_dz_writes) */
     tb_tensor reserve;                /* u8, the fused op's reserve space */
+    int zero_first, zero_n;           /* g->grad_zero[zero_first..+zero_n]: gradients zeroed before its backward */
     bool dead;
 } node;
 
@@ -48,6 +49,7 @@ typedef struct value {
     int alias_of;     /* value whose activation memory this one reuses (in-place ReLU), -1 none */
     bool needs_grad;  /* something trainable lies upstream: backward writes its gradient */
     bool dead;        /* produced only inside a fused node: no memory */
+    bool zero_at_step; /* gradient zeroed by tb_graph_zero_grads (outputs, values without a producer) */
 } value;
 
 #define TB_MAX_OUTPUTS 8
@@ -83,6 +85,7 @@ struct tb_graph {
     bool group_used[2];
     void *mem_params[2][5];   /* master, value, grad, momentum, decay mask per group */
     void *mem_buffers, *mem_act, *mem_grad, *mem_saved;
+    int *grad_zero;           /* values whose gradients a node zeroes before its backward, node after node */
     size_t act_bytes, grad_bytes, saved_bytes, buffer_bytes;
 };
 
@@ -818,9 +821,16 @@ static int last_read(const tb_graph *g, int s)
     return last;
 }
 
+/* A block of one arena, in use from clock `start` to `end` inclusive. */
+typedef struct live_range {
+    int start, end;
+    size_t size;
+    int id;
+} live_range;
+
 typedef struct act_block {
     size_t off, size;
-    int until; /* node index of the last read */
+    int until;
 } act_block;
 
 /* The lowest offset where `size` bytes fit between the live blocks (sorted by offset). */
@@ -836,55 +846,169 @@ static size_t first_fit(const act_block *live, int n, size_t size)
     return off;
 }
 
-/* An inference graph's activations: each storage value from its producer to
- * its last reader, placed first-fit among the storages alive then (a node's
- * output never overlaps its inputs: those are freed only after it), in one
- * arena of the peak size. */
-static int plan_shared_activations(tb_graph *g)
+static int by_start(const void *pa, const void *pb)
 {
-    act_block *live = calloc((size_t)g->n_values + 1, sizeof *live);
-    size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
-    if (!live || !offset) {
-        free(live);
-        free(offset);
-        return tb_fail(TB_ERR_NOMEM, "graph: out of memory planning activations");
-    }
+    const live_range *a = pa, *b = pb;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Places the ranges (sorted here by start) one after another, each first-fit
+ * among the blocks still in use at its start: a block whose range ends at
+ * clock t is still in use by what starts at t (a node's output never
+ * overlaps its inputs). Writes offset[id] and *peak. */
+static int place_ranges(live_range *r, int n, size_t *offset, size_t *peak)
+{
+    act_block *live = calloc((size_t)n + 1, sizeof *live);
+    if (!live)
+        return tb_fail(TB_ERR_NOMEM, "graph: out of memory planning an arena");
+    qsort(r, (size_t)n, sizeof *r, by_start);
     int n_live = 0;
-    size_t peak = 0;
-    /* values without a producer first (time -1), then in node order */
-    for (int pass = -1; pass < g->n_nodes; pass++) {
+    *peak = 0;
+    for (int i = 0; i < n; i++) {
         int kept = 0;
         for (int k = 0; k < n_live; k++)
-            if (live[k].until >= pass)
+            if (live[k].until >= r[i].start)
                 live[kept++] = live[k];
         n_live = kept;
-        for (int v = 0; v < g->n_values; v++) {
-            const value *val = &g->values[v];
-            if (val->dead || val->alias_of >= 0 || val->producer != pass)
-                continue;
-            size_t size = align_up(tb_nbytes(&val->t));
-            size_t off = first_fit(live, n_live, size);
-            int at = 0;
-            while (at < n_live && live[at].off < off)
-                at++;
-            memmove(&live[at + 1], &live[at], (size_t)(n_live - at) * sizeof *live);
-            live[at] = (act_block){off, size, last_read(g, v)};
-            n_live++;
-            offset[v] = off;
-            if (off + size > peak)
-                peak = off + size;
-        }
+        size_t off = first_fit(live, n_live, r[i].size);
+        int at = 0;
+        while (at < n_live && live[at].off < off)
+            at++;
+        memmove(&live[at + 1], &live[at], (size_t)(n_live - at) * sizeof *live);
+        live[at] = (act_block){off, r[i].size, r[i].end};
+        n_live++;
+        offset[r[i].id] = off;
+        if (off + r[i].size > *peak)
+            *peak = off + r[i].size;
+    }
+    free(live);
+    return TB_OK;
+}
+
+/* One arena of `peak` bytes for the placed ranges of value memory: the
+ * activations (grad false) or the gradients (grad true) of values[id]. */
+static int allocate_placed(tb_graph *g, void **mem, size_t peak, const live_range *r, int n, const size_t *offset,
+                           bool grad)
+{
+    TB_TRY(tb_alloc(g->be, mem, peak ? peak : 1));
+    for (int i = 0; i < n; i++) {
+        value *v = &g->values[r[i].id];
+        (grad ? &v->grad : &v->t)->data = (char *)*mem + offset[r[i].id];
+    }
+    return TB_OK;
+}
+
+/* An inference graph's activations: each storage value from its producer to
+ * its last reader (node indices; -1 for values without a producer), placed
+ * first-fit among the storages alive then, in one arena of the peak size. */
+static int plan_shared_activations(tb_graph *g)
+{
+    live_range *r = calloc((size_t)g->n_values + 1, sizeof *r);
+    size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
+    int n = 0, rc = TB_OK;
+    if (!r || !offset)
+        rc = tb_fail(TB_ERR_NOMEM, "graph: out of memory planning activations");
+    for (int v = 0; rc == TB_OK && v < g->n_values; v++) {
+        const value *val = &g->values[v];
+        if (!val->dead && val->alias_of < 0)
+            r[n++] = (live_range){val->producer, last_read(g, v), align_up(tb_nbytes(&val->t)), v};
     }
     for (int v = 0; v < g->n_values; v++)
         g->values[v].grad = tb_tensor_1d(NULL, g->values[v].t.dtype, 0);
-    g->act_bytes = peak;
-    int rc = tb_alloc(g->be, &g->mem_act, peak ? peak : 1);
     if (rc == TB_OK)
-        for (int v = 0; v < g->n_values; v++)
-            if (!g->values[v].dead && g->values[v].alias_of < 0)
-                g->values[v].t.data = (char *)g->mem_act + offset[v];
-    free(live);
+        rc = place_ranges(r, n, offset, &g->act_bytes);
+    if (rc == TB_OK)
+        rc = allocate_placed(g, &g->mem_act, g->act_bytes, r, n, offset, false);
+    free(r);
     free(offset);
+    return rc;
+}
+
+/* The live node whose backward writes v's gradient first (backward runs the
+ * nodes in reverse: the highest index), -1 if none does. */
+static int first_grad_writer(const tb_graph *g, int v)
+{
+    for (int j = g->n_nodes - 1; j >= 0; j--)
+        if (writes_grad_of(g, j, v))
+            return j;
+    return -1;
+}
+
+/* When v's gradient must be zero: -1 at the start of the step (the loss
+ * seeds output gradients before the backward; a value without a producer
+ * outlives it), else the node before whose backward it is zeroed: its first
+ * writer, or its producer when nothing writes it (the producer then reads
+ * zeros). */
+static int grad_zero_node(const tb_graph *g, int v)
+{
+    if (g->values[v].producer < 0 || is_output(g, v))
+        return -1;
+    int w = first_grad_writer(g, v);
+    return w >= 0 ? w : g->values[v].producer;
+}
+
+/* Whether node w stores v's gradient instead of adding to it (a fused
+ * node's dz_write), so that it needs no zeros first. */
+static bool stores_grad(const tb_graph *g, int w, int v)
+{
+    const node *nd = &g->nodes[w];
+    return nd->fused_bn >= 0 && nd->fused_z == v && nd->dz_write;
+}
+
+/* Each node's list of gradients to zero before its backward, in g->grad_zero. */
+static int plan_grad_zeroing(tb_graph *g, const int *zero_node)
+{
+    g->grad_zero = malloc(sizeof(int) * (size_t)(g->n_values + 1));
+    if (!g->grad_zero)
+        return tb_fail(TB_ERR_NOMEM, "graph: out of memory planning gradients");
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        node *nd = &g->nodes[i];
+        nd->zero_first = n;
+        for (int v = 0; v < g->n_values; v++)
+            if (zero_node[v] == i && !stores_grad(g, i, v))
+                g->grad_zero[n++] = v;
+        nd->zero_n = n - nd->zero_first;
+    }
+    return TB_OK;
+}
+
+/* A training graph's activation gradients share one arena: in backward
+ * time (node i runs at n_nodes - 1 - i), each is in use from when it is
+ * zeroed (grad_zero_node) to its producer's backward, which reads it last;
+ * one without a producer for the whole step. Zeroing each just before its
+ * first writer instead of the whole arena up front keeps the arena at the
+ * backward's peak, not the sum of all gradients. */
+static int plan_shared_grads(tb_graph *g)
+{
+    live_range *r = calloc((size_t)g->n_values + 1, sizeof *r);
+    size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
+    int *zero_node = calloc((size_t)g->n_values + 1, sizeof *zero_node);
+    int n = 0, rc = TB_OK, last = g->n_nodes - 1;
+    if (!r || !offset || !zero_node)
+        rc = tb_fail(TB_ERR_NOMEM, "graph: out of memory planning gradients");
+    for (int v = 0; rc == TB_OK && v < g->n_values; v++) {
+        value *val = &g->values[v];
+        zero_node[v] = INT_MIN;
+        if (val->dead || tb_numel(&val->grad) == 0)
+            continue;
+        int z = grad_zero_node(g, v);
+        zero_node[v] = z;
+        val->zero_at_step = z < 0;
+        r[n++] = (live_range){z < 0 ? -1 : last - z, val->producer < 0 ? INT_MAX : last - val->producer,
+                              align_up(tb_nbytes(&val->grad)), v};
+    }
+    if (rc == TB_OK)
+        rc = plan_grad_zeroing(g, zero_node);
+    if (rc == TB_OK)
+        rc = place_ranges(r, n, offset, &g->grad_bytes);
+    if (rc == TB_OK)
+        rc = allocate_placed(g, &g->mem_grad, g->grad_bytes, r, n, offset, true);
+    free(r);
+    free(offset);
+    free(zero_node);
     return rc;
 }
 
@@ -903,14 +1027,11 @@ static int allocate_activations(tb_graph *g)
         point_aliases(g);
         return TB_OK;
     }
-    size_t act = 0, grad = 0, saved = 0;
+    size_t act = 0, saved = 0;
     for (int i = 0; i < g->n_values; i++) {
         value *v = &g->values[i];
-        if (v->dead)
-            continue;
-        if (v->alias_of < 0)
+        if (!v->dead && v->alias_of < 0)
             act += align_up(tb_nbytes(&v->t));
-        grad += align_up(tb_nbytes(&v->grad));
     }
     for (int i = 0; i < g->n_nodes; i++) {
         node *nd = &g->nodes[i];
@@ -925,22 +1046,17 @@ static int allocate_activations(tb_graph *g)
         }
     }
     g->act_bytes = act;
-    g->grad_bytes = grad;
     g->saved_bytes = saved;
     TB_TRY(tb_alloc(g->be, &g->mem_act, act));
-    TB_TRY(tb_alloc(g->be, &g->mem_grad, grad));
+    TB_TRY(plan_shared_grads(g));
     TB_TRY(tb_alloc(g->be, &g->mem_saved, saved ? saved : 1));
-    size_t ao = 0, go = 0, so = 0;
+    size_t ao = 0, so = 0;
     for (int i = 0; i < g->n_values; i++) {
         value *v = &g->values[i];
-        if (v->dead)
-            continue;
-        if (v->alias_of < 0) {
+        if (!v->dead && v->alias_of < 0) {
             v->t.data = (char *)g->mem_act + ao;
             ao += align_up(tb_nbytes(&v->t));
         }
-        v->grad.data = (char *)g->mem_grad + go;
-        go += align_up(tb_nbytes(&v->grad));
     }
     point_aliases(g);
     for (int i = 0; i < g->n_nodes; i++) {
@@ -1023,6 +1139,9 @@ size_t tb_graph_memory_bytes(const tb_graph *g)
     }
     return params + g->buffer_bytes + g->act_bytes + g->grad_bytes + g->saved_bytes;
 }
+
+size_t tb_graph_activation_bytes(const tb_graph *g) { return g->act_bytes; }
+size_t tb_graph_gradient_bytes(const tb_graph *g) { return g->grad_bytes; }
 
 int64_t tb_graph_param_elements(const tb_graph *g)
 {
@@ -1269,8 +1388,9 @@ int tb_graph_zero_grads(tb_graph *g)
 {
     TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: zero_grads before tb_graph_finalize(g, true)");
     TB_CHECK(!g->inference, TB_ERR_INVALID, "graph: an inference graph has no gradients");
-    tb_tensor all = tb_tensor_1d(g->mem_grad, TB_U8, (int64_t)g->grad_bytes);
-    TB_TRY(tb_fill(g->be, &all, 0.0f));
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].zero_at_step)
+            TB_TRY(tb_fill(g->be, &g->values[v].grad, 0.0f));
     for (int gi = 0; gi < 2; gi++)
         if (g->group_used[gi])
             TB_TRY(tb_fill(g->be, &g->groups[gi].grad, 0.0f));
@@ -1282,6 +1402,9 @@ int tb_graph_backward(tb_graph *g)
     TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: backward before tb_graph_finalize(g, true)");
     TB_CHECK(!g->inference, TB_ERR_INVALID, "graph: an inference graph has no backward");
     for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->zero_n; k++)
+            TB_TRY(tb_fill(g->be, &g->values[g->grad_zero[nd->zero_first + k]].grad, 0.0f));
         int rc = backward_node(g, i);
         if (rc != TB_OK)
             return tb_err_context(rc, "backward node %d (%s)", i, g->nodes[i].name);
@@ -1324,6 +1447,7 @@ void tb_graph_destroy(tb_graph *g)
         free(g->nodes[i].in);
     free(g->nodes);
     free(g->values);
+    free(g->grad_zero);
     free(g->params);
     free(g->buffers);
     free(g);

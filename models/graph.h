@@ -166,6 +166,11 @@ int64_t tb_graph_macs(const tb_graph *g);     /* multiply-accumulates per image:
 /* Bytes of device memory the graph's arenas hold (parameters, optimizer state,
  * activations, gradients, saved state; the backend's workspace excluded). */
 size_t tb_graph_memory_bytes(const tb_graph *g);
+/* The activation arena (every value's own memory in a training graph; the
+ * peak of the shared plan in an inference graph) and the activation-gradient
+ * arena (the peak of the backward's shared plan; 0 for inference), in bytes. */
+size_t tb_graph_activation_bytes(const tb_graph *g);
+size_t tb_graph_gradient_bytes(const tb_graph *g);
 int tb_graph_n_params(const tb_graph *g);
 tb_param *tb_graph_param(tb_graph *g, int i);
 int tb_graph_n_buffers(const tb_graph *g);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -192,6 +193,14 @@ static void inference_case(tb_model_spec s, int batch)
     size_t tm = tb_graph_memory_bytes(t), im = tb_graph_memory_bytes(inf);
     if (im * 2 >= tm)
         fail_msg("%s %c: inference graph %zu bytes, training graph %zu", s.name, s.variant, im, tm);
+    /* the backward's gradients share their arena: about as many bytes as the
+     * activations if each had its own, far fewer at the backward's peak */
+    size_t ta = tb_graph_activation_bytes(t), tg = tb_graph_gradient_bytes(t);
+    printf("%s %c: training graph activations %zu bytes, gradients %zu; inference activations %zu\n", s.name,
+           s.variant, ta, tg, tb_graph_activation_bytes(inf));
+    if (tg * 2 >= ta)
+        fail_msg("%s %c: gradient arena %zu bytes, activations %zu", s.name, s.variant, tg, ta);
+    assert_int_equal(tb_graph_gradient_bytes(inf), 0);
     assert_int_equal(tb_graph_forward(inf, true), TB_ERR_INVALID);
     assert_int_equal(tb_graph_zero_grads(inf), TB_ERR_INVALID);
     assert_int_equal(tb_graph_backward(inf), TB_ERR_INVALID);
