@@ -58,8 +58,7 @@ static void cpu_destroy(tb_backend *be) { free(be); }
 static bool cpu_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt)
 {
     (void)be;
-    (void)op;
-    return dt == TB_F32 || dt == TB_F16 || dt == TB_BF16;
+    return (int)op >= 0 && op < TB_OP_COUNT && (dt == TB_F32 || dt == TB_F16 || dt == TB_BF16);
 }
 
 static int cpu_thread_count(int requested)

@@ -1,24 +1,30 @@
 /* Global average pool: y[n, c] = mean over h, w of x[n, h, w, c].
- * Forward: one block per (image, 32 channels); the 8 rows of the block
- * stride over the h * w positions (coalesced over channels) and are summed
- * in a fixed order. Backward: dx[n, h, w, c] += dy[n, c] / (h * w). */
+ * Forward: one block per (image, 32 channels), the blocks of grid row y
+ * taking images y, y + gridDim.y, ... (a detector's RoI head pools more
+ * "images" than a grid row count may hold); the 8 rows of the block stride
+ * over the h * w positions (coalesced over channels) and are summed in a
+ * fixed order. Backward: dx[n, h, w, c] += dy[n, c] / (h * w). */
 #include "kernels/cuda/cuda_common.cuh"
 
-template <typename T> static __global__ void gap_forward_kernel(T *y, const T *x, int64_t hw, int64_t c)
+template <typename T>
+static __global__ void gap_forward_kernel(T *y, const T *x, int64_t images, int64_t hw, int64_t c)
 {
     __shared__ float acc[8][33];
-    int64_t n = blockIdx.y, ch = (int64_t)blockIdx.x * 32 + threadIdx.x;
-    float s = 0.0f;
-    if (ch < c)
-        for (int64_t p = threadIdx.y; p < hw; p += 8)
-            s += tb_f32(x[(n * hw + p) * c + ch]);
-    acc[threadIdx.y][threadIdx.x] = s;
-    __syncthreads();
-    if (threadIdx.y == 0 && ch < c) {
-        float t = 0.0f;
-        for (int i = 0; i < 8; i++)
-            t += acc[i][threadIdx.x];
-        y[n * c + ch] = tb_from_f32<T>(t / (float)hw);
+    int64_t ch = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    for (int64_t n = blockIdx.y; n < images; n += gridDim.y) {
+        float s = 0.0f;
+        if (ch < c)
+            for (int64_t p = threadIdx.y; p < hw; p += 8)
+                s += tb_f32(x[(n * hw + p) * c + ch]);
+        acc[threadIdx.y][threadIdx.x] = s;
+        __syncthreads();
+        if (threadIdx.y == 0 && ch < c) {
+            float t = 0.0f;
+            for (int i = 0; i < 8; i++)
+                t += acc[i][threadIdx.x];
+            y[n * c + ch] = tb_from_f32<T>(t / (float)hw);
+        }
+        __syncthreads(); /* acc is written again for the next image */
     }
 }
 
@@ -38,11 +44,11 @@ static int gap_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x)
     int64_t n = x->shape[0], hw = x->shape[1] * x->shape[2], c = x->shape[3];
     if (n == 0 || c == 0)
         return TB_OK;
-    TB_CHECK(n <= 65535, TB_ERR_UNSUPPORTED, "global_avgpool_forward: batch %lld exceeds 65535", (long long)n);
-    dim3 grid((unsigned)((c + 31) / 32), (unsigned)n), block(32, 8);
+    TB_CHECK((c + 31) / 32 <= INT32_MAX, TB_ERR_UNSUPPORTED, "global_avgpool_forward: %lld channels", (long long)c);
+    dim3 grid((unsigned)((c + 31) / 32), (unsigned)(n < 65535 ? n : 65535)), block(32, 8);
     TB_TRY(tb_dispatch_float(x->dtype, "global_avgpool_forward", [&](auto tag) {
         using T = typename decltype(tag)::type;
-        gap_forward_kernel<T><<<grid, block, 0, ctx->stream>>>((T *)y->data, (const T *)x->data, hw, c);
+        gap_forward_kernel<T><<<grid, block, 0, ctx->stream>>>((T *)y->data, (const T *)x->data, n, hw, c);
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();

@@ -10,7 +10,11 @@
  * block divides the sum of those partials by the count: deterministic for
  * any number of rows, and nothing per row is stored.
  * A label >= k makes that row's loss NaN, which the trainer's divergence
- * check reports (the device cannot return an error).
+ * check reports (the device cannot return an error); the backward gives
+ * that row zero targets. The soft-target builder, which the CPU makes
+ * refuse a label outside [0, k), gives such a row `off` everywhere (mixup
+ * and smoothing take their labels from the dataset readers, which check
+ * their range).
  *
  * A negative label is an ignored row (ops.h): its probabilities are still
  * written, but it adds nothing to the loss or the gradient, and the mean is
@@ -191,7 +195,10 @@ static int softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs,
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t n = logits->shape[0], k = logits->shape[1];
-    TB_CHECK(n >= 1, TB_ERR_UNSUPPORTED, "softmax_ce_forward: %lld rows", (long long)n);
+    if (n == 0) { /* no labelled row: the mean is 0, as on the CPU */
+        CUDA_CHECK(cudaMemsetAsync(loss->data, 0, sizeof(float), ctx->stream));
+        return TB_OK;
+    }
     const int32_t *lab = labels && labels->data ? (const int32_t *)labels->data : NULL;
     const float *tgt = lab ? NULL : (const float *)targets->data;
     float *pr = probs && probs->data ? (float *)probs->data : NULL;
