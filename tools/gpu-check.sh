@@ -240,8 +240,9 @@ if wants test; then
         elif [ $((deadline - $(date +%s))) -lt $((keep + 30)) ]; then
             skip_step "$t" "the rest of GPU_CHECK_BUDGET is kept for the benchmarks"
         else
-            # the host-side test takes its GPU branch here (backend created and named)
-            run_step "$t" 150 "$build/tests/cuda/$t"
+            # the host-side test takes its GPU branch here (backend created and named);
+            # TB_REQUIRE_GPU: here a GPU the tests cannot use fails them (no skip)
+            run_step "$t" 150 env TB_REQUIRE_GPU=1 "$build/tests/cuda/$t"
         fi
     done
 fi

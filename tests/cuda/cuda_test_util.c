@@ -282,6 +282,43 @@ bool tp_check_special(tctx *t, const char *what, const tpair *p)
     return ok;
 }
 
+/* h[0] and h[1] (downloaded with their guards) byte for byte; with
+ * finite_only, a NaN or inf on both sides fails too. */
+static bool bitwise_equal(tctx *t, const char *what, const tpair *p, unsigned char *h[2], bool finite_only)
+{
+    if (memcmp(h[0] + TP_GUARD, h[1] + TP_GUARD, p->bytes) != 0) {
+        size_t i = 0;
+        while (h[0][TP_GUARD + i] == h[1][TP_GUARD + i])
+            i++;
+        tctx_fail(t, "%s: not bitwise equal (first difference at byte %zu of %zu)", what, i, p->bytes);
+        return false;
+    }
+    tb_dtype dt = p->t[0].dtype;
+    int64_t count = tb_numel(&p->t[0]);
+    for (int64_t i = 0; finite_only && tb_dtype_is_float(dt) && i < count; i++) {
+        float v;
+        tb_convert_to_f32(&v, h[1] + TP_GUARD + (size_t)i * tb_dtype_size(dt), dt, 1);
+        if (!isfinite(v)) {
+            tctx_fail(t, "%s: non-finite at %lld (%g) on both sides", what, (long long)i, (double)v);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool tp_check_bits(tctx *t, const char *what, const tpair *p)
+{
+    if (!p) {
+        tctx_fail(t, "%s: tensor was not created", what);
+        return false;
+    }
+    unsigned char *h[2];
+    bool ok = download_pair(t, what, p, h) && bitwise_equal(t, what, p, h, false);
+    free(h[0]);
+    free(h[1]);
+    return ok;
+}
+
 bool tp_check(tctx *t, const char *what, const tpair *p, double rtol)
 {
     if (!p) {
@@ -294,13 +331,7 @@ bool tp_check(tctx *t, const char *what, const tpair *p, double rtol)
     int64_t count = tb_numel(&p->t[0]);
     tb_dtype dt = p->t[0].dtype;
     if (ok && (rtol == 0.0 || !tb_dtype_is_float(dt))) {
-        if (memcmp(h[0] + TP_GUARD, h[1] + TP_GUARD, p->bytes) != 0) {
-            size_t i = 0;
-            while (h[0][TP_GUARD + i] == h[1][TP_GUARD + i])
-                i++;
-            tctx_fail(t, "%s: not bitwise equal (first difference at byte %zu of %zu)", what, i, p->bytes);
-            ok = false;
-        }
+        ok = bitwise_equal(t, what, p, h, true);
     } else if (ok) {
         f[0] = malloc(sizeof(float) * (size_t)(count ? count : 1));
         f[1] = malloc(sizeof(float) * (size_t)(count ? count : 1));
@@ -329,13 +360,18 @@ void tctx_set_tf32(tb_backend *be, bool allow)
 
 int tctx_open_backends(int argc, char **argv, tb_backend **ref, tb_backend **dut, uint64_t *seed)
 {
+    /* line by line: a run killed by its time limit keeps what it printed */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     bool self_check = argc > 1 && !strcmp(argv[1], "--self-check");
     const char *env = getenv("TB_TEST_SEED");
     *seed = env ? strtoull(env, NULL, 10) : 20250611ull;
     char why[256] = "";
     if (!self_check && !tb_cuda_available(why, sizeof why)) {
-        printf("SKIP: no usable GPU: %s\n", why);
-        return 77;
+        /* on the GPU machine a missing GPU is a broken driver or runtime, not a skip */
+        const char *require = getenv("TB_REQUIRE_GPU");
+        bool required = require && *require && strcmp(require, "0") != 0;
+        printf("%s: no usable GPU: %s\n", required ? "FAIL (TB_REQUIRE_GPU is set)" : "SKIP", why);
+        return required ? 1 : 77;
     }
     int rc = tb_cpu_backend_create(ref, 2);
     if (rc == TB_OK)

@@ -6,7 +6,8 @@
  * it. An op runs on both sides (RUN_BOTH), then tp_check compares side 1
  * against side 0: guards intact on both, no inf/NaN, and
  *   |got - ref| <= rtol * (|ref| + mean |ref|)
- * elementwise (rtol 0: bitwise equal).
+ * elementwise (rtol 0: bitwise equal). Outputs that may hold inf or NaN
+ * by design take tp_check_bits (bitwise) or tp_check_special (by value).
  */
 #ifndef TB_CUDA_TEST_UTIL_H
 #define TB_CUDA_TEST_UTIL_H
@@ -73,6 +74,8 @@ tpair *tp_values(tctx *t, tb_dtype dt, int64_t count, const float *values);
 
 /* Compares side 1 with side 0 (see the header comment); records failures. */
 bool tp_check(tctx *t, const char *what, const tpair *p, double rtol);
+/* Bitwise equal, inf and NaN included (their payloads too). */
+bool tp_check_bits(tctx *t, const char *what, const tpair *p);
 /* The same values on both sides, element by element in f32: NaN matches any
  * NaN (a conversion may drop its sign or payload), zeros must agree in sign. */
 bool tp_check_special(tctx *t, const char *what, const tpair *p);

@@ -17,6 +17,7 @@ extern "C" {
 }
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/cuda/pool_window.cuh"
@@ -193,6 +194,7 @@ static void test_check_macros_and_op_context(void **state)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a run killed by its time limit keeps what it printed */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_available_or_fallback),
         cmocka_unit_test(test_conversions_match_tensor_h),

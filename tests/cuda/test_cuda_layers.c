@@ -441,7 +441,9 @@ static void test_pooling(void **state)
     for (size_t i = 0; i < sizeof pool_cases / sizeof pool_cases[0]; i++)
         for (int d = 0; d < NDT; d++)
             run_pool(t, &pool_cases[i], dtypes[d]);
-    static const int gap_cases[][4] = {{2, 7, 7, 64}, {1, 1, 1, 5}, {3, 5, 3, 10}, {4, 7, 7, 2048}};
+    /* the last: more images than a grid row count holds (a detector's RoI
+     * head pools images x RoIs) */
+    static const int gap_cases[][4] = {{2, 7, 7, 64}, {1, 1, 1, 5}, {3, 5, 3, 10}, {4, 7, 7, 2048}, {70001, 2, 2, 3}};
     for (size_t i = 0; i < sizeof gap_cases / sizeof gap_cases[0]; i++)
         for (int d = 0; d < NDT; d++) {
             const int *g = gap_cases[i];
@@ -596,11 +598,11 @@ static void run_relu_special_values(tctx *t, tb_dtype dt)
         return;
     bool bitwise = dt == TB_F32;
     RUN_BOTH(t, tb_relu_forward(BE, S(y), S(x)));
-    bitwise ? tp_check(t, "relu special values", y, 0.0) : tp_check_special(t, "relu special values", y);
+    bitwise ? tp_check_bits(t, "relu special values", y) : tp_check_special(t, "relu special values", y);
     RUN_BOTH(t, tb_relu_backward(BE, S(dx), S(dy), S(y)));
     tp_check_special(t, "relu backward special values", dx);
     RUN_BOTH(t, tb_relu_forward(BE, S(x), S(x)));
-    bitwise ? tp_check(t, "relu special values in place", x, 0.0)
+    bitwise ? tp_check_bits(t, "relu special values in place", x)
             : tp_check_special(t, "relu special values in place", x);
 }
 
@@ -621,19 +623,23 @@ static void test_elementwise_layers(void **state)
     assert_int_equal(t->failures, 0);
 }
 
-/* The box-level detection ops have no CUDA implementation yet (NULL slots):
- * the CUDA backend must decline them; it supports every other op. */
-/* Both backends implement every op in f32, f16 and bf16 (the CUDA backend
+/* Both backends declare every op in f32, f16 and bf16 (the CUDA backend
  * declines bf16 only below compute capability 8.0, which no GPU this runs
- * on has: an H100/H200 is 9.0). */
+ * on has: an H100/H200 is 9.0), and decline a non-float compute dtype and
+ * an op id out of range. Whether each op then runs is what the other tests
+ * check. */
 static void test_supports_every_op(void **state)
 {
     (void)state;
-    for (int op = 0; op < TB_OP_COUNT; op++)
+    for (int op = 0; op < TB_OP_COUNT; op++) {
         for (int d = 0; d < NDT; d++)
             if (!tb_supports_op(dut_be, (tb_op_id)op, dtypes[d]))
                 fail_msg("%s does not support %s in %s", dut_be->name, tb_op_name((tb_op_id)op),
                          tb_dtype_name(dtypes[d]));
+        if (tb_supports_op(dut_be, (tb_op_id)op, TB_I32))
+            fail_msg("%s claims %s in i32", dut_be->name, tb_op_name((tb_op_id)op));
+    }
+    assert_false(tb_supports_op(dut_be, TB_OP_COUNT, TB_F32));
 }
 
 int main(int argc, char **argv)
