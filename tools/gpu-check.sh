@@ -82,7 +82,7 @@ task_steps=${TASK_STEPS:---steps 10 --warmup 3 --repeats 3}
 deadline=$(($(date +%s) + ${GPU_CHECK_BUDGET:-560}))
 status_lines=()
 last_ips=-
-declare -A ips_ours ips_eager ips_unfused replayed ips_torch ips_compiled task_ours task_torch
+declare -A ips_ours ips_eager ips_unfused replayed ips_torch ips_compiled task_ours task_torch mem_ours mem_torch
 bench_reserve=${GPU_CHECK_BENCH_RESERVE:-250}
 
 wants() { case " $steps " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -144,6 +144,13 @@ EOF
 }
 
 images_per_sec() { json_field "$1" images_per_sec; }
+# GPU memory in use after the timed steps (device_used_bytes: cudaMemGetInfo's
+# total - free, the CUDA context included, the same key on both sides), GiB
+device_gib() {
+    local b
+    b=$(json_field "$1" device_used_bytes)
+    awk -v b="$b" 'BEGIN { if (b ~ /^[0-9]+$/) printf "%.1f", b / 1073741824; else print "-" }'
+}
 
 # ---- environment: brought libraries, cuDNN location ------------------------
 # meson and ninja may be pip packages beside python3 (the device's image)
@@ -275,10 +282,12 @@ for p in $precisions; do
         run_step "torch-$p" 150 env LD_LIBRARY_PATH="$ld_orig" python3 bench/pytorch_bench.py $bench_args --precision "$p" --device cuda \
             $bench_steps --json
         ips_torch[$p]=$(images_per_sec "$out/torch-$p.log")
+        mem_torch[$p]=$(device_gib "$out/torch-$p.log")
     fi
     if wants bench && $have_bench; then
         bench_ours "bench-$p" "$p"
         ips_ours[$p]=$last_ips
+        mem_ours[$p]=$(device_gib "$out/bench-$p.log")
         # steps replayed from the captured CUDA graph, of all steps run
         replayed[$p]="$(json_field "$out/bench-$p.log" steps_replayed)/$(json_field "$out/bench-$p.log" steps_run), $(json_field "$out/bench-$p.log" steps_skipped) skipped"
     fi
@@ -358,14 +367,14 @@ fi
         echo
         echo "images/s, $bench_args, synthetic data:"
         echo
-        echo "| precision | trickbench | steps replayed/run, skipped | trickbench op by op | BN, add, ReLU unfused | PyTorch | ratio | PyTorch compiled | ratio |"
-        echo "|---|---|---|---|---|---|---|---|---|"
+        echo "| precision | trickbench | steps replayed/run, skipped | trickbench op by op | BN, add, ReLU unfused | PyTorch | ratio | PyTorch compiled | ratio | GPU GiB trickbench / PyTorch |"
+        echo "|---|---|---|---|---|---|---|---|---|---|"
         for p in $precisions; do
             o=${ips_ours[$p]:--} e=${ips_eager[$p]:--} r=${ips_torch[$p]:--} g=${replayed[$p]:--}
             u=${ips_unfused[$p]:--} c=${ips_compiled[$p]:--}
             ratio=$(env LD_LIBRARY_PATH="$ld_orig" python3 -c "print('%.2f' % ($o / $r))" 2>/dev/null || echo "-")
             cratio=$(env LD_LIBRARY_PATH="$ld_orig" python3 -c "print('%.2f' % ($o / $c))" 2>/dev/null || echo "-")
-            echo "| $p | $o | $g | $e | $u | $r | $ratio | $c | $cratio |"
+            echo "| $p | $o | $g | $e | $u | $r | $ratio | $c | $cratio | ${mem_ours[$p]:--} / ${mem_torch[$p]:--} |"
         done
     fi
     if wants det || wants seg; then
