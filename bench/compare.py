@@ -95,6 +95,15 @@ def det_args(c, a):
             "--warmup", str(a.warmup), "--repeats", str(a.repeats), "--threads", str(a.threads), "--json"] + extra
 
 
+def memory(result, device):
+    """The memory column of one side: GPU memory in use after the timed steps
+    (GiB, device_used_bytes) on CUDA, else the process's peak RSS (MiB)."""
+    key, unit = ("device_used_bytes", 2 ** 30) if device == "cuda" else ("peak_rss_bytes", 2 ** 20)
+    if not result or not isinstance(result.get(key), (int, float)):
+        return "?"
+    return f"{result[key] / unit:,.1f}" if device == "cuda" else f"{result[key] / unit:,.0f}"
+
+
 def run_detection(a):
     if a.compile:
         sys.exit("compare.py: --compile is for classification only (torch.compile of torchvision's detection "
@@ -189,8 +198,9 @@ def main():
                                                          channels=a.channels or 3, classes=a.classes or 1000,
                                                          precision=a.precision)]
     env_threads = ["--threads", str(a.threads)]
-    head = "| model | image | batch | precision | device | trickbench img/s | PyTorch img/s | ratio |"
-    sep = "|---|---:|---:|---|---|---:|---:|---:|"
+    mem = "GPU GiB in use" if a.device == "cuda" else "peak RSS MiB"
+    head = f"| model | image | batch | precision | device | trickbench img/s | PyTorch img/s | ratio | {mem}: ours | PyTorch |"
+    sep = "|---|---:|---:|---|---|---:|---:|---:|---:|---:|"
     if a.compile:
         head += " compiled img/s | ratio |"
         sep += "---:|---:|"
@@ -202,7 +212,8 @@ def main():
         o = ours["images_per_sec"] if ours else float("nan")
         r = ref["images_per_sec"] if ref else float("nan")
         row = (f"| {c['model']}{'-' + c['variant']} | {c['image']}x{c['image']}x{c['channels']} | {c['batch']} | "
-               f"{c['precision']} | {a.device} ({a.threads} thr) | {o:.1f} | {r:.1f} | {o / r:.2f} |")
+               f"{c['precision']} | {a.device} ({a.threads} thr) | {o:.1f} | {r:.1f} | {o / r:.2f} | "
+               f"{memory(ours, a.device)} | {memory(ref, a.device)} |")
         if a.compile:
             comp = run_json([sys.executable, os.path.join(HERE, "pytorch_bench.py")] + common_args(c, a)
                             + env_threads + ["--compile"])

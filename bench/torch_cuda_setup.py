@@ -4,6 +4,7 @@ algorithms and keeps the fastest (trickbench runs cudnnFind when it builds
 the graph; the shapes are static, and the warm-up steps absorb the search),
 and f32 convolutions and GEMMs may use TF32 (trickbench's default on CUDA).
 configure() returns what it set, for the JSON line."""
+import resource
 
 
 def configure(torch, device):
@@ -27,8 +28,12 @@ def peak_memory(torch, device):
     libraries and allocations of this process, and any other's), which is the
     figure trickbench's bench reports under the same key, so compare those two;
     and peak_gpu_bytes, the most the caching allocator held at any time
-    (cuDNN's trial workspaces of the warm-up included, the context not)."""
+    (cuDNN's trial workspaces of the warm-up included, the context not);
+    and peak_rss_bytes on every device."""
+    # the process's peak resident set (Linux reports KiB), as trickbench's
+    # peak_rss_bytes: the CPU-side comparison
+    rss = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     if device != "cuda":
-        return {}
+        return rss
     free, total = torch.cuda.mem_get_info()
-    return {"device_used_bytes": total - free, "peak_gpu_bytes": torch.cuda.max_memory_reserved()}
+    return {**rss, "device_used_bytes": total - free, "peak_gpu_bytes": torch.cuda.max_memory_reserved()}
