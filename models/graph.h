@@ -202,7 +202,10 @@ int tb_graph_node_info(const tb_graph *g, int i, tb_node_info *out);
 /* ---- running ---- */
 tb_tensor *tb_graph_input(tb_graph *g);        /* {n,h,w,c} in the graph dtype */
 tb_tensor *tb_graph_output(tb_graph *g);       /* logits {n,k} in the graph dtype */
-tb_tensor *tb_graph_output_grad(tb_graph *g);  /* d loss / d logits, same shape and dtype */
+/* d loss / d logits, same shape and dtype: the caller fills it after
+ * tb_graph_zero_grads; tb_graph_backward reuses its memory once the
+ * output's producer has read it, so it is not readable after the backward. */
+tb_tensor *tb_graph_output_grad(tb_graph *g);
 
 /* train=true: batch statistics, running-stat update, dropout on. */
 int tb_graph_forward(tb_graph *g, bool train);
@@ -219,10 +222,12 @@ int tb_graph_forward_part(tb_graph *g, bool train, int part);
 int tb_graph_n_parts(const tb_graph *g);
 int tb_graph_n_outputs(const tb_graph *g);
 tb_tensor *tb_graph_output_at(tb_graph *g, int i);      /* NULL when out of range */
-tb_tensor *tb_graph_output_grad_at(tb_graph *g, int i);
+tb_tensor *tb_graph_output_grad_at(tb_graph *g, int i); /* as tb_graph_output_grad */
 /* The writable tensor of a value (an external's, to fill it). */
 tb_tensor *tb_graph_value_tensor_mut(tb_graph *g, tb_value v);
-/* Zeroes all gradients (activation and parameter). */
+/* Zeroes the parameter gradients and the outputs' (and those of values
+ * without a producer); tb_graph_backward zeroes every other activation
+ * gradient just before its first writer (they share one arena). */
 int tb_graph_zero_grads(tb_graph *g);
 /* Runs the nodes in reverse from the output gradients (which the caller has
  * filled after tb_graph_zero_grads), accumulating parameter gradients. */
