@@ -830,7 +830,7 @@ typedef struct live_range {
 
 typedef struct act_block {
     size_t off, size;
-    int until;
+    int until; /* the last clock it is in use */
 } act_block;
 
 /* The lowest offset where `size` bytes fit between the live blocks (sorted by offset). */
@@ -887,17 +887,23 @@ static int place_ranges(live_range *r, int n, size_t *offset, size_t *peak)
     return TB_OK;
 }
 
-/* One arena of `peak` bytes for the placed ranges of value memory: the
- * activations (grad false) or the gradients (grad true) of values[id]. */
-static int allocate_placed(tb_graph *g, void **mem, size_t peak, const live_range *r, int n, const size_t *offset,
-                           bool grad)
+/* Places the n ranges of values[id] memory (place_ranges) and allocates
+ * one arena of the peak for them: *mem, *bytes, and each value's activation
+ * (grad false) or gradient (grad true) pointer. */
+static int allocate_ranges(tb_graph *g, live_range *r, int n, void **mem, size_t *bytes, bool grad)
 {
-    TB_TRY(tb_alloc(g->be, mem, peak ? peak : 1));
-    for (int i = 0; i < n; i++) {
+    size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
+    if (!offset)
+        return tb_fail(TB_ERR_NOMEM, "graph: out of memory planning an arena");
+    int rc = place_ranges(r, n, offset, bytes);
+    if (rc == TB_OK)
+        rc = tb_alloc(g->be, mem, *bytes ? *bytes : 1);
+    for (int i = 0; rc == TB_OK && i < n; i++) {
         value *v = &g->values[r[i].id];
         (grad ? &v->grad : &v->t)->data = (char *)*mem + offset[r[i].id];
     }
-    return TB_OK;
+    free(offset);
+    return rc;
 }
 
 /* An inference graph's activations: each storage value from its producer to
@@ -906,23 +912,17 @@ static int allocate_placed(tb_graph *g, void **mem, size_t peak, const live_rang
 static int plan_shared_activations(tb_graph *g)
 {
     live_range *r = calloc((size_t)g->n_values + 1, sizeof *r);
-    size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
-    int n = 0, rc = TB_OK;
-    if (!r || !offset)
-        rc = tb_fail(TB_ERR_NOMEM, "graph: out of memory planning activations");
-    for (int v = 0; rc == TB_OK && v < g->n_values; v++) {
+    if (!r)
+        return tb_fail(TB_ERR_NOMEM, "graph: out of memory planning activations");
+    int n = 0;
+    for (int v = 0; v < g->n_values; v++) {
         const value *val = &g->values[v];
         if (!val->dead && val->alias_of < 0)
             r[n++] = (live_range){val->producer, last_read(g, v), align_up(tb_nbytes(&val->t)), v};
+        g->values[v].grad = tb_tensor_1d(NULL, val->t.dtype, 0);
     }
-    for (int v = 0; v < g->n_values; v++)
-        g->values[v].grad = tb_tensor_1d(NULL, g->values[v].t.dtype, 0);
-    if (rc == TB_OK)
-        rc = place_ranges(r, n, offset, &g->act_bytes);
-    if (rc == TB_OK)
-        rc = allocate_placed(g, &g->mem_act, g->act_bytes, r, n, offset, false);
+    int rc = allocate_ranges(g, r, n, &g->mem_act, &g->act_bytes, false);
     free(r);
-    free(offset);
     return rc;
 }
 
@@ -984,10 +984,9 @@ static int plan_grad_zeroing(tb_graph *g, const int *zero_node)
 static int plan_shared_grads(tb_graph *g)
 {
     live_range *r = calloc((size_t)g->n_values + 1, sizeof *r);
-    size_t *offset = calloc((size_t)g->n_values + 1, sizeof *offset);
     int *zero_node = calloc((size_t)g->n_values + 1, sizeof *zero_node);
     int n = 0, rc = TB_OK, last = g->n_nodes - 1;
-    if (!r || !offset || !zero_node)
+    if (!r || !zero_node)
         rc = tb_fail(TB_ERR_NOMEM, "graph: out of memory planning gradients");
     for (int v = 0; rc == TB_OK && v < g->n_values; v++) {
         value *val = &g->values[v];
@@ -1003,11 +1002,8 @@ static int plan_shared_grads(tb_graph *g)
     if (rc == TB_OK)
         rc = plan_grad_zeroing(g, zero_node);
     if (rc == TB_OK)
-        rc = place_ranges(r, n, offset, &g->grad_bytes);
-    if (rc == TB_OK)
-        rc = allocate_placed(g, &g->mem_grad, g->grad_bytes, r, n, offset, true);
+        rc = allocate_ranges(g, r, n, &g->mem_grad, &g->grad_bytes, true);
     free(r);
-    free(offset);
     free(zero_node);
     return rc;
 }
@@ -1397,15 +1393,22 @@ int tb_graph_zero_grads(tb_graph *g)
     return TB_OK;
 }
 
+/* The gradients node nd's backward writes first, zeroed (plan_grad_zeroing). */
+static int zero_first_written(tb_graph *g, const node *nd)
+{
+    for (int k = 0; k < nd->zero_n; k++)
+        TB_TRY(tb_fill(g->be, &g->values[g->grad_zero[nd->zero_first + k]].grad, 0.0f));
+    return TB_OK;
+}
+
 int tb_graph_backward(tb_graph *g)
 {
     TB_CHECK(g->allocated, TB_ERR_INVALID, "graph: backward before tb_graph_finalize(g, true)");
     TB_CHECK(!g->inference, TB_ERR_INVALID, "graph: an inference graph has no backward");
     for (int i = g->n_nodes - 1; i >= 0; i--) {
-        const node *nd = &g->nodes[i];
-        for (int k = 0; k < nd->zero_n; k++)
-            TB_TRY(tb_fill(g->be, &g->values[g->grad_zero[nd->zero_first + k]].grad, 0.0f));
-        int rc = backward_node(g, i);
+        int rc = zero_first_written(g, &g->nodes[i]);
+        if (rc == TB_OK)
+            rc = backward_node(g, i);
         if (rc != TB_OK)
             return tb_err_context(rc, "backward node %d (%s)", i, g->nodes[i].name);
     }
