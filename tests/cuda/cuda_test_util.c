@@ -238,10 +238,15 @@ static bool compare_values(tctx *t, const char *what, const tpair *p, const floa
 }
 
 /* Both sides' bytes with their guards into h[0], h[1] (malloc'ed, freed by
- * the caller also on failure); false after a failed download or a guard
- * overwritten. */
+ * the caller also on failure); false for a pair never created, a failed
+ * download or a guard overwritten. */
 static bool download_pair(tctx *t, const char *what, const tpair *p, unsigned char *h[2])
 {
+    h[0] = h[1] = NULL;
+    if (!p) {
+        tctx_fail(t, "%s: tensor was not created", what);
+        return false;
+    }
     size_t total = p->bytes + 2 * TP_GUARD;
     h[0] = malloc(total);
     h[1] = malloc(total);
@@ -258,14 +263,10 @@ static bool download_pair(tctx *t, const char *what, const tpair *p, unsigned ch
 
 bool tp_check_special(tctx *t, const char *what, const tpair *p)
 {
-    if (!p) {
-        tctx_fail(t, "%s: tensor was not created", what);
-        return false;
-    }
     unsigned char *h[2];
     bool ok = download_pair(t, what, p, h);
-    int64_t count = tb_numel(&p->t[0]);
-    tb_dtype dt = p->t[0].dtype;
+    int64_t count = ok ? tb_numel(&p->t[0]) : 0;
+    tb_dtype dt = ok ? p->t[0].dtype : TB_F32;
     for (int64_t i = 0; ok && i < count; i++) {
         float v[2];
         for (int s = 0; s < 2; s++)
@@ -308,10 +309,6 @@ static bool bitwise_equal(tctx *t, const char *what, const tpair *p, unsigned ch
 
 bool tp_check_bits(tctx *t, const char *what, const tpair *p)
 {
-    if (!p) {
-        tctx_fail(t, "%s: tensor was not created", what);
-        return false;
-    }
     unsigned char *h[2];
     bool ok = download_pair(t, what, p, h) && bitwise_equal(t, what, p, h, false);
     free(h[0]);
@@ -321,15 +318,11 @@ bool tp_check_bits(tctx *t, const char *what, const tpair *p)
 
 bool tp_check(tctx *t, const char *what, const tpair *p, double rtol)
 {
-    if (!p) {
-        tctx_fail(t, "%s: tensor was not created", what);
-        return false;
-    }
     unsigned char *h[2];
     float *f[2] = {NULL, NULL};
     bool ok = download_pair(t, what, p, h);
-    int64_t count = tb_numel(&p->t[0]);
-    tb_dtype dt = p->t[0].dtype;
+    int64_t count = ok ? tb_numel(&p->t[0]) : 0;
+    tb_dtype dt = ok ? p->t[0].dtype : TB_F32;
     if (ok && (rtol == 0.0 || !tb_dtype_is_float(dt))) {
         ok = bitwise_equal(t, what, p, h, true);
     } else if (ok) {
