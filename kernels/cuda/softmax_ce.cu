@@ -195,10 +195,7 @@ static int softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs,
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t n = logits->shape[0], k = logits->shape[1];
-    if (n == 0) { /* no labelled row: the mean is 0, as on the CPU */
-        CUDA_CHECK(cudaMemsetAsync(loss->data, 0, sizeof(float), ctx->stream));
-        return TB_OK;
-    }
+    TB_CHECK(n >= 1, TB_ERR_UNSUPPORTED, "softmax_ce_forward: %lld rows", (long long)n);
     const int32_t *lab = labels && labels->data ? (const int32_t *)labels->data : NULL;
     const float *tgt = lab ? NULL : (const float *)targets->data;
     float *pr = probs && probs->data ? (float *)probs->data : NULL;
