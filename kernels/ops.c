@@ -779,7 +779,18 @@ static int sgd_scalars(const vcall *v, const tb_sgd_params *p)
         return vc_fail(v, "grad_scale %g must be positive and finite", (double)p->grad_scale);
     if (p->nesterov && p->momentum == 0.0f)
         return vc_fail(v, "nesterov needs a non-zero momentum (as in PyTorch)");
+    if (p->clip_sumsq && (!(p->clip_max_norm > 0.0f) || !isfinite(p->clip_max_norm)))
+        return vc_fail(v, "clip_max_norm %g must be positive and finite", (double)p->clip_max_norm);
     return TB_OK;
+}
+
+double tb_sgd_clip_factor(double sumsq, double grad_scale, double max_norm)
+{
+    double norm = sqrt(sumsq) / grad_scale;
+    if (!isfinite(norm))
+        return 1.0;
+    double f = max_norm / (norm + 1e-6);
+    return f < 1.0 ? f : 1.0;
 }
 
 int tb_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *momentum_buf,
@@ -809,6 +820,8 @@ int tb_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *
         TB_TRY(need_vec(&v, "skip", skip, TB_I32, 1, "a scalar flag"));
     if (p->lr_tensor)
         TB_TRY(need_vec(&v, "lr_tensor", p->lr_tensor, TB_F32, 1, "a scalar"));
+    if (p->clip_sumsq)
+        TB_TRY(need_vec(&v, "clip_sumsq", p->clip_sumsq, TB_F32, 1, "a scalar"));
     DISPATCH(TB_OP_SGD_STEP, sgd_step, grad->dtype, master, opt(model), opt(momentum_buf), grad,
              copt(decay_mask), copt(skip), p);
 }

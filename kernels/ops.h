@@ -401,7 +401,22 @@ typedef struct tb_sgd_params {
      * from it when the step runs and lr is ignored (a captured training step
      * replays with each step's rate; see "Per-step scalars") */
     const tb_tensor *lr_tensor;
+    /* optional f32 {1} in backend memory: the sum of squares of all the
+     * gradients of this step as they are (loss scale included; tb_sumsq over
+     * every group). When set, gradient clipping by global norm is applied on
+     * the device, with no host read: each gradient, once divided by
+     * grad_scale, is multiplied by tb_sgd_clip_factor(*clip_sumsq,
+     * grad_scale, clip_max_norm) (clip_max_norm > 0). */
+    const tb_tensor *clip_sumsq;
+    float clip_max_norm;
 } tb_sgd_params;
+
+/* Clipping by global norm (PyTorch's clip_grad_norm_, norm type 2):
+ *   norm = sqrt(sumsq) / grad_scale ; factor = min(1, max_norm / (norm + 1e-6))
+ * A non-finite norm gives 1: an overflowed fp16 step is skipped by the loss
+ * scaler's flag anyway. The CPU's SGD uses this; the CUDA kernel computes
+ * the same formula on the device (in f32). */
+double tb_sgd_clip_factor(double sumsq, double grad_scale, double max_norm);
 
 /* One fused SGD step over a flat group of parameters (PyTorch's formulation):
  *   g = grad / grad_scale + wd * mask * master

@@ -75,7 +75,7 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
         TB_TRY(tb_ema_init(&s->ema, g, opt->ema_decay, true));
         s->have_ema = true;
     }
-    s->can_capture = opt->capture && !capture_disabled_by_env() && tb_can_capture(s->be) && !s->have_clip &&
+    s->can_capture = opt->capture && !capture_disabled_by_env() && tb_can_capture(s->be) &&
                      tb_graph_replayable(g) && (!opt->teacher || tb_graph_replayable(opt->teacher));
     return TB_OK;
 }
@@ -207,28 +207,20 @@ static int loss_and_gradient(tb_step *s, const tb_tensor *soft, float scale, con
     return TB_OK;
 }
 
-/* The divisor applied to gradients: the loss scale, over the clipping factor. */
-static int gradient_divisor(tb_step *s, float scale, float *divisor)
-{
-    *divisor = scale;
-    if (!s->have_clip)
-        return TB_OK;
-    double norm, factor;
-    TB_TRY(tb_grad_clip_compute(&s->clip, s->g, scale, &norm, &factor));
-    *divisor = (float)(scale / factor);
-    return TB_OK;
-}
-
 /* The rate is read from the uploaded scalars (lr_tensor), so a replayed
- * step uses each step's rate; .lr only passes the front-end's check. */
-static int optimizer_step(tb_step *s, float divisor)
+ * step uses each step's rate; .lr only passes the front-end's check.
+ * Gradients are divided by the loss scale; with clipping, the global norm's
+ * sum of squares is accumulated on the device and the SGD kernels read it. */
+static int optimizer_step(tb_step *s, float scale)
 {
     tb_sgd_params sp = {.lr = s->host_scalars.lr,
                         .momentum = (float)s->opt.momentum,
                         .weight_decay = (float)s->opt.weight_decay,
-                        .grad_scale = divisor,
+                        .grad_scale = scale,
                         .nesterov = s->opt.nesterov,
                         .lr_tensor = &s->lr};
+    if (s->have_clip)
+        TB_TRY(tb_grad_clip_prepare(&s->clip, s->g, &sp));
     const tb_tensor *skip = s->opt.fp16_scaling ? &s->flag : NULL;
     for (int gi = 0; gi < 2; gi++) {
         tb_param_group *grp = tb_graph_group(s->g, gi);
@@ -271,9 +263,7 @@ static int step_body(tb_step *s, int kind, float scale, bool *soft_out)
                 TB_TRY(tb_nonfinite_check(s->be, &s->flag, &grp->grad));
         }
     }
-    float divisor;
-    TB_TRY(gradient_divisor(s, scale, &divisor));
-    TB_TRY(optimizer_step(s, divisor));
+    TB_TRY(optimizer_step(s, scale));
     if (loss != &s->loss)
         TB_TRY(tb_copy(s->be, &s->loss, loss));
     *soft_out = soft != NULL;

@@ -13,8 +13,9 @@
  * second step of its kind (the first runs op by op, so that every lazy
  * set-up happens outside the capture); all are recorded again when the loss
  * scale changes (it is an argument of the loss gradient) or the backend's
- * workspace moved. Not captured: gradient clipping (it reads the norm on the
- * host) and networks with dropout (its seed is drawn on the host per step).
+ * workspace moved. Gradient clipping is captured too (its norm stays on the
+ * device, read by the SGD kernels). Not captured: networks with dropout (its
+ * seed is drawn on the host per step).
  *
  * Overlapped upload: tb_step_run(..., next_images, ...) starts copying the
  * next step's images (CUDA: on the copy stream) as soon as this step has
@@ -48,7 +49,7 @@ typedef struct tb_step_options {
     double loss_scale;        /* initial (dynamic) or fixed (static) scale */
     double momentum, weight_decay;
     bool nesterov;
-    double grad_clip;         /* global norm; 0 = off (costs one host read per step) */
+    double grad_clip;         /* global norm; 0 = off (computed and applied on the device) */
     double ema_decay;         /* 0 = off */
     bool capture;             /* replay captured steps where the backend can (see above) */
 } tb_step_options;

@@ -5,7 +5,8 @@
  *   master -= lr * g ; model = (model dtype) master
  * The momentum buffer is only touched when momentum != 0 (it may then be
  * absent). A non-zero skip flag (set on the device by the overflow check of
- * dynamic loss scaling) makes the whole step a no-op. */
+ * dynamic loss scaling) makes the whole step a no-op. With clip_sumsq the
+ * gradients are also scaled by the global-norm clipping factor. */
 #include <math.h>
 
 #include "kernels/cpu/cpu_ops.h"
@@ -27,6 +28,10 @@ int tb_cpu_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
     float *v = p->momentum != 0.0f ? momentum_buf->data : NULL;
     const uint8_t *mask = decay_mask ? decay_mask->data : NULL;
     float inv_scale = 1.0f / p->grad_scale, mom = p->momentum, wd = p->weight_decay;
+    /* clipping folds into the one multiplier each gradient gets */
+    if (p->clip_sumsq)
+        inv_scale *= (float)tb_sgd_clip_factor(((const float *)p->clip_sumsq->data)[0], p->grad_scale,
+                                               p->clip_max_norm);
     float lr = p->lr_tensor ? ((const float *)p->lr_tensor->data)[0] : p->lr;
     if (!isfinite(lr))
         return tb_fail(TB_ERR_INVALID, "sgd_step: lr %g (lr_tensor) must be finite", (double)lr);

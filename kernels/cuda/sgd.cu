@@ -6,26 +6,42 @@
  * One thread per element reads grad, mask, master and v once and writes
  * master, v and the low-precision model copy. The skip flag (overflow under
  * dynamic loss scaling) is read on the device, so a skipped step costs no
- * host round trip. */
+ * host round trip; so is the sum of squares that gradient clipping needs. */
 #include "kernels/cuda/cuda_common.cuh"
 
 typedef struct sgd_args {
-    float lr, momentum, weight_decay, inv_scale;
+    float lr, momentum, weight_decay, grad_scale, clip_max_norm;
     bool nesterov;
 } sgd_args;
 
+/* 1 / grad_scale, times the clipping factor when clip_sumsq is given:
+ * tb_sgd_clip_factor's formula, in f32, evaluated by every thread from the
+ * sum of squares the step accumulated on the device (no host read). */
+static __device__ float gradient_multiplier(const float *clip_sumsq, const sgd_args &a)
+{
+    float inv_scale = 1.0f / a.grad_scale;
+    if (!clip_sumsq)
+        return inv_scale;
+    float norm = sqrtf(*clip_sumsq) / a.grad_scale;
+    if (!isfinite(norm))
+        return inv_scale;
+    return inv_scale * fminf(1.0f, a.clip_max_norm / (norm + 1e-6f));
+}
+
 template <typename TG, typename TM>
 static __global__ void sgd_kernel(float *master, TM *model, float *vbuf, const TG *grad, const uint8_t *mask,
-                                  const int32_t *skip, const float *lr_p, int64_t n, const sgd_args a)
+                                  const int32_t *skip, const float *lr_p, const float *clip_sumsq, int64_t n,
+                                  const sgd_args a)
 {
     if (skip && *skip != 0)
         return;
     /* the step's rate read on the device (a captured step replays with it) */
     const float lr = lr_p ? *lr_p : a.lr;
+    const float mult = gradient_multiplier(clip_sumsq, a);
     TB_GRID_STRIDE_LOOP(i, n)
     {
         float w = master[i];
-        float g = tb_f32(grad[i]) * a.inv_scale;
+        float g = tb_f32(grad[i]) * mult;
         if (mask && mask[i])
             g += a.weight_decay * w;
         if (a.momentum != 0.0f) {
@@ -55,7 +71,8 @@ static int sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
     a.lr = p->lr;
     a.momentum = p->momentum;
     a.weight_decay = p->weight_decay;
-    a.inv_scale = 1.0f / p->grad_scale;
+    a.grad_scale = p->grad_scale;
+    a.clip_max_norm = p->clip_max_norm;
     a.nesterov = p->nesterov;
     float *v = momentum_buf ? (float *)momentum_buf->data : NULL;
     const uint8_t *mask = decay_mask && decay_mask->data ? (const uint8_t *)decay_mask->data : NULL;
@@ -69,7 +86,8 @@ static int sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
             using TM = typename decltype(mtag)::type;
             sgd_kernel<TG, TM><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
                 (float *)master->data, (TM *)mdl, v, (const TG *)grad->data, mask, sk,
-                p->lr_tensor ? (const float *)p->lr_tensor->data : NULL, n, a);
+                p->lr_tensor ? (const float *)p->lr_tensor->data : NULL,
+                p->clip_sumsq ? (const float *)p->clip_sumsq->data : NULL, n, a);
             return TB_OK;
         });
     }));

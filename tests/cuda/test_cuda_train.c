@@ -88,6 +88,11 @@ static tb_model_spec small_resnet(const char *name, int image, float width)
     return spec;
 }
 
+/* The steps' global-norm clipping (optim.grad_clip; 0 = off): check_capture
+ * turns it on, so that the norm computed and applied on the device is
+ * replayed too. */
+static double step_grad_clip;
+
 /* The network `spec` on backend be, initialised from the test's seed (the
  * same weights on every backend), and its step. */
 static void net_init_spec(net *n, tb_backend *be, const tb_model_spec *spec, tb_dtype dt, bool capture,
@@ -109,6 +114,7 @@ static void net_init_spec(net *n, tb_backend *be, const tb_model_spec *spec, tb_
     opt.weight_decay = 1e-4;
     opt.nesterov = true;
     opt.capture = capture;
+    opt.grad_clip = step_grad_clip;
     CHECK_OK(tb_step_init(&n->step, n->g, &opt));
 }
 
@@ -446,8 +452,9 @@ static void test_trajectory_f32(void **state)
  * only allows for what no one promised). Steps
  * 0, 1 and 3 run op by op (the first of each mix kind), 2, 5 and 7 record
  * and replay, every later one replays: 8 replays in 11 steps. A change of
- * the fp16 loss scale records again but still replays, so the count holds. */
-static void check_capture(tb_dtype dt, double tol)
+ * the fp16 loss scale records again but still replays, so the count holds.
+ * With grad_clip > 0 the steps clip (on the device, no host read). */
+static void check_capture(tb_dtype dt, double tol, double grad_clip)
 {
     const char *off = getenv("TRICKBENCH_NO_CAPTURE");
     if (off && *off && strcmp(off, "0") != 0) {
@@ -463,12 +470,14 @@ static void check_capture(tb_dtype dt, double tol)
         opt.deterministic = true;
         CHECK_OK(tb_cuda_set_options(dut_be, &opt));
     }
+    step_grad_clip = grad_clip;
     trajectory(dut_be, dt, false, false, CAPTURE_STEPS, eager, &replayed_eager);
     trajectory(dut_be, dt, true, true, CAPTURE_STEPS, replay, &replayed);
+    step_grad_clip = 0;
     if (cuda)
         CHECK_OK(tb_cuda_set_options(dut_be, &saved));
     char what[64];
-    snprintf(what, sizeof what, "%s captured", tb_dtype_name(dt));
+    snprintf(what, sizeof what, "%s captured%s", tb_dtype_name(dt), grad_clip > 0 ? ", clipped" : "");
     compare_losses(what, eager, replay, CAPTURE_STEPS, tol);
     assert_int_equal(replayed_eager, 0);
     assert_int_equal(replayed, tb_can_capture(dut_be) ? CAPTURE_STEPS - 3 : 0);
@@ -477,13 +486,34 @@ static void check_capture(tb_dtype dt, double tol)
 static void test_capture_f32(void **state)
 {
     (void)state;
-    check_capture(TB_F32, 1e-5);
+    check_capture(TB_F32, 1e-5, 0.0);
 }
 
 static void test_capture_f16(void **state)
 {
     (void)state;
-    check_capture(TB_F16, 1e-3);
+    check_capture(TB_F16, 1e-3, 0.0);
+}
+
+/* A limit under the gradients' norm (the tests' random labels give norms
+ * of order 1), so the factor is below 1 on every step: the clipped
+ * trajectory must leave the unclipped one (on the CPU: losses 2.5 against
+ * 6-7 by step 5), and replay like the op-by-op step. */
+static void test_capture_clipped(void **state)
+{
+    (void)state;
+    float plain[CAPTURE_STEPS], clipped[CAPTURE_STEPS];
+    trajectory(dut_be, TB_F32, false, false, CAPTURE_STEPS, plain, NULL);
+    step_grad_clip = 0.05;
+    trajectory(dut_be, TB_F32, false, false, CAPTURE_STEPS, clipped, NULL);
+    step_grad_clip = 0;
+    int differ = 0;
+    for (int s = 0; s < CAPTURE_STEPS; s++)
+        differ += fabs((double)plain[s] - (double)clipped[s]) > 1e-2;
+    if (differ < CAPTURE_STEPS / 2)
+        fail_msg("clipping to 0.05 changed only %d of %d losses by more than 0.01", differ, CAPTURE_STEPS);
+    check_capture(TB_F32, 1e-5, 0.05);
+    check_capture(TB_F16, 1e-3, 0.05);
 }
 
 int main(int argc, char **argv)
@@ -496,6 +526,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_trajectory_f32),
         cmocka_unit_test(test_capture_f32),
         cmocka_unit_test(test_capture_f16),
+        cmocka_unit_test(test_capture_clipped),
     };
     return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "training trajectory cuda vs cpu", tests,
                      sizeof tests / sizeof tests[0]);
