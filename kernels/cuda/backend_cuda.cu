@@ -5,15 +5,70 @@
  * or driver: it only asks the runtime for the device count (which answers
  * with an error there) and whether this binary carries code the device can
  * run, and returns the runtime's error string as the reason. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
 
+/* ---------------------------------------------------------------- messages */
+int tb_cuda_call_failed(cudaError_t err, const char *call, const char *file, int line, const char *note,
+                        const char *what_fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, what_fmt);
+    vsnprintf(what, sizeof what, what_fmt, ap);
+    va_end(ap);
+    return tb_fail(TB_ERR_BACKEND, "%s: %.*s: %s (%s) at %s:%d%s", what, tb_cuda_call_name_len(call), call,
+                   cudaGetErrorName(err), cudaGetErrorString(err), file, line, note ? note : "");
+}
+
+int tb_cuda_release_message(char *buf, size_t size, const char *call, const char *error, const char *file, int line)
+{
+    return snprintf(buf, size, "trickbench: cuda: %.*s: %s at %s:%d (ignored: a release has no error path)",
+                    tb_cuda_call_name_len(call), call, error, file, line);
+}
+
+/* Not tb_fail: a release often runs while an earlier error's message is
+ * still to be read, and must not replace it. */
+void tb_cuda_release_failed(const char *call, const char *error, const char *file, int line)
+{
+    char msg[512];
+    tb_cuda_release_message(msg, sizeof msg, call, error, file, line);
+    fprintf(stderr, "%s\n", msg);
+}
+
+void tb_cuda_note(const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "trickbench: cuda: %s\n", msg);
+}
+
 /* Empty kernel: whether its attributes can be read tells whether this build
  * has machine code or PTX that the device can run. */
 __global__ void tb_cuda_probe_kernel(void) {}
+
+/* Why device 0 cannot run this build's kernels (e: the probe's error). */
+static void cuda_unrunnable_reason(char *why, size_t why_size, cudaError_t e)
+{
+    cudaDeviceProp prop;
+    cudaError_t pe = cudaGetDeviceProperties(&prop, 0);
+    if (pe != cudaSuccess) {
+        snprintf(why, why_size, "device 0 cannot run this build's kernels: %s (its properties are unknown: %s)",
+                 cudaGetErrorString(e), cudaGetErrorName(pe));
+        return;
+    }
+    snprintf(why, why_size,
+             "device 0 (%s, compute capability %d.%d) cannot run this build's kernels: %s; "
+             "rebuild with -Dsm_archs=%d%d",
+             prop.name, prop.major, prop.minor, cudaGetErrorString(e), prop.major, prop.minor);
+}
 
 bool tb_cuda_available(char *why, size_t why_size)
 {
@@ -27,7 +82,7 @@ bool tb_cuda_available(char *why, size_t why_size)
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
         snprintf(why, why_size, "%s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
-        cudaGetLastError(); /* clear it: later runtime calls must not see it */
+        (void)cudaGetLastError(); /* clear it (returns e): later runtime calls must not see it */
         return false;
     }
     if (count < 1) {
@@ -37,14 +92,8 @@ bool tb_cuda_available(char *why, size_t why_size)
     cudaFuncAttributes attr;
     e = cudaFuncGetAttributes(&attr, tb_cuda_probe_kernel);
     if (e != cudaSuccess) {
-        cudaDeviceProp prop;
-        memset(&prop, 0, sizeof prop);
-        cudaGetDeviceProperties(&prop, 0);
-        snprintf(why, why_size,
-                 "device 0 (%s, compute capability %d.%d) cannot run this build's kernels: %s; "
-                 "rebuild with -Dsm_archs=%d%d",
-                 prop.name, prop.major, prop.minor, cudaGetErrorString(e), prop.major, prop.minor);
-        cudaGetLastError();
+        cuda_unrunnable_reason(why, why_size, e);
+        (void)cudaGetLastError(); /* as above */
         return false;
     }
     return true;
@@ -57,13 +106,19 @@ static int cuda_alloc(tb_backend *be, void **ptr, size_t bytes)
     *ptr = NULL;
     cudaError_t e = cudaMalloc(ptr, bytes ? bytes : 1);
     if (e != cudaSuccess) {
-        cudaGetLastError();
-        size_t free_b = 0, total_b = 0;
-        cudaMemGetInfo(&free_b, &total_b);
+        (void)cudaGetLastError(); /* returns e: cleared, so that no later check blames its call */
         *ptr = NULL;
+        size_t free_b = 0, total_b = 0;
+        cudaError_t me = cudaMemGetInfo(&free_b, &total_b);
+        (void)cudaGetLastError(); /* as above, for me */
+        char mem[128];
+        if (me == cudaSuccess)
+            snprintf(mem, sizeof mem, "%zu of %zu bytes free on the device", free_b, total_b);
+        else
+            snprintf(mem, sizeof mem, "free device memory unknown: cudaMemGetInfo: %s", cudaGetErrorName(me));
         return tb_fail(e == cudaErrorMemoryAllocation ? TB_ERR_NOMEM : TB_ERR_BACKEND,
-                       "cudaMalloc of %zu bytes: %s (%zu of %zu bytes free on the device)", bytes,
-                       cudaGetErrorString(e), free_b, total_b);
+                       "cudaMalloc of %zu bytes: %s (%s) at %s:%d (%s)", bytes, cudaGetErrorName(e),
+                       cudaGetErrorString(e), __FILE__, __LINE__, mem);
     }
     return TB_OK;
 }
@@ -72,7 +127,7 @@ static void cuda_free(tb_backend *be, void *ptr)
 {
     (void)be;
     if (ptr)
-        cudaFree(ptr);
+        CUDA_CHECK_RELEASE(cudaFree(ptr));
 }
 
 /* Pinned memory: uploads from it are truly asynchronous. */
@@ -82,9 +137,10 @@ static int cuda_alloc_host(tb_backend *be, void **ptr, size_t bytes)
     *ptr = NULL;
     cudaError_t e = cudaMallocHost(ptr, bytes ? bytes : 1);
     if (e != cudaSuccess) {
-        cudaGetLastError();
+        (void)cudaGetLastError(); /* returns e: cleared, as in cuda_alloc */
         *ptr = NULL;
-        return tb_fail(TB_ERR_NOMEM, "cudaMallocHost of %zu bytes: %s", bytes, cudaGetErrorString(e));
+        return tb_fail(TB_ERR_NOMEM, "cudaMallocHost of %zu bytes: %s (%s) at %s:%d", bytes, cudaGetErrorName(e),
+                       cudaGetErrorString(e), __FILE__, __LINE__);
     }
     return TB_OK;
 }
@@ -93,7 +149,7 @@ static void cuda_free_host(tb_backend *be, void *ptr)
 {
     (void)be;
     if (ptr)
-        cudaFreeHost(ptr);
+        CUDA_CHECK_RELEASE(cudaFreeHost(ptr));
 }
 
 /* Asynchronous on the stream: from pinned memory the caller must not reuse
@@ -103,24 +159,28 @@ static int cuda_upload(tb_backend *be, void *dst, const void *src, size_t bytes)
 {
     if (!bytes)
         return TB_OK;
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, tb_cuda_ctx_of(be)->stream));
+    CUDA_CHECK_FOR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, tb_cuda_ctx_of(be)->stream),
+                   "upload of %zu bytes (host %p to device %p)", bytes, src, dst);
     return TB_OK;
 }
 
+/* The wait reports any earlier kernel's fault too (CUDA_CHECK_WAIT says so). */
 static int cuda_download(tb_backend *be, void *dst, const void *src, size_t bytes)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     if (bytes)
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
-    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+        CUDA_CHECK_FOR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream),
+                       "download of %zu bytes (device %p to host %p)", bytes, src, dst);
+    CUDA_CHECK_WAIT(cudaStreamSynchronize(ctx->stream), "download of %zu bytes: waiting for the compute stream",
+                    bytes);
     return TB_OK;
 }
 
 static int cuda_synchronize(tb_backend *be)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    CUDA_CHECK(cudaStreamSynchronize(ctx->copy_stream));
-    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    CUDA_CHECK_WAIT(cudaStreamSynchronize(ctx->copy_stream), "synchronize: waiting for the copy stream");
+    CUDA_CHECK_WAIT(cudaStreamSynchronize(ctx->stream), "synchronize: waiting for the compute stream");
     return TB_OK;
 }
 
@@ -131,17 +191,22 @@ static int cuda_synchronize(tb_backend *be)
 static int cuda_upload_next(tb_backend *be, void *dst, const void *src, size_t bytes)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    CUDA_CHECK(cudaStreamWaitEvent(ctx->copy_stream, ctx->consumed, 0));
+    CUDA_CHECK_FOR(cudaStreamWaitEvent(ctx->copy_stream, ctx->consumed, 0),
+                   "upload of the next batch (%zu bytes): the copy stream waiting for the last mark", bytes);
     if (bytes)
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->copy_stream));
-    CUDA_CHECK(cudaEventRecord(ctx->uploaded, ctx->copy_stream));
+        CUDA_CHECK_FOR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->copy_stream),
+                       "upload of the next batch: %zu bytes (host %p to device %p) on the copy stream", bytes, src,
+                       dst);
+    CUDA_CHECK_FOR(cudaEventRecord(ctx->uploaded, ctx->copy_stream),
+                   "upload of the next batch (%zu bytes): marking its end", bytes);
     return TB_OK;
 }
 
 static int cuda_wait_uploaded(tb_backend *be)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    CUDA_CHECK(cudaStreamWaitEvent(ctx->stream, ctx->uploaded, 0));
+    CUDA_CHECK_FOR(cudaStreamWaitEvent(ctx->stream, ctx->uploaded, 0),
+                   "the compute stream waiting for the next batch's upload");
     return TB_OK;
 }
 
@@ -152,9 +217,10 @@ static int cuda_mark_consumed(tb_backend *be)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
-    CUDA_CHECK(cudaStreamIsCapturing(ctx->stream, &st));
+    CUDA_CHECK_FOR(cudaStreamIsCapturing(ctx->stream, &st), "marking the batch consumed: capture status");
     unsigned flags = st == cudaStreamCaptureStatusActive ? cudaEventRecordExternal : cudaEventRecordDefault;
-    CUDA_CHECK(cudaEventRecordWithFlags(ctx->consumed, ctx->stream, flags));
+    CUDA_CHECK_FOR(cudaEventRecordWithFlags(ctx->consumed, ctx->stream, flags), "marking the batch consumed%s",
+                   st == cudaStreamCaptureStatusActive ? " (inside a capture)" : "");
     return TB_OK;
 }
 
@@ -162,7 +228,7 @@ static int cuda_device_memory(tb_backend *be, size_t *used, size_t *total)
 {
     (void)be;
     size_t free_bytes = 0;
-    CUDA_CHECK(cudaMemGetInfo(&free_bytes, total));
+    CUDA_CHECK_FOR(cudaMemGetInfo(&free_bytes, total), "device memory query");
     *used = *total - free_bytes;
     return TB_OK;
 }
@@ -171,7 +237,8 @@ static int cuda_device_memory(tb_backend *be, size_t *used, size_t *total)
  * threads may go on using the runtime while the trainer's thread captures. */
 static int cuda_capture_begin(tb_backend *be)
 {
-    CUDA_CHECK(cudaStreamBeginCapture(tb_cuda_ctx_of(be)->stream, cudaStreamCaptureModeThreadLocal));
+    CUDA_CHECK_FOR(cudaStreamBeginCapture(tb_cuda_ctx_of(be)->stream, cudaStreamCaptureModeThreadLocal),
+                   "capture of a step: beginning it on the compute stream");
     return TB_OK;
 }
 
@@ -186,32 +253,38 @@ static int cuda_capture_end(tb_backend *be, void **graph)
     if (ended != cudaSuccess) {
         /* an invalidated capture: clear the runtime's last error, so that the
          * next launch check does not blame its kernel for it */
-        (void)cudaGetLastError();
+        (void)cudaGetLastError(); /* returns `ended` */
         if (g)
-            cudaGraphDestroy(g);
-        return tb_fail(TB_ERR_BACKEND, "cudaStreamEndCapture: %s (%s) at %s:%d", cudaGetErrorName(ended),
-                       cudaGetErrorString(ended), __FILE__, __LINE__);
+            CUDA_CHECK_RELEASE(cudaGraphDestroy(g));
+        return tb_cuda_call_failed(ended, "cudaStreamEndCapture", __FILE__, __LINE__,
+                                   "; a capture is invalidated by an op that failed while capturing or by a call "
+                                   "not allowed during a capture (a synchronisation)",
+                                   "capture of a step: ending it");
     }
     cudaGraphExec_t exec = NULL;
     cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
-    cudaGraphDestroy(g);
     if (e != cudaSuccess)
         (void)cudaGetLastError(); /* as above: not the next kernel's error */
-    CUDA_CHECK(e);
+    /* the graph is no longer needed either way: a failed destroy is only reported */
+    CUDA_CHECK_RELEASE(cudaGraphDestroy(g));
+    if (e != cudaSuccess)
+        return tb_cuda_call_failed(e, "cudaGraphInstantiate", __FILE__, __LINE__, "",
+                                   "capture of a step: instantiating the captured graph");
     *graph = exec;
     return TB_OK;
 }
 
 static int cuda_replay(tb_backend *be, void *graph)
 {
-    CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, tb_cuda_ctx_of(be)->stream));
+    CUDA_CHECK_FOR(cudaGraphLaunch((cudaGraphExec_t)graph, tb_cuda_ctx_of(be)->stream),
+                   "replay of a captured step (graph %p) on the compute stream", graph);
     return TB_OK;
 }
 
 static void cuda_replay_free(tb_backend *be, void *graph)
 {
     (void)be;
-    cudaGraphExecDestroy((cudaGraphExec_t)graph);
+    CUDA_CHECK_RELEASE(cudaGraphExecDestroy((cudaGraphExec_t)graph));
 }
 
 /* Every op runs in f32, f16 and bf16 (for the box-level detection ops: the
@@ -226,38 +299,46 @@ static bool cuda_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt)
     return dt == TB_F32 || dt == TB_F16;
 }
 
-/* Safe on a partly created backend: every member may still be zero. */
+/* The context's handles and buffers. Safe on a partly created backend:
+ * every member may still be zero. A failed release is reported on stderr
+ * and the others are still released (after a kernel fault, which breaks the
+ * CUDA context, every one of them fails). */
+static void cuda_release_ctx(tb_cuda_ctx *ctx)
+{
+    if (ctx->stream) /* nothing queued may still use what is released */
+        CUDA_CHECK_RELEASE(cudaStreamSynchronize(ctx->stream));
+    tb_cuda_conv_plans_clear(ctx);
+    if (ctx->bn_x_desc)
+        CUDNN_CHECK_RELEASE(cudnnDestroyTensorDescriptor(ctx->bn_x_desc));
+    if (ctx->bn_param_desc)
+        CUDNN_CHECK_RELEASE(cudnnDestroyTensorDescriptor(ctx->bn_param_desc));
+    if (ctx->relu_desc)
+        CUDNN_CHECK_RELEASE(cudnnDestroyActivationDescriptor(ctx->relu_desc));
+    if (ctx->cublas)
+        CUBLAS_CHECK_RELEASE(cublasDestroy(ctx->cublas));
+    if (ctx->cudnn)
+        CUDNN_CHECK_RELEASE(cudnnDestroy(ctx->cudnn));
+    if (ctx->cublas_workspace)
+        CUDA_CHECK_RELEASE(cudaFree(ctx->cublas_workspace));
+    if (ctx->reduce)
+        CUDA_CHECK_RELEASE(cudaFree(ctx->reduce));
+    if (ctx->copy_stream) {
+        CUDA_CHECK_RELEASE(cudaStreamSynchronize(ctx->copy_stream));
+        CUDA_CHECK_RELEASE(cudaStreamDestroy(ctx->copy_stream));
+    }
+    if (ctx->consumed)
+        CUDA_CHECK_RELEASE(cudaEventDestroy(ctx->consumed));
+    if (ctx->uploaded)
+        CUDA_CHECK_RELEASE(cudaEventDestroy(ctx->uploaded));
+    if (ctx->stream)
+        CUDA_CHECK_RELEASE(cudaStreamDestroy(ctx->stream));
+}
+
 static void cuda_destroy(tb_backend *be)
 {
     tb_cuda_ctx *ctx = be ? tb_cuda_ctx_of(be) : NULL;
     if (ctx) {
-        if (ctx->stream)
-            cudaStreamSynchronize(ctx->stream);
-        tb_cuda_conv_plans_clear(ctx);
-        if (ctx->bn_x_desc)
-            cudnnDestroyTensorDescriptor(ctx->bn_x_desc);
-        if (ctx->bn_param_desc)
-            cudnnDestroyTensorDescriptor(ctx->bn_param_desc);
-        if (ctx->relu_desc)
-            cudnnDestroyActivationDescriptor(ctx->relu_desc);
-        if (ctx->cublas)
-            cublasDestroy(ctx->cublas);
-        if (ctx->cudnn)
-            cudnnDestroy(ctx->cudnn);
-        if (ctx->cublas_workspace)
-            cudaFree(ctx->cublas_workspace);
-        if (ctx->reduce)
-            cudaFree(ctx->reduce);
-        if (ctx->copy_stream) {
-            cudaStreamSynchronize(ctx->copy_stream);
-            cudaStreamDestroy(ctx->copy_stream);
-        }
-        if (ctx->consumed)
-            cudaEventDestroy(ctx->consumed);
-        if (ctx->uploaded)
-            cudaEventDestroy(ctx->uploaded);
-        if (ctx->stream)
-            cudaStreamDestroy(ctx->stream);
+        cuda_release_ctx(ctx);
         free(ctx);
     }
     free(be);

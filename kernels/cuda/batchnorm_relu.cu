@@ -195,18 +195,25 @@ static int ex_cudnn_workspace(tb_cuda_ctx *ctx, const tb_tensor *x, bool add, si
     return TB_OK;
 }
 
-/* A failed query reports 0: the op's own call then fails with cuDNN's message. */
+/* cuDNN's reserve space for the fused forward and backward. */
+static int ex_reserve_size(tb_cuda_ctx *ctx, const tb_tensor *x, bool add, size_t *out)
+{
+    int64_t c = 0;
+    TB_TRY(tb_cuda_bn_describe(ctx, x, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, &c));
+    CUDNN_CHECK(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(
+        ctx->cudnn, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ex_ops(add), ctx->relu_desc, ctx->bn_x_desc, out));
+    return TB_OK;
+}
+
+/* The two size queries cannot return an error: a failed one reports 0, and
+ * the op repeats the same checked queries (ex_reserve_size,
+ * ex_cudnn_workspace) before its cuDNN call, so it reports the failure with
+ * its op name and shapes. Host-side queries only: nothing is allocated. */
 size_t tb_cuda_batchnorm_relu_reserve_size(tb_backend *be, const tb_tensor *x, bool add)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
-    if (!use_cudnn_ex(ctx, x))
-        return 0;
-    int64_t c = 0;
     size_t bytes = 0;
-    if (tb_cuda_bn_describe(ctx, x, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, &c) != TB_OK ||
-        cudnnGetBatchNormalizationTrainingExReserveSpaceSize(ctx->cudnn, CUDNN_BATCHNORM_SPATIAL_PERSISTENT,
-                                                             ex_ops(add), ctx->relu_desc, ctx->bn_x_desc,
-                                                             &bytes) != CUDNN_STATUS_SUCCESS)
+    if (!use_cudnn_ex(ctx, x) || ex_reserve_size(ctx, x, add, &bytes) != TB_OK)
         return 0;
     return bytes;
 }
@@ -257,7 +264,8 @@ static int bnr_forward_train(tb_backend *be, tb_tensor *y, tb_tensor *save_mean,
     bool add = z != NULL;
     size_t ws = 0;
     TB_TRY(ex_cudnn_workspace(ctx, x, add, &ws));
-    size_t rs = tb_cuda_batchnorm_relu_reserve_size(be, x, add);
+    size_t rs = 0;
+    TB_TRY(ex_reserve_size(ctx, x, add, &rs));
     int64_t c = 0;
     TB_TRY(tb_cuda_bn_describe(ctx, x, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, &c));
     const float one = 1.0f, zero = 0.0f;
@@ -338,7 +346,8 @@ static int bnr_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor 
         return backward_unfused(be, dx, dz, dgamma, dbeta, dy, x, y, gamma, save_mean, save_invstd, dz_write);
     size_t ws = 0;
     TB_TRY(ex_cudnn_workspace(ctx, x, add, &ws));
-    size_t rs = tb_cuda_batchnorm_relu_reserve_size(be, x, add);
+    size_t rs = 0;
+    TB_TRY(ex_reserve_size(ctx, x, add, &rs));
     int64_t c = 0;
     TB_TRY(tb_cuda_bn_describe(ctx, x, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, &c));
     void *dg = NULL, *db = NULL;

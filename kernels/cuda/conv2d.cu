@@ -93,8 +93,10 @@ int tb_cuda_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbi
  * need: at graph build (plan) timing them when the options say so; before a
  * call, the cached plan or cuDNN's heuristic choice within the reserved
  * workspace (timing allocates and synchronises: never inside a step).
- * Errors leave no plan behind and return 0; the op then reports the error
- * when it runs. */
+ * This query cannot return an error: a failure returns 0, and one at graph
+ * build is recorded in the plan cache (tb_cuda_conv_plan.failed), so the op
+ * reports it, with its op name and shapes, instead of planning again in a
+ * step. */
 size_t tb_cuda_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                                      const tb_conv2d_params *p, bool plan)
 {

@@ -23,12 +23,20 @@ typedef struct tb_cuda_conv_plan {
     cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;
     size_t fwd_ws, bwd_data_ws, bwd_filter_ws;
     bool searched; /* algorithms timed on the device (cudnnFind*Ex), not heuristic */
+    /* Not TB_OK: planning these shapes at graph build (search) failed, and
+     * the plan only records that: every later use reports the failure (with
+     * this message) instead of planning again inside a step.
+     * tb_cuda_conv_plans_clear forgets it. */
+    int failed;
+    char failure[512];
 } tb_cuda_conv_plan;
 
 /* Finds the cached plan for these shapes, or makes one. search=true (the
  * workspace query at graph build) may time algorithms on the device with up
  * to the options' workspace limit; search=false (an op met a shape nobody
- * planned) takes cuDNN's heuristic choice within the reserved workspace. */
+ * planned) takes cuDNN's heuristic choice within the reserved workspace.
+ * A failure with search=true is cached too: the same shapes fail again,
+ * with the message of that failure, until the options change. */
 int tb_cuda_conv_plan_get(tb_backend *be, const tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                           const tb_conv2d_params *p, bool search, tb_cuda_conv_plan **out);
 

@@ -7,7 +7,10 @@
  *    dropout draw is rng.h's;
  *  - the pooling-window arithmetic of the gather backward kernels against
  *    brute force, with PyTorch's output sizes and divisors;
- *  - CUDA_CHECK / CUDNN_CHECK / CUBLAS_CHECK messages and the op context. */
+ *  - CUDA_CHECK / CUDNN_CHECK / CUBLAS_CHECK messages and the op context;
+ *    CUDA_CHECK_FOR / CUDA_CHECK_WAIT name what the call was for; the
+ *    *_CHECK_RELEASE macros write one line to stderr and leave the error
+ *    message of the thread alone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@ extern "C" {
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/cuda/pool_window.cuh"
 #include "kernels/rng.h"
@@ -192,6 +196,82 @@ static void test_check_macros_and_op_context(void **state)
         fail_msg("op context missing in '%s'", msg);
 }
 
+static bool starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+static int checked_for(int wait)
+{
+    if (wait)
+        CUDA_CHECK_WAIT(fake_cuda_call(1), "download of %zu bytes", (size_t)12);
+    CUDA_CHECK_FOR(fake_cuda_call(1), "upload of %zu bytes", (size_t)40);
+    return TB_OK;
+}
+
+static void test_check_for_names_what_and_wait(void **state)
+{
+    (void)state;
+    assert_int_equal(checked_for(0), TB_ERR_BACKEND);
+    const char *msg = tb_errmsg();
+    if (!starts_with(msg, "upload of 40 bytes: fake_cuda_call: cudaErrorInvalidValue") ||
+        !strstr(msg, "test_cuda_host.cu:") || strstr(msg, "queued earlier"))
+        fail_msg("CUDA_CHECK_FOR message '%s'", msg);
+    assert_int_equal(checked_for(1), TB_ERR_BACKEND);
+    msg = tb_errmsg();
+    if (!starts_with(msg, "download of 12 bytes: fake_cuda_call: cudaErrorInvalidValue") ||
+        !strstr(msg, "test_cuda_host.cu:") || !strstr(msg, "any kernel or copy queued earlier on the stream"))
+        fail_msg("CUDA_CHECK_WAIT message '%s'", msg);
+}
+
+/* Runs the three release checks with stderr sent to a temporary file and
+ * returns what they wrote there. */
+static void released_to_stderr(int fail, char *out, size_t size)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *tmp = tmpfile();
+    assert_true(saved >= 0 && tmp != NULL);
+    assert_true(dup2(fileno(tmp), 2) >= 0);
+    CUDA_CHECK_RELEASE(fake_cuda_call(fail));
+    CUDNN_CHECK_RELEASE(fake_cudnn_call(fail));
+    CUBLAS_CHECK_RELEASE(fake_cublas_call(fail));
+    fflush(stderr);
+    assert_true(dup2(saved, 2) >= 0);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(out, 1, size - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+}
+
+static void test_release_checks_report_on_stderr(void **state)
+{
+    (void)state;
+    char line[256];
+    int n = tb_cuda_release_message(line, sizeof line, "cudnnDestroy(h)", "CUDNN_STATUS_BAD_PARAM", "x.cu", 12);
+    assert_true(n > 0 && (size_t)n < sizeof line);
+    if (!starts_with(line, "trickbench: cuda: cudnnDestroy: CUDNN_STATUS_BAD_PARAM at x.cu:12 (ignored") ||
+        strchr(line, '\n'))
+        fail_msg("release message '%s'", line);
+
+    tb_fail(TB_ERR_INVALID, "the earlier error");
+    char err[2048];
+    released_to_stderr(1, err, sizeof err);
+    assert_string_equal(tb_errmsg(), "the earlier error"); /* not replaced by a release */
+    static const char *const expect[3] = {"fake_cuda_call: cudaErrorInvalidValue at ",
+                                          "fake_cudnn_call: CUDNN_STATUS_BAD_PARAM at ",
+                                          "fake_cublas_call: CUBLAS_STATUS_INVALID_VALUE at "};
+    for (int i = 0; i < 3; i++)
+        if (!strstr(err, expect[i]))
+            fail_msg("stderr lacks '%s': '%s'", expect[i], err);
+    const char *p = err;
+    int lines = 0;
+    while ((p = strstr(p, "trickbench: cuda: ")) != NULL && (p = strstr(p, "test_cuda_host.cu:")) != NULL &&
+           (p = strchr(p, '\n')) != NULL)
+        lines++;
+    assert_int_equal(lines, 3);
+    released_to_stderr(0, err, sizeof err);
+    assert_string_equal(err, ""); /* success is silent */
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* a run killed by its time limit keeps what it printed */
@@ -201,6 +281,8 @@ int main(void)
         cmocka_unit_test(test_dropout_draw_matches_rng),
         cmocka_unit_test(test_pool_windows_against_brute_force),
         cmocka_unit_test(test_check_macros_and_op_context),
+        cmocka_unit_test(test_check_for_names_what_and_wait),
+        cmocka_unit_test(test_release_checks_report_on_stderr),
     };
     return cmocka_run_group_tests_name("cuda backend, host side", tests, NULL, NULL);
 }
