@@ -1,11 +1,14 @@
 /* CUDA vs CPU, the layer ops: conv2d, batchnorm (the frozen BN's eval
  * backward too), the fused batchnorm + add + relu, max/avg/global pooling, linear, relu, add, concat, dropout;
  * and that the backend supports every op. Every op forward and backward in f32,
- * f16 and bf16 on fresh random inputs over a table of cases (odd sizes,
- * strides, padding, dilation, groups incl. depthwise, ceil mode, batch 1 and
- * more); backward outputs start from random values so that accumulation
- * (+=) is checked; guard bytes around every tensor. Exits 77 without a GPU;
- * `test_cuda_layers --self-check` runs the CPU against itself. */
+ * f16 and bf16 on fresh random inputs over the grad suite's case tables
+ * (tests/cases: conv2d's tiny, medium and chunked cases, and the op table of
+ * test_ops_grad) and cases of our own (larger shapes, ties, unplanned convs,
+ * special values): odd sizes, strides, padding, dilation, groups incl.
+ * depthwise, ceil mode, batch 1 and more; backward outputs start from random
+ * values so that accumulation (+=) is checked; guard bytes around every
+ * tensor. Exits 77 without a GPU; `test_cuda_layers --self-check` runs the
+ * CPU against itself. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +19,8 @@
 
 #include <stdio.h>
 
+#include "cases/conv_cases.h"
+#include "cases/op_cases.h"
 #include "cuda_test_util.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -28,32 +33,31 @@ static const tb_dtype dtypes[] = {TB_F32, TB_F16, TB_BF16};
 #define NDT 3
 
 /* ---------------------------------------------------------------- conv2d */
-typedef struct conv_case {
-    const char *name;
-    int n, h, w, c, k, r, s;
-    tb_conv2d_params p; /* stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups */
-    bool bias;
-    bool unplanned; /* no workspace query first: the op plans itself (heuristics) */
-} conv_case;
-
-static const conv_case conv_cases[] = {
-    {"3x3 pad 1, bias", 2, 7, 9, 3, 5, 3, 3, {1, 1, 1, 1, 1, 1, 1}, true, false},
-    {"1x1", 1, 8, 8, 4, 6, 1, 1, {1, 1, 0, 0, 1, 1, 1}, false, false},
-    {"3x3 stride 2, odd input", 3, 11, 10, 6, 8, 3, 3, {2, 2, 1, 1, 1, 1, 1}, true, false},
-    {"3x3 dilation 2", 2, 9, 9, 4, 4, 3, 3, {1, 1, 2, 2, 2, 2, 1}, false, false},
-    {"depthwise 3x3", 2, 8, 7, 8, 8, 3, 3, {1, 1, 1, 1, 1, 1, 8}, true, false},
-    {"depthwise 3x3 stride 2", 1, 9, 9, 16, 16, 3, 3, {2, 2, 1, 1, 1, 1, 16}, false, false},
-    {"groups 3, stride (1,2), pad (1,0)", 2, 10, 10, 6, 9, 3, 3, {1, 2, 1, 0, 1, 1, 3}, false, false},
-    {"5x3 kernel, pad (2,1)", 2, 9, 8, 5, 7, 5, 3, {1, 1, 2, 1, 1, 1, 1}, true, false},
-    {"7x7 stride 2 stem", 2, 17, 17, 3, 16, 7, 7, {2, 2, 3, 3, 1, 1, 1}, false, false},
-    {"1x1 stride 2 shortcut", 4, 6, 5, 16, 32, 1, 1, {2, 2, 0, 0, 1, 1, 1}, false, false},
-    {"3x3 64 channels", 8, 14, 14, 64, 64, 3, 3, {1, 1, 1, 1, 1, 1, 1}, false, false},
-    {"1x1 bottleneck 128->512", 4, 7, 7, 128, 512, 1, 1, {1, 1, 0, 0, 1, 1, 1}, false, false},
-    {"3x2 no padding, batch 1, unplanned", 1, 5, 6, 7, 3, 3, 2, {1, 1, 0, 0, 1, 1, 1}, true, true},
-    {"3x3 stride 2, unplanned", 2, 12, 12, 32, 16, 3, 3, {2, 2, 1, 1, 1, 1, 1}, false, true},
+/* The grad suite's tables (tests/cases/conv_cases.c: tiny, medium, chunked),
+ * then cases of the CUDA backend's own: real channel counts, ResNet's
+ * shapes, and convs whose plan is made by the op itself. */
+static const conv_case cuda_conv_cases[] = {
+    {"3x3 pad 1, bias", 2, 7, 9, 3, 5, 3, 3, {1, 1, 1, 1, 1, 1, 1}, true},
+    {"1x1", 1, 8, 8, 4, 6, 1, 1, {1, 1, 0, 0, 1, 1, 1}, false},
+    {"3x3 stride 2, odd input", 3, 11, 10, 6, 8, 3, 3, {2, 2, 1, 1, 1, 1, 1}, true},
+    {"3x3 dilation 2", 2, 9, 9, 4, 4, 3, 3, {1, 1, 2, 2, 2, 2, 1}, false},
+    {"depthwise 3x3", 2, 8, 7, 8, 8, 3, 3, {1, 1, 1, 1, 1, 1, 8}, true},
+    {"depthwise 3x3 stride 2", 1, 9, 9, 16, 16, 3, 3, {2, 2, 1, 1, 1, 1, 16}, false},
+    {"groups 3, stride (1,2), pad (1,0)", 2, 10, 10, 6, 9, 3, 3, {1, 2, 1, 0, 1, 1, 3}, false},
+    {"5x3 kernel, pad (2,1)", 2, 9, 8, 5, 7, 5, 3, {1, 1, 2, 1, 1, 1, 1}, true},
+    {"7x7 stride 2 stem", 2, 17, 17, 3, 16, 7, 7, {2, 2, 3, 3, 1, 1, 1}, false},
+    {"1x1 stride 2 shortcut", 4, 6, 5, 16, 32, 1, 1, {2, 2, 0, 0, 1, 1, 1}, false},
+    {"3x3 64 channels", 8, 14, 14, 64, 64, 3, 3, {1, 1, 1, 1, 1, 1, 1}, false},
+    {"1x1 bottleneck 128->512", 4, 7, 7, 128, 512, 1, 1, {1, 1, 0, 0, 1, 1, 1}, false},
 };
 
-static void run_conv(tctx *t, const conv_case *cc, tb_dtype dt, double rtol)
+/* No workspace query first: the op plans itself (heuristics). */
+static const conv_case cuda_unplanned_conv_cases[] = {
+    {"3x2 no padding, batch 1, unplanned", 1, 5, 6, 7, 3, 3, 2, {1, 1, 0, 0, 1, 1, 1}, true},
+    {"3x3 stride 2, unplanned", 2, 12, 12, 32, 16, 3, 3, {2, 2, 1, 1, 1, 1, 1}, false},
+};
+
+static void run_conv(tctx *t, const conv_case *cc, bool unplanned, tb_dtype dt, double rtol)
 {
     const tb_conv2d_params *p = &cc->p;
     int64_t oh = tb_conv2d_out_size(cc->h, cc->r, p->stride_h, p->pad_h, p->dil_h);
@@ -70,7 +74,7 @@ static void run_conv(tctx *t, const conv_case *cc, tb_dtype dt, double rtol)
     if (!x || !w || !y || !dy || !dx || !dw || (cc->bias && (!b || !db)))
         return;
     for (int side_ = 0; side_ < 2; side_++) {
-        if (cc->unplanned && side_ == 1)
+        if (unplanned && side_ == 1)
             continue;
         size_t ws = tb_conv2d_workspace_size(BE, S(y), S(x), S(w), p);
         tctx_rc(t, side_, "reserve workspace", tb_backend_reserve_workspace(BE, ws));
@@ -86,18 +90,29 @@ static void run_conv(tctx *t, const conv_case *cc, tb_dtype dt, double rtol)
     tp_check(t, "x unchanged", x, 0.0);
 }
 
+/* Every case of a table in f32, f16 and bf16. */
+static void run_conv_table(tctx *t, const conv_case *cases, size_t count, bool unplanned)
+{
+    for (size_t i = 0; i < count; i++)
+        for (int d = 0; d < NDT; d++)
+            run_conv(t, &cases[i], unplanned, dtypes[d], tp_tol(dtypes[d], true));
+}
+
 static void test_conv2d(void **state)
 {
     (void)state;
     tctx ctx, *t = &ctx;
     tctx_init(t, ref_be, dut_be, seed ^ 0x1001);
-    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++)
-        for (int d = 0; d < NDT; d++)
-            run_conv(t, &conv_cases[i], dtypes[d], tp_tol(dtypes[d], true));
+    run_conv_table(t, conv_tiny_cases, conv_tiny_case_count, false);
+    run_conv_table(t, conv_medium_cases, conv_medium_case_count, false);
+    run_conv_table(t, &conv_chunked_case, 1, false);
+    run_conv_table(t, cuda_conv_cases, sizeof cuda_conv_cases / sizeof cuda_conv_cases[0], false);
+    run_conv_table(t, cuda_unplanned_conv_cases,
+                   sizeof cuda_unplanned_conv_cases / sizeof cuda_unplanned_conv_cases[0], true);
     /* f32 on TF32 tensor cores (the default of a CUDA backend) */
     tctx_set_tf32(dut_be, true);
     for (size_t i = 0; i < 4; i++)
-        run_conv(t, &conv_cases[i * 3], TB_F32, TP_TOL_TF32);
+        run_conv(t, &cuda_conv_cases[i * 3], false, TB_F32, TP_TOL_TF32);
     tctx_set_tf32(dut_be, false);
     tctx_free(t);
     assert_int_equal(t->failures, 0);
@@ -433,6 +448,23 @@ static void run_pool(tctx *t, const pool_case *pc, tb_dtype dt)
     tp_check(t, "dx", dx, tp_tol(dt, true));
 }
 
+/* x {g[0], g[1], g[2], g[3]} -> {g[0], g[3]} */
+static void run_gap(tctx *t, const int64_t *g, tb_dtype dt)
+{
+    tctx_case(t, "global_avgpool [%lld,%lld,%lld,%lld] %s", (long long)g[0], (long long)g[1], (long long)g[2],
+              (long long)g[3], tb_dtype_name(dt));
+    tpair *x = tp_4d(t, dt, g[0], g[1], g[2], g[3], TP_UNIFORM, -1, 1);
+    tpair *y = tp_2d(t, dt, g[0], g[3], TP_UNIFORM, -1, 1);
+    tpair *dy = tp_2d(t, dt, g[0], g[3], TP_UNIFORM, -1, 1);
+    tpair *dx = tp_4d(t, dt, g[0], g[1], g[2], g[3], TP_UNIFORM, -1, 1);
+    if (!x || !y || !dy || !dx)
+        return;
+    RUN_BOTH(t, tb_global_avgpool_forward(BE, S(y), S(x)));
+    tp_check(t, "y", y, tp_tol(dt, true));
+    RUN_BOTH(t, tb_global_avgpool_backward(BE, S(dx), S(dy)));
+    tp_check(t, "dx", dx, tp_tol(dt, false));
+}
+
 static void test_pooling(void **state)
 {
     (void)state;
@@ -443,23 +475,11 @@ static void test_pooling(void **state)
             run_pool(t, &pool_cases[i], dtypes[d]);
     /* the last: more images than a grid row count holds (a detector's RoI
      * head pools images x RoIs) */
-    static const int gap_cases[][4] = {{2, 7, 7, 64}, {1, 1, 1, 5}, {3, 5, 3, 10}, {4, 7, 7, 2048}, {70001, 2, 2, 3}};
+    static const int64_t gap_cases[][4] = {
+        {2, 7, 7, 64}, {1, 1, 1, 5}, {3, 5, 3, 10}, {4, 7, 7, 2048}, {70001, 2, 2, 3}};
     for (size_t i = 0; i < sizeof gap_cases / sizeof gap_cases[0]; i++)
-        for (int d = 0; d < NDT; d++) {
-            const int *g = gap_cases[i];
-            tb_dtype dt = dtypes[d];
-            tctx_case(t, "global_avgpool [%d,%d,%d,%d] %s", g[0], g[1], g[2], g[3], tb_dtype_name(dt));
-            tpair *x = tp_4d(t, dt, g[0], g[1], g[2], g[3], TP_UNIFORM, -1, 1);
-            tpair *y = tp_2d(t, dt, g[0], g[3], TP_UNIFORM, -1, 1);
-            tpair *dy = tp_2d(t, dt, g[0], g[3], TP_UNIFORM, -1, 1);
-            tpair *dx = tp_4d(t, dt, g[0], g[1], g[2], g[3], TP_UNIFORM, -1, 1);
-            if (!x || !y || !dy || !dx)
-                continue;
-            RUN_BOTH(t, tb_global_avgpool_forward(BE, S(y), S(x)));
-            tp_check(t, "y", y, tp_tol(dt, true));
-            RUN_BOTH(t, tb_global_avgpool_backward(BE, S(dx), S(dy)));
-            tp_check(t, "dx", dx, tp_tol(dt, false));
-        }
+        for (int d = 0; d < NDT; d++)
+            run_gap(t, gap_cases[i], dtypes[d]);
     tctx_free(t);
     assert_int_equal(t->failures, 0);
 }
@@ -516,62 +536,92 @@ static void test_linear(void **state)
 }
 
 /* ------------------------------------------- relu, add, concat, dropout */
-static void run_elementwise_layers(tctx *t, tb_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c)
+/* "[2,5,7,3] f16" */
+static const char *shape_str(tb_dtype dt, int ndim, const int64_t *shape, char *buf, size_t size)
 {
-    double tol = tp_tol(dt, false);
-    tctx_case(t, "relu/add [%lld,%lld,%lld,%lld] %s", (long long)n, (long long)h, (long long)w, (long long)c,
-              tb_dtype_name(dt));
-    tpair *a = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1), *b = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1);
-    tpair *y = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1), *dy = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1);
-    tpair *da = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1), *db = tp_4d(t, dt, n, h, w, c, TP_UNIFORM, -1, 1);
-    if (!a || !b || !y || !dy || !da || !db)
-        return;
-    RUN_BOTH(t, tb_relu_forward(BE, S(y), S(a)));
-    tp_check(t, "relu y", y, 0.0);
-    RUN_BOTH(t, tb_relu_backward(BE, S(da), S(dy), S(y)));
-    tp_check(t, "relu dx", da, tol);
-    RUN_BOTH(t, tb_relu_forward(BE, S(b), S(b))); /* in place */
-    tp_check(t, "relu in place", b, 0.0);
-    RUN_BOTH(t, tb_add_forward(BE, S(y), S(a), S(b)));
-    tp_check(t, "add y", y, tol);
-    RUN_BOTH(t, tb_add_backward(BE, S(da), S(db), S(dy)));
-    tp_check(t, "add da", da, tol);
-    tp_check(t, "add db", db, tol);
-    RUN_BOTH(t, tb_add_backward(BE, NULL, S(db), S(dy)));
-    tp_check(t, "add db (da absent)", db, tol);
+    tb_tensor desc = tb_tensor_make(NULL, dt, ndim, shape);
+    return tb_shape_str(&desc, buf, size);
 }
 
-static void run_concat(tctx *t, tb_dtype dt)
+static void run_relu(tctx *t, tb_dtype dt, int ndim, const int64_t *shape)
 {
-    static const int cs[3] = {3, 5, 8};
-    tctx_case(t, "concat 3+5+8 %s", tb_dtype_name(dt));
+    double tol = tp_tol(dt, false);
+    char dims[96];
+    tctx_case(t, "relu %s", shape_str(dt, ndim, shape, dims, sizeof dims));
+    tpair *x = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1), *y = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
+    tpair *dy = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1), *dx = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
+    tpair *z = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
+    if (!x || !y || !dy || !dx || !z)
+        return;
+    RUN_BOTH(t, tb_relu_forward(BE, S(y), S(x)));
+    tp_check(t, "y", y, 0.0);
+    RUN_BOTH(t, tb_relu_backward(BE, S(dx), S(dy), S(y)));
+    tp_check(t, "dx", dx, tol);
+    RUN_BOTH(t, tb_relu_forward(BE, S(z), S(z))); /* in place */
+    tp_check(t, "in place", z, 0.0);
+}
+
+static void run_add(tctx *t, tb_dtype dt, int ndim, const int64_t *shape)
+{
+    double tol = tp_tol(dt, false);
+    char dims[96];
+    tctx_case(t, "add %s", shape_str(dt, ndim, shape, dims, sizeof dims));
+    tpair *a = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1), *b = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
+    tpair *y = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1), *dy = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
+    tpair *da = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1), *db = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
+    if (!a || !b || !y || !dy || !da || !db)
+        return;
+    RUN_BOTH(t, tb_add_forward(BE, S(y), S(a), S(b)));
+    tp_check(t, "y", y, tol);
+    RUN_BOTH(t, tb_add_backward(BE, S(da), S(db), S(dy)));
+    tp_check(t, "da", da, tol);
+    tp_check(t, "db", db, tol);
+    RUN_BOTH(t, tb_add_backward(BE, NULL, S(db), S(dy)));
+    tp_check(t, "db (da absent)", db, tol);
+}
+
+/* Parts of `shape` whose last extents are parts[0..count), along the last axis. */
+static void run_concat(tctx *t, tb_dtype dt, const char *name, int ndim, const int64_t *shape, const int64_t *parts,
+                       int count)
+{
+    tctx_case(t, "%s %s", name, tb_dtype_name(dt));
+    int64_t part_shape[4], whole_shape[4];
     tpair *x[3], *dx[3];
-    for (int i = 0; i < 3; i++) {
-        x[i] = tp_4d(t, dt, 2, 3, 3, cs[i], TP_UNIFORM, -1, 1);
-        dx[i] = tp_4d(t, dt, 2, 3, 3, cs[i], TP_UNIFORM, -1, 1);
+    for (int a = 0; a < ndim; a++)
+        part_shape[a] = whole_shape[a] = shape[a];
+    whole_shape[ndim - 1] = 0;
+    for (int i = 0; i < count; i++) {
+        part_shape[ndim - 1] = parts[i];
+        whole_shape[ndim - 1] += parts[i];
+        x[i] = tp_new(t, dt, ndim, part_shape, TP_UNIFORM, -1, 1);
+        dx[i] = tp_new(t, dt, ndim, part_shape, TP_UNIFORM, -1, 1);
         if (!x[i] || !dx[i])
             return;
     }
-    tpair *y = tp_4d(t, dt, 2, 3, 3, 16, TP_UNIFORM, -1, 1), *dy = tp_4d(t, dt, 2, 3, 3, 16, TP_UNIFORM, -1, 1);
+    tpair *y = tp_new(t, dt, ndim, whole_shape, TP_UNIFORM, -1, 1);
+    tpair *dy = tp_new(t, dt, ndim, whole_shape, TP_UNIFORM, -1, 1);
     if (!y || !dy)
         return;
     for (int side_ = 0; side_ < 2; side_++) {
-        const tb_tensor *xs[3] = {S(x[0]), S(x[1]), S(x[2])};
-        tb_tensor *dxs[3] = {S(dx[0]), S(dx[1]), S(dx[2])};
-        tctx_rc(t, side_, "concat_forward", tb_concat_forward(BE, S(y), xs, 3));
-        tctx_rc(t, side_, "concat_backward", tb_concat_backward(BE, dxs, 3, S(dy)));
+        const tb_tensor *xs[3];
+        tb_tensor *dxs[3];
+        for (int i = 0; i < count; i++)
+            xs[i] = S(x[i]), dxs[i] = S(dx[i]);
+        tctx_rc(t, side_, "concat_forward", tb_concat_forward(BE, S(y), xs, count));
+        tctx_rc(t, side_, "concat_backward", tb_concat_backward(BE, dxs, count, S(dy)));
     }
     tp_check(t, "y", y, 0.0);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < count; i++)
         tp_check(t, "dx", dx[i], tp_tol(dt, false));
 }
 
-static void run_dropout(tctx *t, tb_dtype dt, int64_t count, float p, uint64_t drop_seed)
+static void run_dropout(tctx *t, tb_dtype dt, int ndim, const int64_t *shape, float p, uint64_t drop_seed)
 {
-    tctx_case(t, "dropout %lld p %g %s", (long long)count, (double)p, tb_dtype_name(dt));
-    tpair *x = tp_1d(t, dt, count, TP_UNIFORM, -1, 1), *y = tp_1d(t, dt, count, TP_UNIFORM, -1, 1);
-    tpair *mask = tp_1d(t, TB_U8, count, TP_MASK, 0, 1);
-    tpair *dy = tp_1d(t, dt, count, TP_UNIFORM, -1, 1), *dx = tp_1d(t, dt, count, TP_UNIFORM, -1, 1);
+    char dims[96];
+    tctx_case(t, "dropout %s p %g", shape_str(dt, ndim, shape, dims, sizeof dims), (double)p);
+    tpair *x = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1), *y = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
+    tpair *mask = tp_new(t, TB_U8, ndim, shape, TP_MASK, 0, 1);
+    tpair *dy = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1), *dx = tp_new(t, dt, ndim, shape, TP_UNIFORM, -1, 1);
     if (!x || !y || !mask || !dy || !dx)
         return;
     RUN_BOTH(t, tb_dropout_forward(BE, S(y), S(mask), S(x), p, drop_seed));
@@ -611,14 +661,88 @@ static void test_elementwise_layers(void **state)
     (void)state;
     tctx ctx, *t = &ctx;
     tctx_init(t, ref_be, dut_be, seed ^ 0x1005);
+    static const int64_t small[4] = {2, 5, 7, 3}, wide[4] = {1, 1, 1, 1001}, concat_shape[4] = {2, 3, 3, 0};
+    static const int64_t concat_parts[3] = {3, 5, 8}, long_vec[1] = {4097}, short_vec[1] = {210};
     for (int d = 0; d < NDT; d++) {
         run_relu_special_values(t, dtypes[d]);
-        run_elementwise_layers(t, dtypes[d], 2, 5, 7, 3);
-        run_elementwise_layers(t, dtypes[d], 1, 1, 1, 1001);
-        run_concat(t, dtypes[d]);
-        run_dropout(t, dtypes[d], 4097, 0.3f, seed + 17);
-        run_dropout(t, dtypes[d], 210, 0.0f, seed + 18);
+        run_relu(t, dtypes[d], 4, small);
+        run_relu(t, dtypes[d], 4, wide);
+        run_add(t, dtypes[d], 4, small);
+        run_add(t, dtypes[d], 4, wide);
+        run_concat(t, dtypes[d], "concat 3+5+8", 4, concat_shape, concat_parts, 3);
+        run_dropout(t, dtypes[d], 1, long_vec, 0.3f, seed + 17);
+        run_dropout(t, dtypes[d], 1, short_vec, 0.0f, seed + 18);
     }
+    tctx_free(t);
+    assert_int_equal(t->failures, 0);
+}
+
+/* ------------------------------------------ the grad suite's op table */
+/* Each case of tests/cases/op_cases.c (the table test_ops_grad checks
+ * against finite differences) through the run functions above, in f32, f16
+ * and bf16. The switch names every kind: a kind added to the table fails the
+ * build here (-Wswitch) until it runs or is skipped with its reason. */
+static void run_op_case(tctx *t, const op_case *oc, tb_dtype dt)
+{
+    const int64_t *d = oc->d;
+    switch (oc->op) {
+    case OC_BATCHNORM:
+    case OC_BATCHNORM_RELU: {
+        /* eps 1e-5 (and momentum 0.1), as test_ops_grad runs them */
+        bn_case bc = {(int)d[0], 0, 0, (int)d[1], 1e-5f};
+        if (oc->ndim == 4)
+            bc = (bn_case){(int)d[0], (int)d[1], (int)d[2], (int)d[3], 1e-5f};
+        for (int persistent = 1; persistent >= 0; persistent--) {
+            set_bn_persistent(persistent);
+            const char *mode = persistent ? "persistent" : "spatial";
+            if (oc->op == OC_BATCHNORM)
+                run_bn(t, &bc, dt, mode);
+            else
+                run_bn_relu(t, &bc, dt, (oc->variant & OC_V_ADD) != 0, mode);
+        }
+        set_bn_persistent(true);
+        return;
+    }
+    case OC_RELU: run_relu(t, dt, oc->ndim, d); return;
+    case OC_MAXPOOL:
+    case OC_AVGPOOL: {
+        pool_case pc = {oc->name, oc->op == OC_MAXPOOL, (int)d[0], (int)d[1], (int)d[2], (int)d[3], oc->pool, false};
+        run_pool(t, &pc, dt);
+        return;
+    }
+    case OC_GLOBAL_AVGPOOL: run_gap(t, d, dt); return;
+    case OC_LINEAR: {
+        /* OC_V_NAIVE selects the CPU's naive twin (tb_cpu_linear_*_naive),
+         * which has no CUDA counterpart: its shape is that of "linear with
+         * bias", run here through tb_linear_* already */
+        if (oc->variant & OC_V_NAIVE)
+            return;
+        linear_case lc = {(int)d[0], (int)d[1], (int)oc->k, (oc->variant & OC_V_BIAS) != 0, true, true};
+        run_linear(t, &lc, dt, tp_tol(dt, true));
+        return;
+    }
+    case OC_ADD: run_add(t, dt, oc->ndim, d); return;
+    case OC_CONCAT: {
+        int count = 0;
+        while (count < 3 && oc->parts[count])
+            count++;
+        run_concat(t, dt, oc->name, oc->ndim, d, oc->parts, count);
+        return;
+    }
+    case OC_DROPOUT: run_dropout(t, dt, oc->ndim, d, oc->f, seed + 19); return;
+    case OC_SOFTMAX_CE: return; /* with the other loss cases: test_cuda_util_ops.c's test_softmax_ce */
+    }
+    tctx_fail(t, "%s: op kind %d has no CUDA test", oc->name, (int)oc->op);
+}
+
+static void test_grad_op_cases(void **state)
+{
+    (void)state;
+    tctx ctx, *t = &ctx;
+    tctx_init(t, ref_be, dut_be, seed ^ 0x100d);
+    for (size_t i = 0; i < op_case_count; i++)
+        for (int d = 0; d < NDT; d++)
+            run_op_case(t, &op_cases[i], dtypes[d]);
     tctx_free(t);
     assert_int_equal(t->failures, 0);
 }
@@ -648,6 +772,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_supports_every_op), cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_batchnorm),         cmocka_unit_test(test_batchnorm_relu),         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_linear),            cmocka_unit_test(test_elementwise_layers),
+        cmocka_unit_test(test_grad_op_cases),     /* the grad suite's op table (tests/cases/op_cases.c) */
     };
     return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "cuda layers vs cpu", tests,
                      sizeof tests / sizeof tests[0]);

@@ -1,6 +1,7 @@
 /* CUDA vs CPU, the bilinear resize of the segmentation task (forward and
- * backward): FCN's 8x upsampling of 21-class logits, up- and down-sampling by
- * non-integer factors, mixed, identity, 1-pixel inputs and outputs, and maps
+ * backward): the grad suite's cases (tests/cases/resize_cases.c), FCN's 8x
+ * upsampling of 21-class logits, up- and down-sampling by non-integer
+ * factors, mixed, identity, 1-pixel inputs and outputs, and maps
  * large enough that the f16/bf16 backward accumulates in several f32 slabs
  * (two images per slab, bands of rows, and channel ranges of single rows).
  * f32, f16 and bf16 on fresh random inputs, dx starting from random values
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "cases/resize_cases.h"
 #include "cuda_test_util.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
@@ -21,13 +23,10 @@ static uint64_t seed;
 static const tb_dtype dtypes[] = {TB_F32, TB_F16, TB_BF16};
 #define NDT 3
 
-/* x {n,h,w,c} -> y {n,oh,ow,c} */
-typedef struct rs_case {
-    const char *name;
-    int n, h, w, c, oh, ow;
-} rs_case;
-
-static const rs_case rs_cases[] = {
+/* The grad suite's table (tests/cases/resize_cases.c: small maps, 1-pixel
+ * and 1-row inputs, 1-pixel and 1-column outputs, 70 channels), then ours:
+ * FCN's real sizes and the f16/bf16 backward's scratch slabs. */
+static const rs_case cuda_rs_cases[] = {
     {"FCN x8 upsampling, 21 classes", 2, 8, 8, 21, 64, 64},
     {"up by non-integer factors", 2, 13, 17, 5, 50, 41},
     {"down by non-integer factors", 2, 50, 41, 6, 13, 17},
@@ -65,9 +64,12 @@ static void test_resize_bilinear(void **state)
     (void)state;
     tctx ctx, *t = &ctx;
     tctx_init(t, ref_be, dut_be, seed ^ 0x4001);
-    for (size_t i = 0; i < sizeof rs_cases / sizeof rs_cases[0]; i++)
+    for (size_t i = 0; i < rs_case_count; i++)
         for (int d = 0; d < NDT; d++)
             run_resize(t, &rs_cases[i], dtypes[d]);
+    for (size_t i = 0; i < sizeof cuda_rs_cases / sizeof cuda_rs_cases[0]; i++)
+        for (int d = 0; d < NDT; d++)
+            run_resize(t, &cuda_rs_cases[i], dtypes[d]);
     tctx_free(t);
     assert_int_equal(t->failures, 0);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cases/op_cases.h"
 #include "cuda_test_util.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
@@ -32,18 +33,37 @@ typedef struct ce_case {
     float temperature;
     bool hard;
     int ignore; /* hard labels: rows i with i % ignore == 0 get label -1 (ignored); 0: none */
+    bool mixup; /* soft targets from tb_soft_targets (smoothing + mixup, OC_V_SOFT), not random rows */
 } ce_case;
 
+/* The grad suite's softmax CE cases (OC_SOFTMAX_CE in tests/cases/op_cases.c)
+ * run first, then these. */
 static const ce_case ce_cases[] = {
-    {4, 10, 1.0f, true, 0}, {4, 10, 2.5f, false, 0}, {1, 3, 1.0f, true, 0}, {7, 1000, 1.0f, false, 0},
-    {33, 100, 0.5f, true, 0},
+    {4, 10, 1.0f, true, 0, false}, {4, 10, 2.5f, false, 0, false}, {1, 3, 1.0f, true, 0, false},
+    {7, 1000, 1.0f, false, 0, false}, {33, 100, 0.5f, true, 0, false},
     /* ignored rows: a third, every row (loss 0, no gradient), half of two, a
      * quarter of 1000 per-pixel rows of 21 classes (segmentation) */
-    {9, 10, 1.0f, true, 3}, {5, 7, 2.0f, true, 1}, {2, 4, 1.0f, true, 2}, {1000, 21, 1.0f, true, 4},
+    {9, 10, 1.0f, true, 3, false}, {5, 7, 2.0f, true, 1, false}, {2, 4, 1.0f, true, 2, false},
+    {1000, 21, 1.0f, true, 4, false},
     /* more rows than the reduction scratch holds floats (2^20): per-pixel
      * losses of a segmentation batch (16 x 480 x 480 rows in the paper's ADE20K) */
-    {(1 << 20) + 77, 3, 1.0f, true, 5}, {(1 << 20) + 77, 2, 1.5f, false, 0},
+    {(1 << 20) + 77, 3, 1.0f, true, 5, false}, {(1 << 20) + 77, 2, 1.5f, false, 0, false},
 };
+
+/* Soft targets as test_ops_grad makes them: labels, the batch reversed, then
+ * label smoothing and mixup (OC_SOFT_LAM, OC_SOFT_EPS), on each side. */
+static bool set_mixup_targets(tctx *t, tpair *targets, const ce_case *cc)
+{
+    const float lam_value = OC_SOFT_LAM;
+    tpair *a = tp_1d(t, TB_I32, cc->n, TP_LABELS, 0, (float)cc->k), *b = tp_1d(t, TB_I32, cc->n, TP_ZERO, 0, 0);
+    tpair *lam = tp_values(t, TB_F32, 1, &lam_value);
+    if (!a || !b || !lam)
+        return false;
+    RUN_BOTH(t, tb_reverse_labels(BE, S(b), S(a)));
+    tp_check(t, "reversed labels", b, 0.0);
+    RUN_BOTH(t, tb_soft_targets(BE, S(targets), S(a), S(b), S(lam), OC_SOFT_EPS));
+    return tp_check(t, "targets (smoothing + mixup)", targets, tp_tol(TB_F32, false));
+}
 
 /* Labels in [0, k) with every ignore-th row (from row 0) set to -1. */
 static bool set_ignored_labels(tctx *t, tpair *labels, const ce_case *cc)
@@ -61,7 +81,8 @@ static bool set_ignored_labels(tctx *t, tpair *labels, const ce_case *cc)
 static void run_ce(tctx *t, const ce_case *cc, tb_dtype dt)
 {
     tctx_case(t, "softmax_ce n %d k %d T %g %s%s %s", cc->n, cc->k, (double)cc->temperature,
-              cc->hard ? "labels" : "soft targets", cc->ignore ? " (some ignored)" : "", tb_dtype_name(dt));
+              cc->hard ? "labels" : cc->mixup ? "soft targets (smoothing + mixup)" : "soft targets",
+              cc->ignore ? " (some ignored)" : "", tb_dtype_name(dt));
     tpair *logits = tp_2d(t, dt, cc->n, cc->k, TP_UNIFORM, -3, 3);
     tpair *labels = cc->hard ? tp_1d(t, TB_I32, cc->n, TP_LABELS, 0, (float)cc->k) : NULL;
     tpair *targets = cc->hard ? NULL : tp_2d(t, TB_F32, cc->n, cc->k, TP_PROB_ROWS, 0, 1);
@@ -74,6 +95,8 @@ static void run_ce(tctx *t, const ce_case *cc, tb_dtype dt)
     if (!logits || !loss || !probs || !dlogits || (cc->hard ? !labels : !targets))
         return;
     if (cc->ignore && !set_ignored_labels(t, labels, cc))
+        return;
+    if (cc->mixup && !set_mixup_targets(t, targets, cc))
         return;
     RUN_BOTH(t, tb_softmax_ce_forward(BE, S(loss), S(probs), S(logits), S(labels), S(targets), cc->temperature));
     tp_check(t, "loss", loss, F32_REDUCE_TOL);
@@ -98,6 +121,15 @@ static void test_softmax_ce(void **state)
     (void)state;
     tctx ctx, *t = &ctx;
     tctx_init(t, ref_be, dut_be, seed ^ 0x2001);
+    for (size_t i = 0; i < op_case_count; i++) {
+        const op_case *oc = &op_cases[i];
+        if (oc->op != OC_SOFTMAX_CE) /* the layers: test_cuda_layers.c's test_grad_op_cases */
+            continue;
+        bool soft = (oc->variant & OC_V_SOFT) != 0;
+        ce_case cc = {(int)oc->d[0], (int)oc->d[1], oc->f, !soft, 0, soft};
+        for (int d = 0; d < NDT; d++)
+            run_ce(t, &cc, dtypes[d]);
+    }
     for (size_t i = 0; i < sizeof ce_cases / sizeof ce_cases[0]; i++)
         for (int d = 0; d < NDT; d++)
             run_ce(t, &ce_cases[i], dtypes[d]);
@@ -298,17 +330,27 @@ typedef struct sgd_case {
     tb_dtype grad_dt;
     bool model, mask, momentum_buf;
     int skip; /* -1: no flag, else its value */
-    tb_sgd_params p; /* lr, momentum, weight_decay, grad_scale, nesterov */
+    tb_sgd_params p; /* SGD(lr, momentum, weight_decay, grad_scale, nesterov) */
     float lr_tensor; /* > 0: the rate comes from an lr_tensor holding this (p.lr is then ignored) */
+    float clip;      /* > 0: clipping to this global norm, its sum of squares accumulated on each side */
 } sgd_case;
 
+/* lr, momentum, weight_decay, grad_scale, nesterov */
+#define SGD(rate, m, wd, gs, nag) {.lr = rate, .momentum = m, .weight_decay = wd, .grad_scale = gs, .nesterov = nag}
+
 static const sgd_case sgd_cases[] = {
-    {"f32 momentum, masked decay", TB_F32, false, true, true, -1, {0.1f, 0.9f, 1e-4f, 1.0f, false, NULL}, 0.0f},
-    {"f16 model, nesterov, loss scale 128", TB_F16, true, true, true, 0, {0.05f, 0.9f, 5e-5f, 128.0f, true, NULL}, 0.0f},
-    {"bf16 model, no momentum, no mask", TB_BF16, true, false, false, -1, {0.2f, 0.0f, 1e-4f, 1.0f, false, NULL}, 0.0f},
-    {"f16 skipped (overflow flag set)", TB_F16, true, true, true, 1, {0.1f, 0.9f, 1e-4f, 1024.0f, true, NULL}, 0.0f},
-    {"f32 nesterov, decay everywhere", TB_F32, false, true, true, 0, {0.4f, 0.8f, 1e-3f, 1.0f, true, NULL}, 0.0f},
-    {"bf16 model, rate from lr_tensor", TB_BF16, true, true, true, -1, {9.0f, 0.9f, 1e-4f, 1.0f, true, NULL}, 0.03f},
+    {"f32 momentum, masked decay", TB_F32, false, true, true, -1, SGD(0.1f, 0.9f, 1e-4f, 1.0f, false), 0.0f, 0.0f},
+    {"f16 model, nesterov, loss scale 128", TB_F16, true, true, true, 0, SGD(0.05f, 0.9f, 5e-5f, 128.0f, true), 0.0f, 0.0f},
+    {"bf16 model, no momentum, no mask", TB_BF16, true, false, false, -1, SGD(0.2f, 0.0f, 1e-4f, 1.0f, false), 0.0f, 0.0f},
+    {"f16 skipped (overflow flag set)", TB_F16, true, true, true, 1, SGD(0.1f, 0.9f, 1e-4f, 1024.0f, true), 0.0f, 0.0f},
+    {"f32 nesterov, decay everywhere", TB_F32, false, true, true, 0, SGD(0.4f, 0.8f, 1e-3f, 1.0f, true), 0.0f, 0.0f},
+    {"bf16 model, rate from lr_tensor", TB_BF16, true, true, true, -1, SGD(9.0f, 0.9f, 1e-4f, 1.0f, true), 0.03f, 0.0f},
+    /* 4099 gradients uniform in [-g, g]: a true norm near 37, so these clip */
+    {"f32 clipped to norm 1", TB_F32, false, true, true, -1, SGD(0.1f, 0.9f, 1e-4f, 1.0f, true), 0.0f, 1.0f},
+    {"f16 model, loss scale 64, clipped to norm 5", TB_F16, true, true, true, 0, SGD(0.1f, 0.9f, 1e-4f, 64.0f, false),
+     0.0f, 5.0f},
+    {"f32 clip limit above the norm", TB_F32, false, false, true, -1, SGD(0.1f, 0.9f, 0.0f, 1.0f, false), 0.0f,
+     1000.0f},
 };
 
 static void run_sgd(tctx *t, const sgd_case *sc)
@@ -329,14 +371,24 @@ static void run_sgd(tctx *t, const sgd_case *sc)
     tpair *lr = sc->lr_tensor > 0 ? tp_values(t, TB_F32, 1, &sc->lr_tensor) : NULL;
     if (sc->lr_tensor > 0 && !lr)
         return;
-    tb_sgd_params ps[2] = {sc->p, sc->p}; /* per side: lr_tensor points into that side's memory */
-    for (int s = 0; s < 2; s++)
+    tpair *sumsq = sc->clip > 0 ? tp_1d(t, TB_F32, 1, TP_ZERO, 0, 0) : NULL;
+    if (sc->clip > 0 && !sumsq)
+        return;
+    tb_sgd_params ps[2] = {sc->p, sc->p}; /* per side: the scalars point into that side's memory */
+    for (int s = 0; s < 2; s++) {
         ps[s].lr_tensor = lr ? &lr->t[s] : NULL;
+        ps[s].clip_sumsq = sumsq ? &sumsq->t[s] : NULL;
+        ps[s].clip_max_norm = sc->clip;
+    }
     float g = sc->p.grad_scale;
     for (int step = 0; step < 3; step++) {
         tpair *grad = tp_1d(t, sc->grad_dt, count, TP_UNIFORM, -g, g);
         if (!grad)
             return;
+        if (sumsq) {
+            RUN_BOTH(t, tb_fill(BE, S(sumsq), 0.0f));
+            RUN_BOTH(t, tb_sumsq(BE, S(sumsq), S(grad)));
+        }
         RUN_BOTH(t, tb_sgd_step(BE, S(master), S(model), S(vbuf), S(grad), S(mask), S(skip), &ps[side_]));
     }
     tp_check(t, "master", master, tp_tol(TB_F32, false));

@@ -1,5 +1,7 @@
-/* Shared pieces of the conv2d tests: the table of cases, host buffers in any
- * float dtype, a double-precision reference convolution, and comparisons. */
+/* Shared pieces of the conv2d tests: host buffers in any float dtype, a
+ * double-precision reference convolution, and comparisons. The case tables
+ * (conv_tiny_cases, conv_medium_cases, conv_chunked_case) live in
+ * tests/cases/conv_cases.h, which the cuda suite runs too. */
 #ifndef TB_CONV_TEST_UTIL_H
 #define TB_CONV_TEST_UTIL_H
 
@@ -7,23 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cases/conv_cases.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "kernels/tensor.h"
-
-typedef struct conv_case {
-    const char *name;
-    int n, h, w, c, k, r, s;
-    tb_conv2d_params p;
-    bool bias;
-} conv_case;
-
-/* Tiny cases covering every feature: odd sizes, strides 1/2, padding 0-3,
- * dilation 2, groups 1/2/c (depthwise, also with a channel multiplier), batch
- * 1 and 3, bias or not, 1x1 convs, Inception's 1x7 / 7x1 kernels, and
- * outputs with fewer pixels (rows) than threads. */
-extern const conv_case conv_tiny_cases[];
-extern const size_t conv_tiny_case_count;
 
 /* A case's tensors, data NULL, in dtype dt. */
 typedef struct conv_shapes {

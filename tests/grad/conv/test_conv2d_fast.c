@@ -1,7 +1,9 @@
 /* The fast CPU conv2d (im2col/direct GEMM via OpenBLAS, depthwise kernel),
  * reached through the checked front-end, against the naive reference: f32
  * within 1e-4, f16/bf16 against f32 on the same values within 1e-2, the
- * accumulate (+=) contract, chunked images, and bitwise determinism. */
+ * accumulate (+=) contract, chunked images, and bitwise determinism. The
+ * tables (tiny, medium, chunked) are tests/cases/conv_cases.c, shared with the
+ * cuda suite. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,29 +17,6 @@
 #include "conv_test_util.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/error.h"
-
-#define P(sh, sw, ph, pw, dh, dw, g) {sh, sw, ph, pw, dh, dw, g}
-
-/* Bigger than the tiny table: real channel counts. The chunked case has
- * enough pixels per image that the im2col strategy splits the batch into
- * chunks (2 + 1 images) and each chunk into more row tasks than threads. */
-static const conv_case medium_cases[] = {
-    {"3x3 s1 p1 16->24 bias", 2, 12, 10, 16, 24, 3, 3, P(1, 1, 1, 1, 1, 1, 1), true},
-    /* stride-1 dense convs take the flipped-filter backward-data path: cover
-     * uneven padding and non-square kernels there */
-    {"5x3 s1 p(2,0) 8->12", 2, 9, 11, 8, 12, 5, 3, P(1, 1, 2, 0, 1, 1, 1), false},
-    {"1x3 s1 p(0,1) 6->10 bias", 3, 7, 12, 6, 10, 1, 3, P(1, 1, 0, 1, 1, 1, 1), true},
-    {"2x2 s1 p0 12->8", 2, 10, 9, 12, 8, 2, 2, P(1, 1, 0, 0, 1, 1, 1), false},
-    {"7x1 s1 p(3,0) 8->8", 2, 11, 6, 8, 8, 7, 1, P(1, 1, 3, 0, 1, 1, 1), false},
-    {"3x3 s2 groups4", 3, 11, 13, 16, 16, 3, 3, P(2, 2, 1, 1, 1, 1, 4), false},
-    {"depthwise 32ch bias", 2, 10, 9, 32, 32, 3, 3, P(1, 1, 1, 1, 1, 1, 32), true},
-    {"1x1 64->32 bias", 3, 8, 8, 64, 32, 1, 1, P(1, 1, 0, 0, 1, 1, 1), true},
-    {"1x1 s2 32->48", 2, 9, 9, 32, 48, 1, 1, P(2, 2, 0, 0, 1, 1, 1), false},
-    {"7x7 s2 p3 stem 3->8", 2, 30, 28, 3, 8, 7, 7, P(2, 2, 3, 3, 1, 1, 1), true},
-};
-static const conv_case chunked_case = {"3x3 chunked 56x56 64->2 batch3", 3, 56, 56, 64, 2, 3, 3,
-                                       P(1, 1, 1, 1, 1, 1, 1), true};
-#define MEDIUM_COUNT (sizeof medium_cases / sizeof medium_cases[0])
 
 typedef struct conv_inputs {
     conv_buf x, w, b, g, dx0, dw0, db0; /* g is dy; d*0 the gradients' values before the backward */
@@ -148,11 +127,11 @@ static int setup(void **state)
     size_t ws = 0;
     tb_dtype dts[3] = {TB_F32, TB_F16, TB_BF16};
     for (int d = 0; d < 3; d++) {
-        for (size_t i = 0; i < MEDIUM_COUNT; i++) {
-            size_t need = conv_case_workspace(be, &medium_cases[i], dts[d]);
+        for (size_t i = 0; i < conv_medium_case_count; i++) {
+            size_t need = conv_case_workspace(be, &conv_medium_cases[i], dts[d]);
             ws = need > ws ? need : ws;
         }
-        size_t need = conv_case_workspace(be, &chunked_case, dts[d]);
+        size_t need = conv_case_workspace(be, &conv_chunked_case, dts[d]);
         ws = need > ws ? need : ws;
     }
     if (tb_backend_reserve_workspace(be, ws) != TB_OK)
@@ -183,8 +162,8 @@ static void test_fast_matches_naive_tiny(void **state)
 
 static void test_fast_matches_naive_medium(void **state)
 {
-    for (size_t i = 0; i < MEDIUM_COUNT; i++)
-        fast_vs_naive(*state, &medium_cases[i], TB_F32, 50 + i);
+    for (size_t i = 0; i < conv_medium_case_count; i++)
+        fast_vs_naive(*state, &conv_medium_cases[i], TB_F32, 50 + i);
 }
 
 /* An odd thread count: uneven row blocks and tasks, and more tasks than rows
@@ -194,15 +173,15 @@ static void test_fast_matches_naive_three_threads(void **state)
     (void)state;
     tb_backend *be = NULL;
     assert_int_equal(tb_cpu_backend_create(&be, 3), TB_OK);
-    size_t ws = 0;
-    for (size_t i = 0; i < MEDIUM_COUNT + conv_tiny_case_count; i++) {
-        const conv_case *cc = i < MEDIUM_COUNT ? &medium_cases[i] : &conv_tiny_cases[i - MEDIUM_COUNT];
+    size_t ws = 0, nm = conv_medium_case_count;
+    for (size_t i = 0; i < nm + conv_tiny_case_count; i++) {
+        const conv_case *cc = i < nm ? &conv_medium_cases[i] : &conv_tiny_cases[i - nm];
         size_t need = conv_case_workspace(be, cc, TB_F32);
         ws = need > ws ? need : ws;
     }
     assert_int_equal(tb_backend_reserve_workspace(be, ws), TB_OK);
-    for (size_t i = 0; i < MEDIUM_COUNT + conv_tiny_case_count; i++)
-        fast_vs_naive(be, i < MEDIUM_COUNT ? &medium_cases[i] : &conv_tiny_cases[i - MEDIUM_COUNT], TB_F32, 200 + i);
+    for (size_t i = 0; i < nm + conv_tiny_case_count; i++)
+        fast_vs_naive(be, i < nm ? &conv_medium_cases[i] : &conv_tiny_cases[i - nm], TB_F32, 200 + i);
     tb_backend_destroy(be);
     /* the backend sets the process-wide OpenMP/OpenBLAS thread counts: back to the shared one's */
     tb_backend *again = NULL;
@@ -216,7 +195,7 @@ static void test_fast_matches_naive_three_threads(void **state)
 static void test_fast_chunked_batch(void **state)
 {
     tb_backend *be = *state;
-    const conv_case *cc = &chunked_case;
+    const conv_case *cc = &conv_chunked_case;
     conv_shapes s = conv_case_shapes(cc, TB_F32);
     size_t whole_col = sizeof(float) * (size_t)(tb_numel(&s.y) / cc->k) * (size_t)(cc->r * cc->s * cc->c);
     assert_true(conv_case_workspace(be, cc, TB_F32) < whole_col * 4 / 5);
@@ -247,9 +226,9 @@ static void test_low_precision_matches_f32(void **state)
 {
     for (size_t i = 0; i < conv_tiny_case_count; i++)
         low_vs_f32(*state, &conv_tiny_cases[i], 20 + i, true);
-    for (size_t i = 0; i < MEDIUM_COUNT; i++)
-        low_vs_f32(*state, &medium_cases[i], 60 + i, true);
-    low_vs_f32(*state, &chunked_case, 91, false); /* f32 fast is checked against naive above */
+    for (size_t i = 0; i < conv_medium_case_count; i++)
+        low_vs_f32(*state, &conv_medium_cases[i], 60 + i, true);
+    low_vs_f32(*state, &conv_chunked_case, 91, false); /* f32 fast is checked against naive above */
 }
 
 /* Two backward calls from zero give twice the gradient of one (to rounding),
@@ -257,7 +236,8 @@ static void test_low_precision_matches_f32(void **state)
 static void test_fast_backward_accumulates(void **state)
 {
     tb_backend *be = *state;
-    const conv_case *cases[4] = {&medium_cases[0], &medium_cases[1], &medium_cases[2], &medium_cases[3]};
+    const conv_case *cases[4] = {&conv_medium_cases[0], &conv_medium_cases[1], &conv_medium_cases[2],
+                                 &conv_medium_cases[3]};
     tb_dtype dts[2] = {TB_F32, TB_F16};
     for (int d = 0; d < 2; d++)
         for (int i = 0; i < 4; i++) {
@@ -278,11 +258,11 @@ static void test_fast_backward_accumulates(void **state)
             outputs_free(&once), outputs_free(&twice), inputs_free(&in);
         }
     /* dx NULL (the network input) is a no-op, not an error */
-    conv_shapes s = conv_case_shapes(&medium_cases[0], TB_F32);
-    conv_inputs in = inputs_new(&medium_cases[0], TB_F32, 80);
+    conv_shapes s = conv_case_shapes(&conv_medium_cases[0], TB_F32);
+    conv_inputs in = inputs_new(&conv_medium_cases[0], TB_F32, 80);
     s.y.data = in.g.data, s.w.data = in.w.data;
-    assert_int_equal(tb_conv2d_backward_data(be, NULL, &s.y, &s.w, &medium_cases[0].p), TB_OK);
-    assert_int_equal(tb_cpu_conv2d_backward_data(be, NULL, &s.y, &s.w, &medium_cases[0].p), TB_OK);
+    assert_int_equal(tb_conv2d_backward_data(be, NULL, &s.y, &s.w, &conv_medium_cases[0].p), TB_OK);
+    assert_int_equal(tb_cpu_conv2d_backward_data(be, NULL, &s.y, &s.w, &conv_medium_cases[0].p), TB_OK);
     inputs_free(&in);
 }
 
@@ -297,8 +277,8 @@ static void test_fast_deterministic(void **state)
     tb_backend *be = *state;
     tb_dtype dts[2] = {TB_F32, TB_BF16};
     for (int d = 0; d < 2; d++)
-        for (size_t i = 0; i <= MEDIUM_COUNT; i++) {
-            const conv_case *cc = i < MEDIUM_COUNT ? &medium_cases[i] : &chunked_case;
+        for (size_t i = 0; i <= conv_medium_case_count; i++) {
+            const conv_case *cc = i < conv_medium_case_count ? &conv_medium_cases[i] : &conv_chunked_case;
             conv_inputs in = inputs_new(cc, dts[d], 100 + i);
             conv_outputs a = run(be, cc, &in, PATH_FAST, 1), b = run(be, cc, &in, PATH_FAST, 1);
             if (!same_bits(&a.y, &b.y) || !same_bits(&a.dx, &b.dx) || !same_bits(&a.dw, &b.dw) ||

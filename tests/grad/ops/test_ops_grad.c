@@ -12,34 +12,22 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cases/op_cases.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/error.h"
 #include "kernels/ops.h"
 #include "ops_testutil.h"
 
-typedef struct spec spec;
-typedef void (*setup_fn)(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r);
-struct spec {
-    const char *name;
-    setup_fn setup;
-    int ndim;
-    int64_t d[4];
-    tb_pool_params pool;
-    int64_t k;        /* linear outputs */
-    int64_t parts[3]; /* concat: channels of each part (0 = unused) */
-    float f;          /* dropout p, softmax temperature */
-    int variant;
-};
-
-enum { V_BIAS = 1, V_NAIVE = 2, V_SOFT = 4, V_ADD = 8 };
+/* The table of cases (op_cases) is tests/cases/op_cases.c, shared with the
+ * cuda suite; setup_case turns one into a gcase. */
 
 static tb_tensor like(tb_dtype dt, int ndim, const int64_t *d)
 {
     return tt_new(dt, ndim, d[0], ndim > 1 ? d[1] : 1, ndim > 2 ? d[2] : 1, ndim > 3 ? d[3] : 1);
 }
 
-static void begin(gcase *c, const spec *s, tb_dtype dt)
+static void begin(gcase *c, const op_case *s, tb_dtype dt)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s (%s)", s->name, tb_dtype_name(dt));
@@ -76,7 +64,7 @@ static int bn_bwd(gcase *c)
 }
 
 /* x, gamma, beta (inputs 0-2) and the saved and running statistics (aux 0-3). */
-static void bn_inputs(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void bn_inputs(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     int64_t ch = s->d[s->ndim - 1];
     c->n_in = 3;
@@ -90,7 +78,7 @@ static void bn_inputs(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng
         c->aux[a] = tt_1d(TB_F32, ch);
 }
 
-static void setup_bn(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_bn(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     begin(c, s, dt);
     bn_inputs(c, s, dt, rdt, r);
@@ -104,7 +92,7 @@ static void setup_bn(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng 
 
 /* ------------------------------------------ batchnorm + add + relu (fused) */
 
-static const tb_tensor *bnr_z(gcase *c) { return c->flag & V_ADD ? &c->in[3] : NULL; }
+static const tb_tensor *bnr_z(gcase *c) { return c->flag & OC_V_ADD ? &c->in[3] : NULL; }
 
 static int bnr_fwd(gcase *c)
 {
@@ -114,10 +102,10 @@ static int bnr_fwd(gcase *c)
 
 static int bnr_bwd(gcase *c)
 {
-    tb_tensor *dz = c->flag & V_ADD ? &c->din[3] : NULL;
+    tb_tensor *dz = c->flag & OC_V_ADD ? &c->din[3] : NULL;
     return tb_batchnorm_relu_backward(tt_be, &c->din[0], dz, &c->din[1], &c->din[2], &c->aux[4], &c->dout[0],
                                       &c->in[0], &c->out[0], &c->in[1], &c->in[2], &c->aux[0], &c->aux[1],
-                                      (c->flag & V_ADD) != 0, false);
+                                      (c->flag & OC_V_ADD) != 0, false);
 }
 
 /* Moves inputs until every pre-activation BN(x) + z is at least `margin` from
@@ -157,12 +145,12 @@ static void keep_off_kink(gcase *c, tb_dtype rdt, double margin)
     fail_msg("%s: inputs stay near the ReLU kink", c->name);
 }
 
-static void setup_bn_relu(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_bn_relu(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     begin(c, s, dt);
     c->flag = s->variant;
     bn_inputs(c, s, dt, rdt, r);
-    if (c->flag & V_ADD) {
+    if (c->flag & OC_V_ADD) {
         c->n_in = 4;
         c->in[3] = like(dt, s->ndim, s->d);
         tt_uniform(&c->in[3], r, -1.0, 1.0, rdt);
@@ -182,7 +170,7 @@ static void setup_bn_relu(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb
 static int relu_fwd(gcase *c) { return tb_relu_forward(tt_be, &c->out[0], &c->in[0]); }
 static int relu_bwd(gcase *c) { return tb_relu_backward(tt_be, &c->din[0], &c->dout[0], &c->out[0]); }
 
-static void setup_relu(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_relu(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     begin(c, s, dt);
     c->n_in = c->n_out = 1;
@@ -209,7 +197,7 @@ static int maxpool_bwd(gcase *c)
 static int avgpool_fwd(gcase *c) { return tb_avgpool_forward(tt_be, &c->out[0], &c->in[0], &c->pool); }
 static int avgpool_bwd(gcase *c) { return tb_avgpool_backward(tt_be, &c->din[0], &c->dout[0], &c->pool); }
 
-static void setup_pool(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r, bool max)
+static void setup_pool(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r, bool max)
 {
     begin(c, s, dt);
     c->pool = s->pool;
@@ -232,12 +220,12 @@ static void setup_pool(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rn
     finish(c, r, rdt);
 }
 
-static void setup_maxpool(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_maxpool(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     setup_pool(c, s, dt, rdt, r, true);
 }
 
-static void setup_avgpool(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_avgpool(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     setup_pool(c, s, dt, rdt, r, false);
 }
@@ -245,7 +233,7 @@ static void setup_avgpool(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb
 static int gap_fwd(gcase *c) { return tb_global_avgpool_forward(tt_be, &c->out[0], &c->in[0]); }
 static int gap_bwd(gcase *c) { return tb_global_avgpool_backward(tt_be, &c->din[0], &c->dout[0]); }
 
-static void setup_gap(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_gap(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     begin(c, s, dt);
     c->n_in = c->n_out = 1;
@@ -259,34 +247,34 @@ static void setup_gap(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng
 
 /* ---------------------------------------------------------------- linear */
 
-static const tb_tensor *bias_of(gcase *c) { return c->flag & V_BIAS ? &c->in[2] : NULL; }
+static const tb_tensor *bias_of(gcase *c) { return c->flag & OC_V_BIAS ? &c->in[2] : NULL; }
 
 static int linear_fwd(gcase *c)
 {
-    if (c->flag & V_NAIVE)
+    if (c->flag & OC_V_NAIVE)
         return tb_cpu_linear_forward_naive(tt_be, &c->out[0], &c->in[0], &c->in[1], bias_of(c));
     return tb_linear_forward(tt_be, &c->out[0], &c->in[0], &c->in[1], bias_of(c));
 }
 
 static int linear_bwd(gcase *c)
 {
-    tb_tensor *db = c->flag & V_BIAS ? &c->din[2] : NULL;
-    if (c->flag & V_NAIVE)
+    tb_tensor *db = c->flag & OC_V_BIAS ? &c->din[2] : NULL;
+    if (c->flag & OC_V_NAIVE)
         return tb_cpu_linear_backward_naive(tt_be, &c->din[0], &c->din[1], db, &c->dout[0], &c->in[0], &c->in[1]);
     return tb_linear_backward(tt_be, &c->din[0], &c->din[1], db, &c->dout[0], &c->in[0], &c->in[1]);
 }
 
-static void setup_linear(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_linear(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     int64_t n = s->d[0], ch = s->d[1], k = s->k;
     begin(c, s, dt);
     c->flag = s->variant;
-    c->n_in = s->variant & V_BIAS ? 3 : 2;
+    c->n_in = s->variant & OC_V_BIAS ? 3 : 2;
     c->in[0] = tt_2d(dt, n, ch);
     c->in[1] = tt_2d(dt, k, ch);
     tt_uniform(&c->in[0], r, -1.0, 1.0, rdt);
     tt_uniform(&c->in[1], r, -1.0, 1.0, rdt);
-    if (s->variant & V_BIAS) {
+    if (s->variant & OC_V_BIAS) {
         c->in[2] = tt_1d(dt, k);
         tt_uniform(&c->in[2], r, -1.0, 1.0, rdt);
     }
@@ -303,7 +291,7 @@ static void setup_linear(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_
 static int add_fwd(gcase *c) { return tb_add_forward(tt_be, &c->out[0], &c->in[0], &c->in[1]); }
 static int add_bwd(gcase *c) { return tb_add_backward(tt_be, &c->din[0], &c->din[1], &c->dout[0]); }
 
-static void setup_add(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_add(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     begin(c, s, dt);
     c->n_in = 2;
@@ -334,7 +322,7 @@ static int concat_bwd(gcase *c)
     return tb_concat_backward(tt_be, dxs, c->n_in, &c->dout[0]);
 }
 
-static void setup_concat(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_concat(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     int64_t d[4];
     int last = s->ndim - 1;
@@ -361,7 +349,7 @@ static void setup_concat(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_
 static int dropout_fwd(gcase *c) { return tb_dropout_forward(tt_be, &c->out[0], &c->aux[0], &c->in[0], c->f[0], 77); }
 static int dropout_bwd(gcase *c) { return tb_dropout_backward(tt_be, &c->din[0], &c->dout[0], &c->aux[0], c->f[0]); }
 
-static void setup_dropout(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_dropout(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     begin(c, s, dt);
     c->f[0] = s->f;
@@ -377,8 +365,8 @@ static void setup_dropout(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb
 
 /* ------------------------------------------------- softmax cross-entropy */
 
-static const tb_tensor *labels_of(gcase *c) { return c->flag & V_SOFT ? NULL : &c->aux[1]; }
-static const tb_tensor *targets_of(gcase *c) { return c->flag & V_SOFT ? &c->aux[2] : NULL; }
+static const tb_tensor *labels_of(gcase *c) { return c->flag & OC_V_SOFT ? NULL : &c->aux[1]; }
+static const tb_tensor *targets_of(gcase *c) { return c->flag & OC_V_SOFT ? &c->aux[2] : NULL; }
 
 static int ce_fwd(gcase *c)
 {
@@ -391,7 +379,7 @@ static int ce_bwd(gcase *c)
     return tb_softmax_ce_backward(tt_be, &c->din[0], &c->aux[0], labels_of(c), targets_of(c), c->f[0], g);
 }
 
-static void setup_ce(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+static void setup_ce(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
 {
     int64_t n = s->d[0], k = s->d[1];
     begin(c, s, dt);
@@ -405,12 +393,12 @@ static void setup_ce(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng 
     c->aux[3] = tt_1d(TB_I32, n);
     for (int64_t i = 0; i < n; i++)
         ((int32_t *)c->aux[1].data)[i] = (int32_t)tb_rng_below(r, (uint64_t)k);
-    if (s->variant & V_SOFT) {
+    if (s->variant & OC_V_SOFT) {
         /* label smoothing 0.1 plus mixup with the reversed batch, lam 0.7 */
         c->aux[2] = tt_2d(TB_F32, n, k);
         assert_int_equal(tb_reverse_labels(tt_be, &c->aux[3], &c->aux[1]), TB_OK);
-        tb_tensor lam = tt_lam(0.7f);
-        assert_int_equal(tb_soft_targets(tt_be, &c->aux[2], &c->aux[1], &c->aux[3], &lam, 0.1f), TB_OK);
+        tb_tensor lam = tt_lam(OC_SOFT_LAM);
+        assert_int_equal(tb_soft_targets(tt_be, &c->aux[2], &c->aux[1], &c->aux[3], &lam, OC_SOFT_EPS), TB_OK);
     }
     c->out[0] = tt_1d(TB_F32, 1);
     c->fwd = ce_fwd;
@@ -418,67 +406,35 @@ static void setup_ce(gcase *c, const spec *s, tb_dtype dt, tb_dtype rdt, tb_rng 
     finish(c, r, TB_F32);
 }
 
-/* ------------------------------------------------------------ the table */
+/* ------------------------------------------------------------ the cases */
 
-#define P(kh, kw, sh, sw, ph, pw, ceil, incl) {kh, kw, sh, sw, ph, pw, ceil, incl}
-
-static const spec specs[] = {
-    {"batchnorm 4-D", setup_bn, 4, {2, 3, 5, 3}, {0}, 0, {0}, 0, 0},
-    {"batchnorm 4-D batch 1", setup_bn, 4, {1, 4, 3, 5}, {0}, 0, {0}, 0, 0},
-    {"batchnorm 2-D", setup_bn, 2, {6, 7}, {0}, 0, {0}, 0, 0},
-    /* more channels than one block (128 for BN, 256 elsewhere), more rows than reduction chunks (16) */
-    {"batchnorm 2-D wide", setup_bn, 2, {17, 140}, {0}, 0, {0}, 0, 0},
-    {"batchnorm+relu 4-D", setup_bn_relu, 4, {2, 3, 5, 3}, {0}, 0, {0}, 0, 0},
-    {"batchnorm+add+relu 4-D", setup_bn_relu, 4, {2, 3, 5, 3}, {0}, 0, {0}, 0, V_ADD},
-    {"batchnorm+add+relu 4-D batch 1", setup_bn_relu, 4, {1, 4, 3, 5}, {0}, 0, {0}, 0, V_ADD},
-    {"batchnorm+relu 2-D", setup_bn_relu, 2, {6, 7}, {0}, 0, {0}, 0, 0},
-    {"batchnorm+add+relu 2-D wide", setup_bn_relu, 2, {17, 140}, {0}, 0, {0}, 0, V_ADD},
-    {"relu 4-D", setup_relu, 4, {2, 3, 5, 4}, {0}, 0, {0}, 0, 0},
-    {"relu 2-D batch 1", setup_relu, 2, {1, 7}, {0}, 0, {0}, 0, 0},
-    {"maxpool 3x3 s2 p1", setup_maxpool, 4, {2, 7, 7, 3}, P(3, 3, 2, 2, 1, 1, false, false), 0, {0}, 0, 0},
-    {"maxpool 3x3 s2 p1 even", setup_maxpool, 4, {1, 6, 8, 2}, P(3, 3, 2, 2, 1, 1, false, false), 0, {0}, 0, 0},
-    {"maxpool 2x2 s2 ceil odd", setup_maxpool, 4, {2, 5, 7, 2}, P(2, 2, 2, 2, 0, 0, true, false), 0, {0}, 0, 0},
-    {"maxpool 3x3 s2 p1 wide", setup_maxpool, 4, {1, 3, 3, 300}, P(3, 3, 2, 2, 1, 1, false, false), 0, {0}, 0, 0},
-    {"avgpool 3x3 s2 p1 ceil incl-pad wide", setup_avgpool, 4, {1, 3, 3, 270}, P(3, 3, 2, 2, 1, 1, true, true), 0,
-     {0}, 0, 0},
-    {"avgpool 2x2 s2 ceil excl-pad (ResNet-D) odd", setup_avgpool, 4, {2, 7, 5, 3}, P(2, 2, 2, 2, 0, 0, true, false),
-     0, {0}, 0, 0},
-    {"avgpool 2x2 s2 ceil excl-pad batch 1", setup_avgpool, 4, {1, 5, 5, 2}, P(2, 2, 2, 2, 0, 0, true, false), 0,
-     {0}, 0, 0},
-    {"avgpool 3x3 s1 p1 incl-pad", setup_avgpool, 4, {1, 5, 6, 2}, P(3, 3, 1, 1, 1, 1, false, true), 0, {0}, 0, 0},
-    {"avgpool 3x3 s2 p1 ceil incl-pad", setup_avgpool, 4, {2, 6, 5, 2}, P(3, 3, 2, 2, 1, 1, true, true), 0, {0}, 0,
-     0},
-    {"avgpool 3x3 s2 p1 ceil excl-pad", setup_avgpool, 4, {1, 6, 6, 3}, P(3, 3, 2, 2, 1, 1, true, false), 0, {0}, 0,
-     0},
-    {"global avgpool", setup_gap, 4, {2, 3, 5, 4}, {0}, 0, {0}, 0, 0},
-    {"global avgpool wide", setup_gap, 4, {2, 2, 3, 300}, {0}, 0, {0}, 0, 0},
-    {"global avgpool 1x1 batch 1", setup_gap, 4, {1, 1, 1, 3}, {0}, 0, {0}, 0, 0},
-    {"linear with bias", setup_linear, 2, {3, 5}, {0}, 4, {0}, 0, V_BIAS},
-    {"linear batch 1 no bias", setup_linear, 2, {1, 7}, {0}, 3, {0}, 0, 0},
-    {"linear naive with bias", setup_linear, 2, {3, 5}, {0}, 4, {0}, 0, V_BIAS | V_NAIVE},
-    {"add 4-D", setup_add, 4, {2, 3, 3, 4}, {0}, 0, {0}, 0, 0},
-    {"concat 4-D three parts", setup_concat, 4, {2, 3, 3, 0}, {0}, 0, {2, 3, 1}, 0, 0},
-    {"concat wide parts", setup_concat, 4, {1, 2, 2, 0}, {0}, 0, {260, 3, 300}, 0, 0},
-    {"concat 2-D two parts batch 1", setup_concat, 2, {1, 0}, {0}, 0, {4, 3}, 0, 0},
-    {"dropout p 0.3", setup_dropout, 4, {2, 4, 4, 5}, {0}, 0, {0}, 0.3f, 0},
-    {"dropout p 0", setup_dropout, 2, {3, 4}, {0}, 0, {0}, 0.0f, 0},
-    {"softmax ce hard", setup_ce, 2, {4, 5}, {0}, 0, {0}, 1.0f, 0},
-    {"softmax ce hard batch 1", setup_ce, 2, {1, 6}, {0}, 0, {0}, 1.0f, 0},
-    {"softmax ce hard T 2.5", setup_ce, 2, {3, 5}, {0}, 0, {0}, 2.5f, 0},
-    {"softmax ce soft (smoothing + mixup)", setup_ce, 2, {3, 6}, {0}, 0, {0}, 1.0f, V_SOFT},
-    {"softmax ce soft T 4", setup_ce, 2, {4, 5}, {0}, 0, {0}, 4.0f, V_SOFT},
-};
-
-#define N_SPECS ((int)(sizeof specs / sizeof specs[0]))
+/* A case's tensors and callbacks in dtype dt, values rounded to rdt. */
+static void setup_case(gcase *c, const op_case *s, tb_dtype dt, tb_dtype rdt, tb_rng *r)
+{
+    switch (s->op) {
+    case OC_BATCHNORM: setup_bn(c, s, dt, rdt, r); return;
+    case OC_BATCHNORM_RELU: setup_bn_relu(c, s, dt, rdt, r); return;
+    case OC_RELU: setup_relu(c, s, dt, rdt, r); return;
+    case OC_MAXPOOL: setup_maxpool(c, s, dt, rdt, r); return;
+    case OC_AVGPOOL: setup_avgpool(c, s, dt, rdt, r); return;
+    case OC_GLOBAL_AVGPOOL: setup_gap(c, s, dt, rdt, r); return;
+    case OC_LINEAR: setup_linear(c, s, dt, rdt, r); return;
+    case OC_ADD: setup_add(c, s, dt, rdt, r); return;
+    case OC_CONCAT: setup_concat(c, s, dt, rdt, r); return;
+    case OC_DROPOUT: setup_dropout(c, s, dt, rdt, r); return;
+    case OC_SOFTMAX_CE: setup_ce(c, s, dt, rdt, r); return;
+    }
+    fail_msg("%s: no setup for op kind %d", s->name, (int)s->op);
+}
 
 static void test_gradients(void **state)
 {
     (void)state;
-    for (int i = 0; i < N_SPECS; i++) {
+    for (size_t i = 0; i < op_case_count; i++) {
         gcase c;
         tb_rng r;
         tb_rng_seed(&r, 1000 + (uint64_t)i, 0);
-        specs[i].setup(&c, &specs[i], TB_F32, TB_F32, &r);
+        setup_case(&c, &op_cases[i], TB_F32, TB_F32, &r);
         gc_check(&c);
         tt_free_all();
     }
@@ -488,13 +444,13 @@ static void test_gradients(void **state)
  * agree to a few units of the low precision's rounding. */
 static void compare_lowp(tb_dtype dt, double unit)
 {
-    for (int i = 0; i < N_SPECS; i++) {
+    for (size_t i = 0; i < op_case_count; i++) {
         gcase ref, lp;
         tb_rng r;
         tb_rng_seed(&r, 2000 + (uint64_t)i, 0);
-        specs[i].setup(&ref, &specs[i], TB_F32, dt, &r);
+        setup_case(&ref, &op_cases[i], TB_F32, dt, &r);
         tb_rng_seed(&r, 2000 + (uint64_t)i, 0);
-        specs[i].setup(&lp, &specs[i], dt, dt, &r);
+        setup_case(&lp, &op_cases[i], dt, dt, &r);
         gc_run(&ref);
         gc_run(&lp);
         double tol = 4 * unit;
@@ -558,15 +514,15 @@ static void test_thread_count_independence(void **state)
     (void)state;
     tb_backend *two = tt_be, *one = NULL;
     assert_int_equal(tb_cpu_backend_create(&one, 1), TB_OK);
-    for (int i = 0; i < N_SPECS; i++) {
-        if (specs[i].setup == setup_linear) /* BLAS blocking may depend on its thread count */
+    for (size_t i = 0; i < op_case_count; i++) {
+        if (op_cases[i].op == OC_LINEAR) /* BLAS blocking may depend on its thread count */
             continue;
         gcase a, b;
         tb_rng r;
         tb_rng_seed(&r, 3000 + (uint64_t)i, 0);
-        specs[i].setup(&a, &specs[i], TB_F32, TB_F32, &r);
+        setup_case(&a, &op_cases[i], TB_F32, TB_F32, &r);
         tb_rng_seed(&r, 3000 + (uint64_t)i, 0);
-        specs[i].setup(&b, &specs[i], TB_F32, TB_F32, &r);
+        setup_case(&b, &op_cases[i], TB_F32, TB_F32, &r);
         tt_be = one;
         gc_run(&a);
         tt_be = two;
@@ -587,7 +543,7 @@ static void test_bn_relu_dz_write(void **state)
 {
     (void)state;
     const tb_dtype dts[] = {TB_F32, TB_F16, TB_BF16};
-    const spec s = {"batchnorm+add+relu dz_write", setup_bn_relu, 4, {2, 3, 5, 6}, {0}, 0, {0}, 0, V_ADD};
+    const op_case s = {"batchnorm+add+relu dz_write", OC_BATCHNORM_RELU, 4, {2, 3, 5, 6}, {0}, 0, {0}, 0, OC_V_ADD};
     for (int d = 0; d < 3; d++) {
         gcase c;
         tb_rng r;

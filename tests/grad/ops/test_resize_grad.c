@@ -22,6 +22,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cases/resize_cases.h"
 #include "kernels/backend.h"
 #include "kernels/error.h"
 #include "kernels/ops.h"
@@ -34,25 +35,8 @@ static tb_tensor like(const tb_tensor *t)
     return tt_4d(t->dtype, t->shape[0], t->shape[1], t->shape[2], t->shape[3]);
 }
 
-/* One resize: x {n,h,w,c} -> y {n,oh,ow,c}. */
-typedef struct rs_case {
-    const char *name;
-    int n, h, w, c, oh, ow;
-} rs_case;
-
-static const rs_case rs_cases[] = {
-    {"up x2.4 / x1.43 (non-integer)", 2, 5, 7, 3, 12, 10},
-    {"down /2.75 / /2.6 (non-integer)", 2, 11, 13, 3, 4, 5},
-    {"up rows, down columns", 1, 6, 9, 2, 9, 4},
-    {"FCN-style x2 upsampling", 2, 3, 4, 5, 6, 8},
-    {"identity", 1, 4, 5, 3, 4, 5},
-    {"1-pixel input", 2, 1, 1, 3, 5, 3},
-    {"1-row input to 1 column", 1, 1, 4, 2, 3, 1},
-    {"1-pixel output", 1, 4, 3, 2, 1, 1},
-    {"70 channels (two CPU blocks)", 1, 3, 4, 70, 5, 7},
-};
-#define RS_CASES (sizeof rs_cases / sizeof rs_cases[0])
-/* Elements of the largest x or y above. */
+/* The cases (rs_cases, rs_case_count) are tests/cases/resize_cases.c, shared
+ * with the cuda suite. RS_MAX_NUMEL: elements of the largest x or y there. */
 #define RS_MAX_NUMEL 4096
 
 /* The sample coordinate of output position o (kernels/ops.h), clamped into [0, in - 1]. */
@@ -113,7 +97,7 @@ static void test_forward_reference(void **state)
     (void)state;
     tb_rng r;
     tb_rng_seed(&r, 31, 0);
-    for (size_t k = 0; k < RS_CASES; k++) {
+    for (size_t k = 0; k < rs_case_count; k++) {
         const rs_case *rc = &rs_cases[k];
         tb_tensor x = tt_4d(TB_F32, rc->n, rc->h, rc->w, rc->c), y = tt_4d(TB_F32, rc->n, rc->oh, rc->ow, rc->c);
         tb_tensor ref = like(&y);
@@ -137,7 +121,7 @@ static void test_backward_reference(void **state)
     (void)state;
     tb_rng r;
     tb_rng_seed(&r, 32, 0);
-    for (size_t k = 0; k < RS_CASES; k++) {
+    for (size_t k = 0; k < rs_case_count; k++) {
         const rs_case *rc = &rs_cases[k];
         tb_tensor dx = tt_4d(TB_F32, rc->n, rc->h, rc->w, rc->c), dy = tt_4d(TB_F32, rc->n, rc->oh, rc->ow, rc->c);
         tb_tensor ref = like(&dx);
@@ -258,7 +242,7 @@ static void test_gradients(void **state)
     (void)state;
     tb_rng r;
     tb_rng_seed(&r, 33, 0);
-    for (size_t k = 0; k < RS_CASES; k++) {
+    for (size_t k = 0; k < rs_case_count; k++) {
         const rs_case *rc = &rs_cases[k];
         gcase c;
         memset(&c, 0, sizeof c);
@@ -318,7 +302,7 @@ static void test_low_precision(void **state)
     tb_rng_seed(&r, 35, 0);
     const tb_dtype dts[2] = {TB_F16, TB_BF16};
     for (int d = 0; d < 2; d++)
-        for (size_t k = 0; k < RS_CASES; k++) {
+        for (size_t k = 0; k < rs_case_count; k++) {
             const rs_case *rc = &rs_cases[k];
             tb_dtype dt = dts[d];
             double tol = dt == TB_F16 ? 2e-3 : 1.6e-2;
