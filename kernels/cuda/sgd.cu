@@ -14,18 +14,19 @@ typedef struct sgd_args {
     bool nesterov;
 } sgd_args;
 
-/* 1 / grad_scale, times the clipping factor when clip_sumsq is given:
- * tb_sgd_clip_factor's formula, in f32, evaluated by every thread from the
- * sum of squares the step accumulated on the device (no host read). */
+/* 1 / grad_scale, or with clip_sumsq 1 / (grad_scale / factor) as the CPU
+ * computes it: tb_sgd_clip_factor's formula, in f32, evaluated by every
+ * thread from the sum of squares the step accumulated on the device (no
+ * host read). */
 static __device__ float gradient_multiplier(const float *clip_sumsq, const sgd_args &a)
 {
-    float inv_scale = 1.0f / a.grad_scale;
     if (!clip_sumsq)
-        return inv_scale;
+        return 1.0f / a.grad_scale;
     float norm = sqrtf(*clip_sumsq) / a.grad_scale;
     if (!isfinite(norm))
-        return inv_scale;
-    return inv_scale * fminf(1.0f, a.clip_max_norm / (norm + 1e-6f));
+        return 1.0f / a.grad_scale;
+    float factor = fminf(1.0f, a.clip_max_norm / (norm + 1e-6f));
+    return 1.0f / (a.grad_scale / factor);
 }
 
 template <typename TG, typename TM>
