@@ -141,7 +141,9 @@ typedef struct tb_backend_iface {
     int (*add_backward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *);
     int (*concat_forward)(tb_backend *, tb_tensor *, const tb_tensor *const *, int);
     int (*concat_backward)(tb_backend *, tb_tensor *const *, int, const tb_tensor *);
-    int (*dropout_forward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, float, uint64_t);
+    /* seed, salt, step: tb_dropout_forward_at_step (step NULL: seed as given) */
+    int (*dropout_forward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, float, uint64_t, uint64_t,
+                           const tb_tensor *);
     int (*dropout_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, float);
     int (*softmax_ce_forward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                               const tb_tensor *, float);

@@ -526,13 +526,22 @@ static int dropout_p(const vcall *v, float p)
 int tb_dropout_forward(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
                        uint64_t seed)
 {
+    return tb_dropout_forward_at_step(be, y, mask, x, p, seed, 0, NULL);
+}
+
+/* step NULL: seed is the draw's seed (tb_dropout_forward). */
+int tb_dropout_forward_at_step(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
+                               uint64_t seed, uint64_t salt, const tb_tensor *step)
+{
     vcall v = vc_make(tb_op_name(TB_OP_DROPOUT_FORWARD));
-    vc_add(&v, "y", y), vc_add(&v, "mask", mask), vc_add(&v, "x", x);
+    vc_add(&v, "y", y), vc_add(&v, "mask", mask), vc_add(&v, "x", x), vc_add(&v, "step", step);
     TB_TRY(need_float(&v, "x", x));
     TB_TRY(need_like(&v, "y", y, "x", x));
     TB_TRY(need_shape_dtype(&v, "mask", mask, "x", x, TB_U8));
     TB_TRY(dropout_p(&v, p));
-    DISPATCH(TB_OP_DROPOUT_FORWARD, dropout_forward, x->dtype, y, mask, x, p, seed);
+    if (step)
+        TB_TRY(need_vec(&v, "step", step, TB_I32, 1, "a scalar"));
+    DISPATCH(TB_OP_DROPOUT_FORWARD, dropout_forward, x->dtype, y, mask, x, p, seed, salt, step);
 }
 
 int tb_dropout_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *mask, float p)

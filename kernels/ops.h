@@ -172,6 +172,12 @@ int tb_concat_backward(tb_backend *be, tb_tensor *const *dxs, int count, const t
  * so every backend draws the same mask. */
 int tb_dropout_forward(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
                        uint64_t seed);
+/* The same with the draw's seed made on the device when the op runs:
+ * tb_dropout_step_seed(seed, step[0], salt), step an i32 {1} (>= 0) in
+ * backend memory. A captured training step replays with each step's own
+ * mask: the trainer uploads the step counter before it. */
+int tb_dropout_forward_at_step(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
+                               uint64_t seed, uint64_t salt, const tb_tensor *step);
 int tb_dropout_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *mask, float p);
 
 /* ------------------------------------------------- softmax cross-entropy */

@@ -38,6 +38,13 @@ static inline uint64_t tb_splitmix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* The seed of a training graph's dropout draw: graph seed `seed`, training
+ * step `step`, node `salt` (every node and step draws its own mask). */
+static inline uint64_t tb_dropout_step_seed(uint64_t seed, uint64_t step, uint64_t salt)
+{
+    return tb_splitmix64(seed ^ tb_splitmix64(step * 4099u + salt));
+}
+
 /* Uniform [0, 1) for element `i` of draw `seed` (24 bits, exact in f32). */
 static inline float tb_hash_uniform(uint64_t seed, uint64_t i)
 {

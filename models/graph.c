@@ -80,6 +80,7 @@ struct tb_graph {
     int64_t macs;
     int64_t bn_batches_tracked;
     uint64_t seed, step;
+    const tb_tensor *step_source; /* i32 {1} holding step when a training forward runs, or NULL */
 
     tb_param_group groups[2];
     bool group_used[2];
@@ -1120,6 +1121,7 @@ int tb_graph_n_nodes(const tb_graph *g) { return g->n_nodes; }
 void tb_graph_set_seed(tb_graph *g, uint64_t seed) { g->seed = seed; }
 uint64_t tb_graph_step(const tb_graph *g) { return g->step; }
 void tb_graph_set_step(tb_graph *g, uint64_t step) { g->step = step; }
+void tb_graph_set_step_source(tb_graph *g, const tb_tensor *step) { g->step_source = step; }
 
 size_t tb_graph_memory_bytes(const tb_graph *g)
 {
@@ -1253,8 +1255,11 @@ static int forward_node(tb_graph *g, int i, bool train)
     case TB_NODE_DROPOUT:
         if (!train || nd->drop_p == 0.0f)
             return tb_copy(be, y, x);
-        return tb_dropout_forward(be, y, &nd->mask, x, nd->drop_p,
-                                  tb_splitmix64(g->seed ^ tb_splitmix64(g->step * 4099u + (uint64_t)i)));
+        /* the same seed either way: made on the device from the step there,
+         * or here */
+        if (g->step_source)
+            return tb_dropout_forward_at_step(be, y, &nd->mask, x, nd->drop_p, g->seed, (uint64_t)i, g->step_source);
+        return tb_dropout_forward(be, y, &nd->mask, x, nd->drop_p, tb_dropout_step_seed(g->seed, g->step, (uint64_t)i));
     case TB_NODE_ROI_ALIGN: return tb_roi_align_forward(be, y, x, &g->values[nd->in[1]].t, &nd->roi);
     case TB_NODE_RESIZE: return tb_resize_bilinear_forward(be, y, x);
     }
@@ -1289,7 +1294,7 @@ void tb_graph_count_train_forward(tb_graph *g)
 
 bool tb_graph_replayable(const tb_graph *g)
 {
-    if (g->inference) /* its dropout never draws: evaluation forwards only */
+    if (g->inference || g->step_source) /* dropout never draws, or draws from the device's step */
         return true;
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].kind == TB_NODE_DROPOUT)

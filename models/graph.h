@@ -214,7 +214,8 @@ int tb_graph_forward(tb_graph *g, bool train);
  * training step replayed from a capture (kernels/backend.h) calls this. */
 void tb_graph_count_train_forward(tb_graph *g);
 /* Whether a captured forward replays exactly: not when a node draws a fresh
- * random stream per step on the host (dropout's seed). */
+ * random stream per step on the host (dropout's seed without a step
+ * source, below). */
 bool tb_graph_replayable(const tb_graph *g);
 /* Runs the nodes of one part; a training forward is complete (step counters
  * advance) when its last part has run. */
@@ -243,6 +244,11 @@ void tb_graph_set_seed(tb_graph *g, uint64_t seed);
  * saved and restored to resume a run. */
 uint64_t tb_graph_step(const tb_graph *g);
 void tb_graph_set_step(tb_graph *g, uint64_t step);
+/* An i32 {1} in backend memory that the caller fills with tb_graph_step(g)
+ * before every training forward (NULL: none, the default). Dropout then
+ * makes its seed on the device from it (the same masks as without), so a
+ * captured training forward replays with each step's own masks. */
+void tb_graph_set_step_source(tb_graph *g, const tb_tensor *step);
 
 #ifdef __cplusplus
 }

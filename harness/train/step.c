@@ -57,6 +57,9 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     s->lr = tb_tensor_1d(sc + offsetof(tb_step_scalars, lr), TB_F32, 1);
     s->lam = tb_tensor_1d(sc + offsetof(tb_step_scalars, lam), TB_F32, 1);
     s->box = tb_tensor_1d(sc + offsetof(tb_step_scalars, box), TB_I32, 4);
+    s->graph_step = tb_tensor_1d(sc + offsetof(tb_step_scalars, graph_step), TB_I32, 1);
+    /* dropout seeds from the uploaded step: the same masks, and replayable */
+    tb_graph_set_step_source(g, &s->graph_step);
     TB_TRY(tb_fill(s->be, &s->flag, 0.0f));
     if (opt->teacher) {
         TB_TRY(tb_distill_buffers_alloc(&s->distill, s->be, s->n, s->k));
@@ -92,6 +95,8 @@ void tb_step_destroy(tb_step *s)
 {
     if (!s->be)
         return;
+    if (s->graph_step.data)
+        tb_graph_set_step_source(s->g, NULL);
     if (s->have_distill)
         tb_distill_buffers_free(&s->distill, s->be);
     if (s->have_ema)
@@ -146,6 +151,10 @@ static int upload_step_inputs(tb_step *s, const float *images, const int32_t *la
     tb_step_scalars *h = &s->host_scalars;
     memset(h, 0, sizeof *h);
     h->lr = (float)lr;
+    uint64_t at = tb_graph_step(s->g);
+    TB_CHECK(at <= INT32_MAX, TB_ERR_UNSUPPORTED, "step: training step %llu: more than 2^31 - 1 steps",
+             (unsigned long long)at);
+    h->graph_step = (int32_t)at;
     h->lam = kind == TB_MIX_NONE ? 1.0f : mix->lam;
     if (kind == TB_MIX_CUTMIX) {
         h->box[0] = mix->y0, h->box[1] = mix->y1, h->box[2] = mix->x0, h->box[3] = mix->x1;

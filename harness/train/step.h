@@ -8,14 +8,15 @@
  * everything between the upload and the read-back is recorded once and then
  * replayed by one launch per step. What changes from step to step reaches
  * the replay through device memory: the batch, the labels and the per-step
- * scalars (learning rate, mixup weight, CutMix box) are uploaded before it.
+ * scalars (learning rate, mixup weight, CutMix box, step counter) are
+ * uploaded before it.
  * One capture per kind of mix (none, mixup, CutMix), each recorded on the
  * second step of its kind (the first runs op by op, so that every lazy
  * set-up happens outside the capture); all are recorded again when the loss
  * scale changes (it is an argument of the loss gradient) or the backend's
  * workspace moved. Gradient clipping is captured too (its norm stays on the
- * device, read by the SGD kernels). Not captured: networks with dropout (its
- * seed is drawn on the host per step).
+ * device, read by the SGD kernels), and dropout (its masks are seeded on the
+ * device from the uploaded step counter: tb_graph_set_step_source).
  *
  * Overlapped upload: tb_step_run(..., next_images, ...) starts copying the
  * next step's images (CUDA: on the copy stream) as soon as this step has
@@ -61,6 +62,7 @@ typedef struct tb_step_scalars {
     float lr;
     float lam;                /* mixup / CutMix weight of the first label */
     int32_t box[4];           /* CutMix box {y0, y1, x0, x1} */
+    int32_t graph_step;       /* tb_graph_step: the seed of dropout's masks */
 } tb_step_scalars;
 
 typedef struct tb_step {
@@ -80,6 +82,7 @@ typedef struct tb_step {
     tb_tensor correct;        /* i32 {1}, readback bytes 8-11: top-1 hits (hard labels) */
     tb_tensor scalars;        /* u8 {sizeof(tb_step_scalars)}: uploaded each step */
     tb_tensor lr, lam, box;   /* f32 {1}, f32 {1}, i32 {4}: views of scalars */
+    tb_tensor graph_step;     /* i32 {1}: a view of scalars, the graph's step source */
     tb_step_scalars host_scalars;
     bool can_capture;
     tb_capture *captures[TB_STEP_MIX_KINDS];

@@ -122,6 +122,12 @@ TB_HD uint64_t tb_splitmix64_dev(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* the device twin of tb_dropout_step_seed (rng.h) */
+TB_HD uint64_t tb_dropout_step_seed_dev(uint64_t seed, uint64_t step, uint64_t salt)
+{
+    return tb_splitmix64_dev(seed ^ tb_splitmix64_dev(step * 4099u + salt));
+}
+
 TB_HD float tb_hash_uniform_dev(uint64_t seed, uint64_t i)
 {
     uint64_t h = tb_splitmix64_dev(seed ^ tb_splitmix64_dev(i));

@@ -110,7 +110,7 @@ int tb_cuda_add_backward(tb_backend *be, tb_tensor *da, tb_tensor *db, const tb_
 int tb_cuda_concat_forward(tb_backend *be, tb_tensor *y, const tb_tensor *const *xs, int count);
 int tb_cuda_concat_backward(tb_backend *be, tb_tensor *const *dxs, int count, const tb_tensor *dy);
 int tb_cuda_dropout_forward(tb_backend *be, tb_tensor *y, tb_tensor *mask, const tb_tensor *x, float p,
-                            uint64_t seed);
+                            uint64_t seed, uint64_t salt, const tb_tensor *step);
 int tb_cuda_dropout_backward(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *mask, float p);
 /* softmax_ce.cu (+ soft targets, softmax) */
 int tb_cuda_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, const tb_tensor *logits,

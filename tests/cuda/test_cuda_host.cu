@@ -100,6 +100,11 @@ static void test_dropout_draw_matches_rng(void **state)
     for (uint64_t seed = 0; seed < 50; seed++)
         for (uint64_t i = 0; i < 5000; i += 7)
             assert_true(tb_hash_uniform_dev(seed * 7919u, i) == tb_hash_uniform(seed * 7919u, i));
+    /* a training step's seed, made on the device from the uploaded step */
+    for (uint64_t step = 0; step < 3000; step += 13)
+        for (uint64_t node = 0; node < 40; node++)
+            assert_true(tb_dropout_step_seed_dev(0x7b5eedull, step, node) ==
+                        tb_dropout_step_seed(0x7b5eedull, step, node));
 }
 
 /* PyTorch's pooling output size (the test's own statement of the rule). */

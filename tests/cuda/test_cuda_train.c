@@ -92,6 +92,9 @@ static tb_model_spec small_resnet(const char *name, int image, float width)
  * turns it on, so that the norm computed and applied on the device is
  * replayed too. */
 static double step_grad_clip;
+/* The network's dropout before the classifier (0 = none): the capture test
+ * of a network that draws masks on every step. */
+static float net_dropout;
 
 /* The network `spec` on backend be, initialised from the test's seed (the
  * same weights on every backend), and its step. */
@@ -122,6 +125,7 @@ static void net_init_spec(net *n, tb_backend *be, const tb_model_spec *spec, tb_
 static void net_init(net *n, tb_backend *be, tb_dtype dt, bool capture, double loss_scale, float smoothing)
 {
     tb_model_spec spec = small_resnet("resnet50", IMAGE, 0.25f);
+    spec.dropout = net_dropout;
     net_init_spec(n, be, &spec, dt, capture, loss_scale, smoothing);
 }
 
@@ -516,6 +520,21 @@ static void test_capture_clipped(void **state)
     check_capture(TB_F16, 1e-3, 0.05);
 }
 
+/* A network with dropout is captured too (its masks are seeded on the device
+ * from the uploaded step) and replays each step's own masks: the losses of
+ * the op-by-op steps, and the same draw as the CPU's on the first step. */
+static void test_capture_dropout(void **state)
+{
+    (void)state;
+    net_dropout = 0.3f;
+    float ref[2], got[2];
+    trajectory(ref_be, TB_F32, false, false, 2, ref, NULL);
+    trajectory(dut_be, TB_F32, false, false, 2, got, NULL);
+    compare_losses("f32 dropout vs cpu", ref, got, 2, 5e-4);
+    check_capture(TB_F32, 1e-5, 0.0);
+    net_dropout = 0;
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +546,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_capture_f32),
         cmocka_unit_test(test_capture_f16),
         cmocka_unit_test(test_capture_clipped),
+        cmocka_unit_test(test_capture_dropout),
     };
     return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "training trajectory cuda vs cpu", tests,
                      sizeof tests / sizeof tests[0]);

@@ -194,6 +194,11 @@ static void test_add_concat_dropout_errors(void **state)
     BAD(tb_dropout_forward(tt_be, &a, &m, &a, 1.0f, 1), "dropout_forward", "p 1", "x [2,4,4,8] f32");
     BAD(tb_dropout_forward(tt_be, &a, &m, &a, -0.1f, 1), "dropout_forward", "p -0.1");
     BAD(tb_dropout_forward(tt_be, &a, &mf, &a, 0.5f, 1), "dropout_forward", "mask [2,4,4,8] f32", "must be u8");
+    tb_tensor step2 = tt_1d(TB_I32, 2), stepf = tt_1d(TB_F32, 1), stepneg = tt_1d(TB_I32, 1);
+    ((int32_t *)stepneg.data)[0] = -3;
+    BAD(tb_dropout_forward_at_step(tt_be, &a, &m, &a, 0.5f, 1, 0, &step2), "dropout_forward", "step [2] i32");
+    BAD(tb_dropout_forward_at_step(tt_be, &a, &m, &a, 0.5f, 1, 0, &stepf), "dropout_forward", "step [1] f32");
+    BAD(tb_dropout_forward_at_step(tt_be, &a, &m, &a, 0.5f, 1, 0, &stepneg), "dropout_forward", "step -3");
     BAD(tb_dropout_backward(tt_be, &a, &a, &m16, 0.5f), "dropout_backward", "mask [2,4,4,16] u8", "dy [2,4,4,8] f32");
     tt_free_all();
 }

@@ -418,6 +418,14 @@ static void test_dropout_values(void **state)
         assert_true(fabs(tt_get(&dx, i) - (0.5 + (keep ? tt_get(&dy, i) / 0.75 : 0.0))) < 1e-6);
     }
     assert_true(kept > 0.72 * n && kept < 0.78 * n);
+    /* seeded from a step in memory: the masks of tb_dropout_step_seed */
+    tb_tensor step = tt_1d(TB_I32, 1), mask2 = tt_1d(TB_U8, n);
+    ((int32_t *)step.data)[0] = 321;
+    OK(tb_dropout_forward_at_step(tt_be, &y, &mask2, &x, 0.25f, 99, 6, &step));
+    OK(tb_dropout_forward(tt_be, &y, &mask, &x, 0.25f, tb_dropout_step_seed(99, 321, 6)));
+    assert_memory_equal(mask.data, mask2.data, (size_t)n);
+    OK(tb_dropout_forward(tt_be, &y, &mask, &x, 0.25f, 99));
+    assert_memory_not_equal(mask.data, mask2.data, (size_t)n);
     /* p = 0 copies and keeps everything */
     OK(tb_dropout_forward(tt_be, &y, &mask, &x, 0.0f, 99));
     tt_assert_bitwise("dropout p 0", &y, &x);

@@ -2,7 +2,7 @@
  * small batch and image: the loss is finite and every parameter receives a
  * finite, non-zero gradient. Also initialisation: determinism from the seed,
  * the distributions of the paper's Xavier and torchvision's Kaiming, BN
- * state. */
+ * state; dropout seeded from a device-side step; inference graphs. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "harness/train/step.h"
 #include "kernels/backend.h"
 #include "kernels/error.h"
 #include "kernels/ops.h"
@@ -153,6 +154,87 @@ static void test_inception(void **state)
     tb_model_spec s = test_spec("inception_v3", 'B', TB_STEM_IMAGENET, 75, 1, 10);
     s.dropout = 0.5f;
     step_case(s, 3);
+}
+
+/* Dropout seeded from a step source (the device-side step a captured
+ * training step uploads) draws exactly the host's masks, step after step,
+ * and makes the graph replayable; without one it is not. */
+static void test_dropout_step_source(void **state)
+{
+    (void)state;
+    tb_model_spec s = test_spec("resnet18", 'D', TB_STEM_SMALL, 16, 0.25f, 10);
+    s.dropout = 0.5f;
+    tb_graph *host = test_build(be, &s, 4, true), *dev = test_build(be, &s, 4, true);
+    CHECK_OK(tb_model_init(host, s.init, 5));
+    CHECK_OK(tb_model_init(dev, s.init, 5));
+    assert_false(tb_graph_replayable(host));
+    void *mem;
+    CHECK_OK(tb_alloc(be, &mem, sizeof(int32_t)));
+    tb_tensor step = tb_tensor_1d(mem, TB_I32, 1);
+    tb_graph_set_step_source(dev, &step);
+    assert_true(tb_graph_replayable(dev));
+    tb_graph_set_step(host, 1000), tb_graph_set_step(dev, 1000);
+    float *first = NULL;
+    for (int k = 0; k < 3; k++) {
+        int32_t at = (int32_t)tb_graph_step(dev);
+        CHECK_OK(tb_upload(be, &step, &at));
+        fill_input(host, 30 + (uint64_t)k), fill_input(dev, 30 + (uint64_t)k);
+        CHECK_OK(tb_graph_forward(host, true));
+        CHECK_OK(tb_graph_forward(dev, true));
+        tb_tensor *a = tb_graph_output(host), *b = tb_graph_output(dev);
+        if (memcmp(a->data, b->data, tb_nbytes(a)) != 0)
+            fail_msg("training forward %d: logits with the step source differ from the host-seeded ones", k);
+        if (k == 0) { /* the next steps draw other masks: same input, other logits */
+            first = malloc(tb_nbytes(a));
+            assert_non_null(first);
+            memcpy(first, a->data, tb_nbytes(a));
+        }
+    }
+    fill_input(dev, 30);
+    int32_t at = (int32_t)tb_graph_step(dev);
+    CHECK_OK(tb_upload(be, &step, &at));
+    CHECK_OK(tb_graph_forward(dev, true));
+    assert_true(memcmp(first, tb_graph_output(dev)->data, tb_nbytes(tb_graph_output(dev))) != 0);
+    free(first);
+    tb_graph_set_step_source(dev, NULL);
+    assert_false(tb_graph_replayable(dev));
+    tb_free(be, mem);
+    tb_graph_destroy(host);
+    tb_graph_destroy(dev);
+}
+
+/* A training step uploads the graph's step counter with its scalars, for
+ * dropout's device-side seed: the value of each step's own forward. */
+static void test_step_uploads_graph_step(void **state)
+{
+    (void)state;
+    tb_model_spec s = test_spec("resnet18", 'D', TB_STEM_SMALL, 16, 0.25f, 10);
+    s.dropout = 0.5f;
+    tb_graph *g = test_build(be, &s, 4, true);
+    CHECK_OK(tb_model_init(g, s.init, 5));
+    tb_step st;
+    tb_step_options opt = {.momentum = 0.9, .weight_decay = 1e-4};
+    CHECK_OK(tb_step_init(&st, g, &opt));
+    assert_true(tb_graph_replayable(g));
+    const tb_tensor *x = tb_graph_input(g);
+    size_t pixels = (size_t)tb_numel(x);
+    float *images = calloc(pixels, sizeof(float));
+    int32_t labels[4] = {1, 2, 3, 4};
+    assert_non_null(images);
+    tb_mix none = {.kind = TB_MIX_NONE, .lam = 1.0f};
+    tb_graph_set_step(g, 41);
+    for (int k = 0; k < 3; k++) {
+        tb_step_result res;
+        CHECK_OK(tb_step_run(&st, images, labels, &none, 0.01, NULL, &res));
+        int32_t uploaded = -1;
+        CHECK_OK(tb_download(be, &uploaded, &st.graph_step));
+        assert_int_equal(uploaded, 41 + k);
+        assert_int_equal((int64_t)tb_graph_step(g), 42 + k);
+    }
+    free(images);
+    tb_step_destroy(&st);
+    assert_false(tb_graph_replayable(g)); /* the step's source left with it */
+    tb_graph_destroy(g);
 }
 
 /* ---- inference graphs ---- */
@@ -382,6 +464,8 @@ int main(void)
         cmocka_unit_test(test_resnet50_a_xavier),
         cmocka_unit_test(test_mobilenet),
         cmocka_unit_test(test_inception),
+        cmocka_unit_test(test_dropout_step_source),
+        cmocka_unit_test(test_step_uploads_graph_step),
         cmocka_unit_test(test_inference_graphs),
         cmocka_unit_test(test_inference_graph_parts),
     };
