@@ -148,7 +148,7 @@ typedef struct tb_backend_iface {
     int (*softmax_ce_forward)(tb_backend *, tb_tensor *, tb_tensor *, const tb_tensor *, const tb_tensor *,
                               const tb_tensor *, float);
     int (*softmax_ce_backward)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *,
-                               const tb_tensor *, float, float);
+                               const tb_tensor *, float, float, const tb_tensor *);
     int (*soft_targets)(tb_backend *, tb_tensor *, const tb_tensor *, const tb_tensor *, const tb_tensor *, float);
     int (*softmax)(tb_backend *, tb_tensor *, const tb_tensor *, float);
     int (*argmax)(tb_backend *, tb_tensor *, const tb_tensor *);

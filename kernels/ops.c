@@ -596,16 +596,25 @@ int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *
                            const tb_tensor *labels, const tb_tensor *targets, float temperature,
                            float scale)
 {
+    return tb_softmax_ce_backward_scaled(be, dlogits, probs, labels, targets, temperature, scale, NULL);
+}
+
+int tb_softmax_ce_backward_scaled(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
+                                  const tb_tensor *labels, const tb_tensor *targets, float temperature,
+                                  float scale, const tb_tensor *scale_t)
+{
     vcall v = vc_make(tb_op_name(TB_OP_SOFTMAX_CE_BACKWARD));
     vc_add(&v, "dlogits", dlogits), vc_add(&v, "probs", probs), vc_add(&v, "labels", labels);
-    vc_add(&v, "targets", targets);
+    vc_add(&v, "targets", targets), vc_add(&v, "scale_t", scale_t);
+    if (scale_t)
+        TB_TRY(need_vec(&v, "scale_t", scale_t, TB_F32, 1, "a scalar"));
     TB_TRY(ce_targets(&v, "probs", probs, TB_F32, labels, targets));
     TB_TRY(need_mat(&v, "dlogits", dlogits, -1, probs->shape[0], probs->shape[1]));
     TB_TRY(temperature_ok(&v, temperature));
     if (!isfinite(scale))
         return vc_fail(&v, "scale %g must be finite", (double)scale);
     DISPATCH(TB_OP_SOFTMAX_CE_BACKWARD, softmax_ce_backward, dlogits->dtype, dlogits, probs, copt(labels),
-             copt(targets), temperature, scale);
+             copt(targets), temperature, scale, scale_t);
 }
 
 int tb_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a, const tb_tensor *labels_b,
@@ -831,6 +840,8 @@ int tb_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tensor *
         TB_TRY(need_vec(&v, "lr_tensor", p->lr_tensor, TB_F32, 1, "a scalar"));
     if (p->clip_sumsq)
         TB_TRY(need_vec(&v, "clip_sumsq", p->clip_sumsq, TB_F32, 1, "a scalar"));
+    if (p->grad_scale_tensor)
+        TB_TRY(need_vec(&v, "grad_scale_tensor", p->grad_scale_tensor, TB_F32, 1, "a scalar"));
     DISPATCH(TB_OP_SGD_STEP, sgd_step, grad->dtype, master, opt(model), opt(momentum_buf), grad,
              copt(decay_mask), copt(skip), p);
 }

@@ -195,6 +195,12 @@ int tb_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs, con
 int tb_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
                            const tb_tensor *labels, const tb_tensor *targets, float temperature,
                            float scale);
+/* The same with the scale times scale_t[0] (f32 {1} in backend memory, read
+ * when the op runs, the product rounded to f32): the fp16 loss scale of a
+ * captured training step, uploaded with its other scalars. */
+int tb_softmax_ce_backward_scaled(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
+                                  const tb_tensor *labels, const tb_tensor *targets, float temperature,
+                                  float scale, const tb_tensor *scale_t);
 /* Soft targets (f32 {n,k}) for label smoothing and mixup/cutmix:
  * t = lam * smooth(labels_a) + (1 - lam) * smooth(labels_b), where smooth(y)
  * puts 1 - eps on y and eps / (k - 1) on every other class (the paper's
@@ -415,6 +421,10 @@ typedef struct tb_sgd_params {
      * grad_scale, clip_max_norm) (clip_max_norm > 0). */
     const tb_tensor *clip_sumsq;
     float clip_max_norm;
+    /* optional f32 {1} in backend memory: when set, grad_scale is read from
+     * it when the step runs (the loss scale of a captured step) and the
+     * field is ignored */
+    const tb_tensor *grad_scale_tensor;
 } tb_sgd_params;
 
 /* Clipping by global norm (PyTorch's clip_grad_norm_, norm type 2):

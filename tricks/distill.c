@@ -57,7 +57,7 @@ static int check_args(const tb_tensor *dlogits, const tb_distill_buffers *b, con
 
 int tb_distill_loss(tb_backend *be, tb_tensor *dlogits, tb_distill_buffers *b, const tb_tensor *student,
                     const tb_tensor *teacher, const tb_tensor *labels, const tb_tensor *targets,
-                    float temperature, float hard_weight, float grad_scale)
+                    float temperature, float hard_weight, float grad_scale, const tb_tensor *grad_scale_t)
 {
     TB_TRY(check_args(dlogits, b, student, teacher, labels, targets, temperature, hard_weight));
     float t2 = temperature * temperature;
@@ -69,8 +69,9 @@ int tb_distill_loss(tb_backend *be, tb_tensor *dlogits, tb_distill_buffers *b, c
     TB_TRY(tb_copy(be, &b->loss, &b->soft_loss));
     TB_TRY(tb_axpby(be, &b->loss, hard_weight, &b->hard_loss, t2));
     /* d/dz: hard_weight * (p - y) / n  +  T^2 * (q - p_teacher) / (n T) */
-    TB_TRY(tb_softmax_ce_backward(be, dlogits, &b->probs, labels, targets, 1.0f, grad_scale * hard_weight));
-    TB_TRY(tb_softmax_ce_backward(be, dlogits, &b->soft_probs, NULL, &b->teacher_probs, temperature,
-                                  grad_scale * t2));
+    TB_TRY(tb_softmax_ce_backward_scaled(be, dlogits, &b->probs, labels, targets, 1.0f, grad_scale * hard_weight,
+                                         grad_scale_t));
+    TB_TRY(tb_softmax_ce_backward_scaled(be, dlogits, &b->soft_probs, NULL, &b->teacher_probs, temperature,
+                                         grad_scale * t2, grad_scale_t));
     return TB_OK;
 }

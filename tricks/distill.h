@@ -41,10 +41,12 @@ void tb_distill_buffers_free(tb_distill_buffers *b, tb_backend *be);
 
 /* Exactly one of labels (i32 {n}) and targets (f32 {n,k}) is given.
  * student and teacher are {n,k} logits (any float dtype); dlogits has the
- * student's shape and dtype. Errors name tricks.distill.* for bad values. */
+ * student's shape and dtype. Errors name tricks.distill.* for bad values.
+ * The gradient is that of grad_scale * loss, times grad_scale_t[0] when
+ * given (f32 {1} in backend memory: a captured step's loss scale). */
 int tb_distill_loss(tb_backend *be, tb_tensor *dlogits, tb_distill_buffers *b, const tb_tensor *student,
                     const tb_tensor *teacher, const tb_tensor *labels, const tb_tensor *targets,
-                    float temperature, float hard_weight, float grad_scale);
+                    float temperature, float hard_weight, float grad_scale, const tb_tensor *grad_scale_t);
 
 #ifdef __cplusplus
 }

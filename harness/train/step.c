@@ -58,6 +58,7 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     s->lam = tb_tensor_1d(sc + offsetof(tb_step_scalars, lam), TB_F32, 1);
     s->box = tb_tensor_1d(sc + offsetof(tb_step_scalars, box), TB_I32, 4);
     s->graph_step = tb_tensor_1d(sc + offsetof(tb_step_scalars, graph_step), TB_I32, 1);
+    s->loss_scale = tb_tensor_1d(sc + offsetof(tb_step_scalars, loss_scale), TB_F32, 1);
     /* dropout seeds from the uploaded step: the same masks, and replayable */
     tb_graph_set_step_source(g, &s->graph_step);
     TB_TRY(tb_fill(s->be, &s->flag, 0.0f));
@@ -143,7 +144,7 @@ static int mix_kind(const tb_mix *mix) { return mix ? (int)mix->kind : TB_MIX_NO
 /* Uploads what changes from step to step: the batch, the labels and the
  * per-step scalars (one small copy beside the batch). */
 static int upload_step_inputs(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix,
-                              double lr)
+                              double lr, double loss_scale)
 {
     int kind = mix_kind(mix);
     TB_CHECK(kind == TB_MIX_NONE || s->opt.mixing, TB_ERR_INTERNAL,
@@ -151,6 +152,7 @@ static int upload_step_inputs(tb_step *s, const float *images, const int32_t *la
     tb_step_scalars *h = &s->host_scalars;
     memset(h, 0, sizeof *h);
     h->lr = (float)lr;
+    h->loss_scale = (float)loss_scale;
     uint64_t at = tb_graph_step(s->g);
     TB_CHECK(at <= INT32_MAX, TB_ERR_UNSUPPORTED, "step: training step %llu: more than 2^31 - 1 steps",
              (unsigned long long)at);
@@ -198,36 +200,40 @@ static int prepare_batch(tb_step *s, int kind, const tb_tensor **soft)
     return TB_OK;
 }
 
-/* Loss forward and its gradient into the output gradient (already zeroed). */
-static int loss_and_gradient(tb_step *s, const tb_tensor *soft, float scale, const tb_tensor **loss)
+/* Loss forward and its gradient into the output gradient (already zeroed),
+ * times the loss scale read from the uploaded scalars (a replayed step
+ * uses each step's scale). */
+static int loss_and_gradient(tb_step *s, const tb_tensor *soft, const tb_tensor **loss)
 {
     tb_tensor *logits = tb_graph_output(s->g), *dlogits = tb_graph_output_grad(s->g);
     const tb_tensor *hard = soft ? NULL : &s->labels;
     if (s->have_distill) {
         TB_TRY(tb_graph_forward(s->opt.teacher, false));
         TB_TRY(tb_distill_loss(s->be, dlogits, &s->distill, logits, tb_graph_output(s->opt.teacher), hard, soft,
-                               s->opt.temperature, s->opt.hard_weight, scale));
+                               s->opt.temperature, s->opt.hard_weight, 1.0f, &s->loss_scale));
         *loss = &s->distill.loss;
         return TB_OK;
     }
     TB_TRY(tb_softmax_ce_forward(s->be, &s->loss, &s->probs, logits, hard, soft, 1.0f));
-    TB_TRY(tb_softmax_ce_backward(s->be, dlogits, &s->probs, hard, soft, 1.0f, scale));
+    TB_TRY(tb_softmax_ce_backward_scaled(s->be, dlogits, &s->probs, hard, soft, 1.0f, 1.0f, &s->loss_scale));
     *loss = &s->loss;
     return TB_OK;
 }
 
-/* The rate is read from the uploaded scalars (lr_tensor), so a replayed
- * step uses each step's rate; .lr only passes the front-end's check.
- * Gradients are divided by the loss scale; with clipping, the global norm's
- * sum of squares is accumulated on the device and the SGD kernels read it. */
-static int optimizer_step(tb_step *s, float scale)
+/* The rate and the loss scale (gradients are divided by it) are read from
+ * the uploaded scalars (lr_tensor, grad_scale_tensor), so a replayed step
+ * uses each step's; .lr and .grad_scale only pass the front-end's check.
+ * With clipping, the global norm's sum of squares is accumulated on the
+ * device and the SGD kernels read it. */
+static int optimizer_step(tb_step *s)
 {
     tb_sgd_params sp = {.lr = s->host_scalars.lr,
                         .momentum = (float)s->opt.momentum,
                         .weight_decay = (float)s->opt.weight_decay,
-                        .grad_scale = scale,
+                        .grad_scale = s->host_scalars.loss_scale,
                         .nesterov = s->opt.nesterov,
-                        .lr_tensor = &s->lr};
+                        .lr_tensor = &s->lr,
+                        .grad_scale_tensor = &s->loss_scale};
     if (s->have_clip)
         TB_TRY(tb_grad_clip_prepare(&s->clip, s->g, &sp));
     const tb_tensor *skip = s->opt.fp16_scaling ? &s->flag : NULL;
@@ -254,13 +260,13 @@ static int count_hits(tb_step *s)
 
 /* Everything between the upload and the read-back: what a capture records.
  * *soft_out: whether the loss used soft targets. */
-static int step_body(tb_step *s, int kind, float scale, bool *soft_out)
+static int step_body(tb_step *s, int kind, bool *soft_out)
 {
     const tb_tensor *soft = NULL, *loss = NULL;
     TB_TRY(prepare_batch(s, kind, &soft));
     TB_TRY(tb_graph_forward(s->g, true));
     TB_TRY(tb_graph_zero_grads(s->g));
-    TB_TRY(loss_and_gradient(s, soft, scale, &loss));
+    TB_TRY(loss_and_gradient(s, soft, &loss));
     if (counts_hits(s, soft != NULL))
         TB_TRY(count_hits(s));
     TB_TRY(tb_graph_backward(s->g));
@@ -272,7 +278,7 @@ static int step_body(tb_step *s, int kind, float scale, bool *soft_out)
                 TB_TRY(tb_nonfinite_check(s->be, &s->flag, &grp->grad));
         }
     }
-    TB_TRY(optimizer_step(s, scale));
+    TB_TRY(optimizer_step(s));
     if (loss != &s->loss)
         TB_TRY(tb_copy(s->be, &s->loss, loss));
     *soft_out = soft != NULL;
@@ -280,11 +286,11 @@ static int step_body(tb_step *s, int kind, float scale, bool *soft_out)
 }
 
 /* Records the body as the capture of this mix kind. */
-static int capture_body(tb_step *s, int kind, float scale)
+static int capture_body(tb_step *s, int kind)
 {
     bool soft;
     TB_TRY(tb_capture_begin(s->be));
-    int rc = step_body(s, kind, scale, &soft);
+    int rc = step_body(s, kind, &soft);
     int end_rc = tb_capture_end(s->be, rc != TB_OK, &s->captures[kind]);
     if (rc == TB_OK)
         rc = end_rc;
@@ -299,22 +305,22 @@ static int capture_body(tb_step *s, int kind, float scale)
  * forward's counters among it) and no kernel; a replay runs the kernels and
  * none of the host side, so the counters advance here only for a replay
  * that was not just recorded. */
-static int run_body(tb_step *s, int kind, float scale, bool *soft)
+static int run_body(tb_step *s, int kind, bool *soft)
 {
     if (!s->can_capture)
-        return step_body(s, kind, scale, soft);
-    if (scale != s->captured_scale || s->be->workspace != s->captured_workspace) {
+        return step_body(s, kind, soft);
+    if (s->be->workspace != s->captured_workspace) {
         drop_captures(s);
-        s->captured_scale = scale;
         s->captured_workspace = s->be->workspace;
     }
     if (!s->captures[kind] && !s->ran_eagerly[kind]) {
         s->ran_eagerly[kind] = true;
-        return step_body(s, kind, scale, soft);
+        return step_body(s, kind, soft);
     }
     bool recorded = false;
     if (!s->captures[kind]) {
-        TB_TRY(capture_body(s, kind, scale));
+        TB_TRY(capture_body(s, kind));
+        s->recordings++;
         recorded = true;
     }
     TB_TRY(tb_capture_replay(s->be, s->captures[kind]));
@@ -328,11 +334,10 @@ static int run_body(tb_step *s, int kind, float scale, bool *soft)
 int tb_step_run(tb_step *s, const float *images, const int32_t *labels, const tb_mix *mix, double lr,
                 const float *next_images, tb_step_result *out)
 {
-    float scale = tb_loss_scaler_scale(&s->scaler);
     int kind = mix_kind(mix);
     bool soft;
-    TB_TRY(upload_step_inputs(s, images, labels, mix, lr));
-    TB_TRY(run_body(s, kind, scale, &soft));
+    TB_TRY(upload_step_inputs(s, images, labels, mix, lr, tb_loss_scaler_scale(&s->scaler)));
+    TB_TRY(run_body(s, kind, &soft));
     if (next_images) {
         TB_TRY(tb_upload_next(s->be, &s->images, next_images));
         s->staged = next_images;

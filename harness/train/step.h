@@ -8,13 +8,12 @@
  * everything between the upload and the read-back is recorded once and then
  * replayed by one launch per step. What changes from step to step reaches
  * the replay through device memory: the batch, the labels and the per-step
- * scalars (learning rate, mixup weight, CutMix box, step counter) are
- * uploaded before it.
+ * scalars (learning rate, mixup weight, CutMix box, step counter, fp16 loss
+ * scale) are uploaded before it.
  * One capture per kind of mix (none, mixup, CutMix), each recorded on the
  * second step of its kind (the first runs op by op, so that every lazy
- * set-up happens outside the capture); all are recorded again when the loss
- * scale changes (it is an argument of the loss gradient) or the backend's
- * workspace moved. Gradient clipping is captured too (its norm stays on the
+ * set-up happens outside the capture); all are recorded again only when the
+ * backend's workspace moved. Gradient clipping is captured too (its norm stays on the
  * device, read by the SGD kernels), and dropout (its masks are seeded on the
  * device from the uploaded step counter: tb_graph_set_step_source).
  *
@@ -63,6 +62,7 @@ typedef struct tb_step_scalars {
     float lam;                /* mixup / CutMix weight of the first label */
     int32_t box[4];           /* CutMix box {y0, y1, x0, x1} */
     int32_t graph_step;       /* tb_graph_step: the seed of dropout's masks */
+    float loss_scale;         /* fp16 loss scaling (1 without): the loss gradient's factor, SGD's divisor */
 } tb_step_scalars;
 
 typedef struct tb_step {
@@ -83,13 +83,14 @@ typedef struct tb_step {
     tb_tensor scalars;        /* u8 {sizeof(tb_step_scalars)}: uploaded each step */
     tb_tensor lr, lam, box;   /* f32 {1}, f32 {1}, i32 {4}: views of scalars */
     tb_tensor graph_step;     /* i32 {1}: a view of scalars, the graph's step source */
+    tb_tensor loss_scale;     /* f32 {1}: a view of scalars */
     tb_step_scalars host_scalars;
     bool can_capture;
     tb_capture *captures[TB_STEP_MIX_KINDS];
     bool ran_eagerly[TB_STEP_MIX_KINDS];
-    float captured_scale;     /* the loss scale the captures were recorded with */
     void *captured_workspace; /* the workspace they point into */
     int captured_steps;       /* steps run by replay (for tests and bench) */
+    int recordings;           /* captures recorded (for tests) */
     const float *staged;      /* host images already uploaded into images by the last run */
     void *mem;
     tb_distill_buffers distill;

@@ -107,7 +107,7 @@ int tb_cpu_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs,
                               const tb_tensor *labels, const tb_tensor *targets, float temperature);
 int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
                                const tb_tensor *labels, const tb_tensor *targets, float temperature,
-                               float scale);
+                               float scale, const tb_tensor *scale_t);
 int tb_cpu_soft_targets(tb_backend *be, tb_tensor *targets, const tb_tensor *labels_a,
                         const tb_tensor *labels_b, const tb_tensor *lam, float eps);
 int tb_cpu_softmax(tb_backend *be, tb_tensor *probs, const tb_tensor *logits, float temperature);

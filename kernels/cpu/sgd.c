@@ -27,13 +27,16 @@ int tb_cpu_sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
     float *w = master->data;
     float *v = p->momentum != 0.0f ? momentum_buf->data : NULL;
     const uint8_t *mask = decay_mask ? decay_mask->data : NULL;
-    float inv_scale = 1.0f / p->grad_scale, mom = p->momentum, wd = p->weight_decay;
+    float grad_scale = p->grad_scale_tensor ? ((const float *)p->grad_scale_tensor->data)[0] : p->grad_scale;
+    if (!(grad_scale > 0.0f) || !isfinite(grad_scale))
+        return tb_fail(TB_ERR_INVALID, "sgd_step: grad_scale %g (grad_scale_tensor) must be positive and finite",
+                       (double)grad_scale);
+    float inv_scale = 1.0f / grad_scale, mom = p->momentum, wd = p->weight_decay;
     /* clipping folds into the one divisor each gradient gets: the loss scale
      * over the factor */
     if (p->clip_sumsq) {
-        double factor = tb_sgd_clip_factor(((const float *)p->clip_sumsq->data)[0], p->grad_scale,
-                                           p->clip_max_norm);
-        inv_scale = 1.0f / (float)(p->grad_scale / factor);
+        double factor = tb_sgd_clip_factor(((const float *)p->clip_sumsq->data)[0], grad_scale, p->clip_max_norm);
+        inv_scale = 1.0f / (float)(grad_scale / factor);
     }
     float lr = p->lr_tensor ? ((const float *)p->lr_tensor->data)[0] : p->lr;
     if (!isfinite(lr))

@@ -95,8 +95,14 @@ int tb_cpu_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs,
 
 int tb_cpu_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
                                const tb_tensor *labels, const tb_tensor *targets, float temperature,
-                               float scale)
+                               float scale, const tb_tensor *scale_t)
 {
+    if (scale_t) {
+        scale *= ((const float *)scale_t->data)[0];
+        if (!isfinite(scale))
+            return tb_fail(TB_ERR_INVALID, "softmax_ce_backward: scale %g (times scale_t) must be finite",
+                           (double)scale);
+    }
     int64_t n = probs->shape[0], k = probs->shape[1], labelled = n;
     if (labels)
         TB_TRY(check_labels("softmax_ce_backward", labels, k, true, &labelled));

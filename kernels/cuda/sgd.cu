@@ -18,27 +18,32 @@ typedef struct sgd_args {
  * computes it: tb_sgd_clip_factor's formula, in f32, evaluated by every
  * thread from the sum of squares the step accumulated on the device (no
  * host read). */
-static __device__ float gradient_multiplier(const float *clip_sumsq, const sgd_args &a)
+static __device__ float gradient_multiplier(const float *clip_sumsq, float grad_scale, const sgd_args &a)
 {
     if (!clip_sumsq)
-        return 1.0f / a.grad_scale;
-    float norm = sqrtf(*clip_sumsq) / a.grad_scale;
+        return 1.0f / grad_scale;
+    float norm = sqrtf(*clip_sumsq) / grad_scale;
     if (!isfinite(norm))
-        return 1.0f / a.grad_scale;
+        return 1.0f / grad_scale;
     float factor = fminf(1.0f, a.clip_max_norm / (norm + 1e-6f));
-    return 1.0f / (a.grad_scale / factor);
+    return 1.0f / (grad_scale / factor);
 }
 
 template <typename TG, typename TM>
 static __global__ void sgd_kernel(float *master, TM *model, float *vbuf, const TG *grad, const uint8_t *mask,
-                                  const int32_t *skip, const float *lr_p, const float *clip_sumsq, int64_t n,
-                                  const sgd_args a)
+                                  const int32_t *skip, const float *lr_p, const float *clip_sumsq,
+                                  const float *scale_p, int64_t n, const sgd_args a)
 {
     if (skip && *skip != 0)
         return;
-    /* the step's rate read on the device (a captured step replays with it) */
+    /* the step's rate and loss scale read on the device (a captured step
+     * replays with them); a scale the CPU would refuse (<= 0, not finite)
+     * leaves the gradients unscaled */
     const float lr = lr_p ? *lr_p : a.lr;
-    const float mult = gradient_multiplier(clip_sumsq, a);
+    float grad_scale = scale_p ? *scale_p : a.grad_scale;
+    if (!(grad_scale > 0.0f) || !isfinite(grad_scale))
+        grad_scale = 1.0f;
+    const float mult = gradient_multiplier(clip_sumsq, grad_scale, a);
     TB_GRID_STRIDE_LOOP(i, n)
     {
         float w = master[i];
@@ -88,7 +93,8 @@ static int sgd_step(tb_backend *be, tb_tensor *master, tb_tensor *model, tb_tens
             sgd_kernel<TG, TM><<<tb_cuda_blocks(ctx, n), TB_CUDA_THREADS, 0, ctx->stream>>>(
                 (float *)master->data, (TM *)mdl, v, (const TG *)grad->data, mask, sk,
                 p->lr_tensor ? (const float *)p->lr_tensor->data : NULL,
-                p->clip_sumsq ? (const float *)p->clip_sumsq->data : NULL, n, a);
+                p->clip_sumsq ? (const float *)p->clip_sumsq->data : NULL,
+                p->grad_scale_tensor ? (const float *)p->grad_scale_tensor->data : NULL, n, a);
             return TB_OK;
         });
     }));

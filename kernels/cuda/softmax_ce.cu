@@ -136,8 +136,10 @@ static __global__ void ce_count_labelled_kernel(int32_t *count, const int32_t *l
 template <typename T>
 static __global__ void softmax_ce_backward_kernel(T *dlogits, const float *probs, const int32_t *labels,
                                                   const int32_t *count, const float *targets, int64_t n, int64_t k,
-                                                  float scale, float temperature)
+                                                  float scale, const float *scale_p, float temperature)
 {
+    if (scale_p) /* the step's loss scale, read on the device (a captured step replays with it) */
+        scale *= *scale_p;
     double rows = labels ? (double)(*count > 0 ? *count : 1) : (double)n;
     float f = (float)((double)scale / (rows * (double)temperature)); /* rounded as on the CPU */
     TB_GRID_STRIDE_LOOP(i, n * k)
@@ -223,7 +225,7 @@ int tb_cuda_softmax_ce_forward(tb_backend *be, tb_tensor *loss, tb_tensor *probs
 }
 
 static int softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs, const tb_tensor *labels,
-                               const tb_tensor *targets, float temperature, float scale)
+                               const tb_tensor *targets, float temperature, float scale, const tb_tensor *scale_t)
 {
     tb_cuda_ctx *ctx = tb_cuda_ctx_of(be);
     int64_t n = probs->shape[0], k = probs->shape[1], total = n * k;
@@ -242,7 +244,8 @@ static int softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tens
     TB_TRY(tb_dispatch_float(dlogits->dtype, "softmax_ce_backward", [&](auto tag) {
         using T = typename decltype(tag)::type;
         softmax_ce_backward_kernel<T><<<tb_cuda_blocks(ctx, total), TB_CUDA_THREADS, 0, ctx->stream>>>(
-            (T *)dlogits->data, (const float *)probs->data, lab, count, tgt, n, k, scale, temperature);
+            (T *)dlogits->data, (const float *)probs->data, lab, count, tgt, n, k, scale,
+            scale_t ? (const float *)scale_t->data : NULL, temperature);
         return TB_OK;
     }));
     CUDA_CHECK_LAUNCH();
@@ -250,9 +253,10 @@ static int softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tens
 }
 
 int tb_cuda_softmax_ce_backward(tb_backend *be, tb_tensor *dlogits, const tb_tensor *probs,
-                                const tb_tensor *labels, const tb_tensor *targets, float temperature, float scale)
+                                const tb_tensor *labels, const tb_tensor *targets, float temperature, float scale,
+                                const tb_tensor *scale_t)
 {
-    TB_CUDA_OP_RETURN(softmax_ce_backward(be, dlogits, probs, labels, targets, temperature, scale),
+    TB_CUDA_OP_RETURN(softmax_ce_backward(be, dlogits, probs, labels, targets, temperature, scale, scale_t),
                       "softmax_ce_backward", "dlogits", dlogits, "probs", probs, "labels", labels, "targets",
                       targets);
 }

@@ -95,6 +95,11 @@ static double step_grad_clip;
 /* The network's dropout before the classifier (0 = none): the capture test
  * of a network that draws masks on every step. */
 static float net_dropout;
+/* The fp16 steps' initial (dynamic) loss scale, and what the last
+ * trajectory ended with: its final scale and the captures it recorded. */
+static double net_loss_scale = 1024.0;
+static double last_loss_scale;
+static int last_recordings;
 
 /* The network `spec` on backend be, initialised from the test's seed (the
  * same weights on every backend), and its step. */
@@ -179,7 +184,7 @@ static void trajectory(tb_backend *be, tb_dtype dt, bool capture, bool overlap, 
                        int *replayed)
 {
     net n;
-    net_init(&n, be, dt, capture, 1024.0, 0.1f);
+    net_init(&n, be, dt, capture, net_loss_scale, 0.1f);
     float *images;
     int32_t *labels;
     make_batches(steps, &images, &labels);
@@ -187,6 +192,8 @@ static void trajectory(tb_backend *be, tb_dtype dt, bool capture, bool overlap, 
         losses[s] = run_step(&n, images, labels, s, overlap && s + 1 < steps).loss;
     if (replayed)
         *replayed = n.step.captured_steps;
+    last_loss_scale = tb_loss_scaler_scale(&n.step.scaler);
+    last_recordings = n.step.recordings;
     assert_int_equal(tb_graph_bn_batches_tracked(n.g), steps);
     assert_int_equal((int64_t)tb_graph_step(n.g), steps);
     free(images);
@@ -478,6 +485,7 @@ static void check_capture(tb_dtype dt, double tol, double grad_clip)
     trajectory(dut_be, dt, false, false, CAPTURE_STEPS, eager, &replayed_eager);
     trajectory(dut_be, dt, true, true, CAPTURE_STEPS, replay, &replayed);
     step_grad_clip = 0;
+    int recordings = last_recordings;
     if (cuda)
         CHECK_OK(tb_cuda_set_options(dut_be, &saved));
     char what[64];
@@ -485,6 +493,8 @@ static void check_capture(tb_dtype dt, double tol, double grad_clip)
     compare_losses(what, eager, replay, CAPTURE_STEPS, tol);
     assert_int_equal(replayed_eager, 0);
     assert_int_equal(replayed, tb_can_capture(dut_be) ? CAPTURE_STEPS - 3 : 0);
+    /* one recording per mix kind, whatever the loss scale did */
+    assert_int_equal(recordings, tb_can_capture(dut_be) ? TB_STEP_MIX_KINDS : 0);
 }
 
 static void test_capture_f32(void **state)
@@ -520,6 +530,21 @@ static void test_capture_clipped(void **state)
     check_capture(TB_F16, 1e-3, 0.05);
 }
 
+/* fp16 from a loss scale of 2^20: the first steps overflow (the logits'
+ * gradient alone exceeds f16's range) and halve it; the captures read each
+ * step's scale from memory, so nothing is recorded again and the replayed
+ * steps match the op-by-op ones, skipped steps included. */
+static void test_capture_scale_changes(void **state)
+{
+    (void)state;
+    net_loss_scale = 1048576.0;
+    check_capture(TB_F16, 1e-3, 0.0);
+    double final_scale = last_loss_scale;
+    net_loss_scale = 1024.0;
+    if (!(final_scale < 1048576.0))
+        fail_msg("the loss scale stayed at %g: no overflow to test", final_scale);
+}
+
 /* A network with dropout is captured too (its masks are seeded on the device
  * from the uploaded step) and replays each step's own masks: the losses of
  * the op-by-op steps, and the same draw as the CPU's on the first step. */
@@ -535,18 +560,30 @@ static void test_capture_dropout(void **state)
     net_dropout = 0;
 }
 
+/* Every test starts from the default network and step (a test that changes
+ * them may stop early, by a skip or a failure). */
+static int reset_net(void **state)
+{
+    (void)state;
+    step_grad_clip = 0;
+    net_dropout = 0;
+    net_loss_scale = 1024.0;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_f32),
-        cmocka_unit_test(test_f16),
-        cmocka_unit_test(test_bf16),
-        cmocka_unit_test(test_hits),
-        cmocka_unit_test(test_trajectory_f32),
-        cmocka_unit_test(test_capture_f32),
-        cmocka_unit_test(test_capture_f16),
-        cmocka_unit_test(test_capture_clipped),
-        cmocka_unit_test(test_capture_dropout),
+        cmocka_unit_test_setup(test_f32, reset_net),
+        cmocka_unit_test_setup(test_f16, reset_net),
+        cmocka_unit_test_setup(test_bf16, reset_net),
+        cmocka_unit_test_setup(test_hits, reset_net),
+        cmocka_unit_test_setup(test_trajectory_f32, reset_net),
+        cmocka_unit_test_setup(test_capture_f32, reset_net),
+        cmocka_unit_test_setup(test_capture_f16, reset_net),
+        cmocka_unit_test_setup(test_capture_clipped, reset_net),
+        cmocka_unit_test_setup(test_capture_scale_changes, reset_net),
+        cmocka_unit_test_setup(test_capture_dropout, reset_net),
     };
     return tctx_main(argc, argv, &ref_be, &dut_be, &seed, "training trajectory cuda vs cpu", tests,
                      sizeof tests / sizeof tests[0]);

@@ -108,10 +108,17 @@ static void run_ce(tctx *t, const ce_case *cc, tb_dtype dt)
         }
     }
     tp_check(t, "probs", probs, F32_REDUCE_TOL);
-    for (int call = 0; call < 2; call++) {
-        RUN_BOTH(t, tb_softmax_ce_backward(BE, S(dlogits), S(probs), S(labels), S(targets), cc->temperature, 2.0f));
-        tp_check(t, call ? "dlogits (added to the first)" : "dlogits (from zeros)", dlogits, tp_tol(dt, false));
-    }
+    /* the second call takes its scale as 0.5 times a 4 in device memory (a
+     * captured step's loss scale): the same 2 */
+    const float four = 4.0f;
+    tpair *scale = tp_values(t, TB_F32, 1, &four);
+    if (!scale)
+        return;
+    RUN_BOTH(t, tb_softmax_ce_backward(BE, S(dlogits), S(probs), S(labels), S(targets), cc->temperature, 2.0f));
+    tp_check(t, "dlogits (from zeros)", dlogits, tp_tol(dt, false));
+    RUN_BOTH(t, tb_softmax_ce_backward_scaled(BE, S(dlogits), S(probs), S(labels), S(targets), cc->temperature, 0.5f,
+                                              S(scale)));
+    tp_check(t, "dlogits (added to the first, scale in memory)", dlogits, tp_tol(dt, false));
     RUN_BOTH(t, tb_softmax(BE, S(probs), S(logits), cc->temperature * 2.0f));
     tp_check(t, "softmax", probs, F32_REDUCE_TOL);
 }
@@ -333,24 +340,33 @@ typedef struct sgd_case {
     tb_sgd_params p; /* SGD(lr, momentum, weight_decay, grad_scale, nesterov) */
     float lr_tensor; /* > 0: the rate comes from an lr_tensor holding this (p.lr is then ignored) */
     float clip;      /* > 0: clipping to this global norm, its sum of squares accumulated on each side */
+    bool scale_in_memory; /* p.grad_scale comes from a grad_scale_tensor (p.grad_scale is then 1000) */
 } sgd_case;
 
 /* lr, momentum, weight_decay, grad_scale, nesterov */
 #define SGD(rate, m, wd, gs, nag) {.lr = rate, .momentum = m, .weight_decay = wd, .grad_scale = gs, .nesterov = nag}
 
 static const sgd_case sgd_cases[] = {
-    {"f32 momentum, masked decay", TB_F32, false, true, true, -1, SGD(0.1f, 0.9f, 1e-4f, 1.0f, false), 0.0f, 0.0f},
-    {"f16 model, nesterov, loss scale 128", TB_F16, true, true, true, 0, SGD(0.05f, 0.9f, 5e-5f, 128.0f, true), 0.0f, 0.0f},
-    {"bf16 model, no momentum, no mask", TB_BF16, true, false, false, -1, SGD(0.2f, 0.0f, 1e-4f, 1.0f, false), 0.0f, 0.0f},
-    {"f16 skipped (overflow flag set)", TB_F16, true, true, true, 1, SGD(0.1f, 0.9f, 1e-4f, 1024.0f, true), 0.0f, 0.0f},
-    {"f32 nesterov, decay everywhere", TB_F32, false, true, true, 0, SGD(0.4f, 0.8f, 1e-3f, 1.0f, true), 0.0f, 0.0f},
-    {"bf16 model, rate from lr_tensor", TB_BF16, true, true, true, -1, SGD(9.0f, 0.9f, 1e-4f, 1.0f, true), 0.03f, 0.0f},
+    {"f32 momentum, masked decay", TB_F32, false, true, true, -1, SGD(0.1f, 0.9f, 1e-4f, 1.0f, false),
+     0.0f, 0.0f, false},
+    {"f16 model, nesterov, loss scale 128", TB_F16, true, true, true, 0, SGD(0.05f, 0.9f, 5e-5f, 128.0f, true),
+     0.0f, 0.0f, false},
+    {"bf16 model, no momentum, no mask", TB_BF16, true, false, false, -1, SGD(0.2f, 0.0f, 1e-4f, 1.0f, false),
+     0.0f, 0.0f, false},
+    {"f16 skipped (overflow flag set)", TB_F16, true, true, true, 1, SGD(0.1f, 0.9f, 1e-4f, 1024.0f, true),
+     0.0f, 0.0f, false},
+    {"f32 nesterov, decay everywhere", TB_F32, false, true, true, 0, SGD(0.4f, 0.8f, 1e-3f, 1.0f, true),
+     0.0f, 0.0f, false},
+    {"bf16 model, rate from lr_tensor", TB_BF16, true, true, true, -1, SGD(9.0f, 0.9f, 1e-4f, 1.0f, true),
+     0.03f, 0.0f, false},
     /* 4099 gradients uniform in [-g, g]: a true norm near 37, so these clip */
-    {"f32 clipped to norm 1", TB_F32, false, true, true, -1, SGD(0.1f, 0.9f, 1e-4f, 1.0f, true), 0.0f, 1.0f},
+    {"f32 clipped to norm 1", TB_F32, false, true, true, -1, SGD(0.1f, 0.9f, 1e-4f, 1.0f, true), 0.0f, 1.0f, false},
     {"f16 model, loss scale 64, clipped to norm 5", TB_F16, true, true, true, 0, SGD(0.1f, 0.9f, 1e-4f, 64.0f, false),
-     0.0f, 5.0f},
+     0.0f, 5.0f, false},
+    {"f16 model, loss scale 512 from memory, clipped", TB_F16, true, true, true, 0,
+     SGD(0.1f, 0.9f, 1e-4f, 512.0f, true), 0.0f, 5.0f, true},
     {"f32 clip limit above the norm", TB_F32, false, false, true, -1, SGD(0.1f, 0.9f, 0.0f, 1.0f, false), 0.0f,
-     1000.0f},
+     1000.0f, false},
 };
 
 static void run_sgd(tctx *t, const sgd_case *sc)
@@ -374,11 +390,17 @@ static void run_sgd(tctx *t, const sgd_case *sc)
     tpair *sumsq = sc->clip > 0 ? tp_1d(t, TB_F32, 1, TP_ZERO, 0, 0) : NULL;
     if (sc->clip > 0 && !sumsq)
         return;
+    tpair *gscale = sc->scale_in_memory ? tp_values(t, TB_F32, 1, &sc->p.grad_scale) : NULL;
+    if (sc->scale_in_memory && !gscale)
+        return;
     tb_sgd_params ps[2] = {sc->p, sc->p}; /* per side: the scalars point into that side's memory */
     for (int s = 0; s < 2; s++) {
         ps[s].lr_tensor = lr ? &lr->t[s] : NULL;
         ps[s].clip_sumsq = sumsq ? &sumsq->t[s] : NULL;
         ps[s].clip_max_norm = sc->clip;
+        ps[s].grad_scale_tensor = gscale ? &gscale->t[s] : NULL;
+        if (gscale)
+            ps[s].grad_scale = 1000.0f; /* ignored */
     }
     float g = sc->p.grad_scale;
     for (int step = 0; step < 3; step++) {

@@ -280,6 +280,14 @@ static void test_softmax_ce_values(void **state)
     for (int i = 0; i < 6; i++)
         dv[i] = 1.0 + 4.0 * (pv[i] - (i == 2 || i == 4 ? 1.0 : 0.0)) / 2.0;
     expect_values("dlogits", &dl, dv, 1e-6);
+    /* the scale times one in backend memory (a captured step's loss scale): 0.5 * 8 */
+    tb_tensor scale_t = tt_lam(8.0f), scale2 = tt_1d(TB_F32, 2);
+    OK(tb_fill(tt_be, &dl, 1.0f));
+    OK(tb_softmax_ce_backward_scaled(tt_be, &dl, &probs, &labels, NULL, 1.0f, 0.5f, &scale_t));
+    expect_values("dlogits, scale from memory", &dl, dv, 1e-6);
+    assert_int_equal(tb_softmax_ce_backward_scaled(tt_be, &dl, &probs, &labels, NULL, 1.0f, 0.5f, &scale2),
+                     TB_ERR_INVALID);
+    assert_non_null(strstr(tb_errmsg(), "scale_t [2] f32"));
 
     /* temperature 2: softmax of logits / 2 */
     OK(tb_softmax_ce_forward(tt_be, &loss, &probs, &logits, &labels, NULL, 2.0f));
@@ -515,6 +523,21 @@ static void test_sgd_nesterov_f16(void **state)
     plain.lr_tensor = &lr2;
     assert_int_equal(tb_sgd_step(tt_be, &w, NULL, NULL, &g, NULL, NULL, &plain), TB_ERR_INVALID);
     assert_non_null(strstr(tb_errmsg(), "lr_tensor [2] f32"));
+
+    /* grad_scale_tensor: the loss scale read from the tensor, grad_scale ignored */
+    plain.lr_tensor = NULL;
+    plain.lr = 0.25f;
+    plain.grad_scale = 1000.0f;
+    tb_tensor gs = tt_lam(4.0f);
+    plain.grad_scale_tensor = &gs;
+    OK(tb_sgd_step(tt_be, &w, NULL, NULL, &g, NULL, NULL, &plain));
+    double w4[4];
+    for (int i = 0; i < 4; i++)
+        w4[i] = w3[i] - 0.25 * tt_round(gv[i], TB_F16) / 4;
+    expect_values("sgd grad_scale_tensor", &w, w4, 1e-6);
+    ((float *)gs.data)[0] = 0.0f;
+    assert_int_equal(tb_sgd_step(tt_be, &w, NULL, NULL, &g, NULL, NULL, &plain), TB_ERR_INVALID);
+    assert_non_null(strstr(tb_errmsg(), "grad_scale_tensor"));
     tt_free_all();
 }
 

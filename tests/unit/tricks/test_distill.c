@@ -102,8 +102,18 @@ static void check_case(tb_backend *be, const float *targets, float t, float hw, 
 
     tb_distill_buffers b;
     assert_int_equal(tb_distill_buffers_alloc(&b, be, N, K), TB_OK);
+    /* a loss scale other than 1 comes from backend memory, as a captured
+     * step's does: the same gradient */
+    void *scale_mem = NULL;
+    tb_tensor scale_t = {0};
+    if (grad_scale != 1.0f) {
+        assert_int_equal(tb_alloc(be, &scale_mem, sizeof(float)), TB_OK);
+        scale_t = tb_tensor_1d(scale_mem, TB_F32, 1);
+        assert_int_equal(tb_upload(be, &scale_t, &grad_scale), TB_OK);
+    }
     int rc = tb_distill_loss(be, &dz, &b, &zs, &zt, targets ? NULL : &lb, targets ? &tg : NULL, t, hw,
-                             grad_scale);
+                             scale_mem ? 1.0f : grad_scale, scale_mem ? &scale_t : NULL);
+    tb_free(be, scale_mem);
     if (rc != TB_OK)
         fail_msg("tb_distill_loss: %s", tb_errmsg());
     float loss, out[N * K];
@@ -153,12 +163,12 @@ static void test_errors(void **state)
     tb_tensor z = tb_tensor_2d(zero, TB_F32, N, K), z2 = tb_tensor_2d(zero, TB_F32, N, K - 1);
     tb_tensor dz = tb_tensor_2d(zero, TB_F32, N, K), lb = tb_tensor_1d(lab, TB_I32, N);
     tb_err_clear();
-    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z, &lb, NULL, 0.0f, 1.0f, 1.0f), TB_ERR_INVALID);
+    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z, &lb, NULL, 0.0f, 1.0f, 1.0f, NULL), TB_ERR_INVALID);
     assert_non_null(strstr(tb_errmsg(), "tricks.distill.temperature"));
-    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z, &lb, NULL, 2.0f, -1.0f, 1.0f), TB_ERR_INVALID);
+    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z, &lb, NULL, 2.0f, -1.0f, 1.0f, NULL), TB_ERR_INVALID);
     assert_non_null(strstr(tb_errmsg(), "tricks.distill.hard_weight"));
-    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z2, &lb, NULL, 2.0f, 1.0f, 1.0f), TB_ERR_INVALID);
-    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z, NULL, NULL, 2.0f, 1.0f, 1.0f), TB_ERR_INVALID);
+    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z2, &lb, NULL, 2.0f, 1.0f, 1.0f, NULL), TB_ERR_INVALID);
+    assert_int_equal(tb_distill_loss(be, &dz, &b, &z, &z, NULL, NULL, 2.0f, 1.0f, 1.0f, NULL), TB_ERR_INVALID);
     tb_distill_buffers_free(&b, be);
 }
 
