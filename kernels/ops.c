@@ -797,8 +797,8 @@ static int sgd_scalars(const vcall *v, const tb_sgd_params *p)
         return vc_fail(v, "grad_scale %g must be positive and finite", (double)p->grad_scale);
     if (p->nesterov && p->momentum == 0.0f)
         return vc_fail(v, "nesterov needs a non-zero momentum (as in PyTorch)");
-    if (p->clip_sumsq && (!(p->clip_max_norm > 0.0f) || !isfinite(p->clip_max_norm)))
-        return vc_fail(v, "clip_max_norm %g must be positive and finite", (double)p->clip_max_norm);
+    if (p->clip_sumsq && (!(p->clip_max_norm > 0.0) || !isfinite(p->clip_max_norm)))
+        return vc_fail(v, "clip_max_norm %g must be positive and finite", p->clip_max_norm);
     return TB_OK;
 }
 

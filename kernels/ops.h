@@ -420,7 +420,7 @@ typedef struct tb_sgd_params {
      * grad_scale, is multiplied by tb_sgd_clip_factor(*clip_sumsq,
      * grad_scale, clip_max_norm) (clip_max_norm > 0). */
     const tb_tensor *clip_sumsq;
-    float clip_max_norm;
+    double clip_max_norm;
     /* optional f32 {1} in backend memory: when set, grad_scale is read from
      * it when the step runs (the loss scale of a captured step) and the
      * field is ignored */

@@ -1122,6 +1122,7 @@ void tb_graph_set_seed(tb_graph *g, uint64_t seed) { g->seed = seed; }
 uint64_t tb_graph_step(const tb_graph *g) { return g->step; }
 void tb_graph_set_step(tb_graph *g, uint64_t step) { g->step = step; }
 void tb_graph_set_step_source(tb_graph *g, const tb_tensor *step) { g->step_source = step; }
+const tb_tensor *tb_graph_step_source(const tb_graph *g) { return g->step_source; }
 
 size_t tb_graph_memory_bytes(const tb_graph *g)
 {

@@ -249,6 +249,7 @@ void tb_graph_set_step(tb_graph *g, uint64_t step);
  * makes its seed on the device from it (the same masks as without), so a
  * captured training forward replays with each step's own masks. */
 void tb_graph_set_step_source(tb_graph *g, const tb_tensor *step);
+const tb_tensor *tb_graph_step_source(const tb_graph *g);
 
 #ifdef __cplusplus
 }

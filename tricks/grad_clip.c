@@ -7,10 +7,10 @@
 int tb_grad_clip_init(tb_grad_clip *c, tb_backend *be, double max_norm)
 {
     *c = (tb_grad_clip){0};
-    TB_CHECK(isfinite(max_norm) && max_norm > 0 && max_norm <= 3e38, TB_ERR_INVALID,
+    TB_CHECK(isfinite(max_norm) && max_norm > 0, TB_ERR_INVALID,
              "optim.grad_clip = %g: must be a positive number (0 turns clipping off)", max_norm);
     TB_TRY(tb_alloc(be, &c->mem, sizeof(float)));
-    c->max_norm = (float)max_norm;
+    c->max_norm = max_norm;
     c->acc = tb_tensor_1d(c->mem, TB_F32, 1);
     return TB_OK;
 }

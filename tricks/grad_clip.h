@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 typedef struct tb_grad_clip {
-    float max_norm;
+    double max_norm;
     tb_tensor acc;     /* f32 {1} on the device: the sum of squares */
     void *mem;
 } tb_grad_clip;

@@ -59,8 +59,6 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     s->box = tb_tensor_1d(sc + offsetof(tb_step_scalars, box), TB_I32, 4);
     s->graph_step = tb_tensor_1d(sc + offsetof(tb_step_scalars, graph_step), TB_I32, 1);
     s->loss_scale = tb_tensor_1d(sc + offsetof(tb_step_scalars, loss_scale), TB_F32, 1);
-    /* dropout seeds from the uploaded step: the same masks, and replayable */
-    tb_graph_set_step_source(g, &s->graph_step);
     TB_TRY(tb_fill(s->be, &s->flag, 0.0f));
     if (opt->teacher) {
         TB_TRY(tb_distill_buffers_alloc(&s->distill, s->be, s->n, s->k));
@@ -79,6 +77,10 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
         TB_TRY(tb_ema_init(&s->ema, g, opt->ema_decay, true));
         s->have_ema = true;
     }
+    /* dropout seeds from the uploaded step: the same masks, and replayable
+     * (set last: nothing after it fails, so the graph never keeps a pointer
+     * into a step that was not made) */
+    tb_graph_set_step_source(g, &s->graph_step);
     s->can_capture = opt->capture && !capture_disabled_by_env() && tb_can_capture(s->be) &&
                      tb_graph_replayable(g) && (!opt->teacher || tb_graph_replayable(opt->teacher));
     return TB_OK;
@@ -96,7 +98,7 @@ void tb_step_destroy(tb_step *s)
 {
     if (!s->be)
         return;
-    if (s->graph_step.data)
+    if (tb_graph_step_source(s->g) == &s->graph_step) /* not another step's */
         tb_graph_set_step_source(s->g, NULL);
     if (s->have_distill)
         tb_distill_buffers_free(&s->distill, s->be);
@@ -151,6 +153,8 @@ static int upload_step_inputs(tb_step *s, const float *images, const int32_t *la
              "step: a mix was drawn but mixing was not enabled");
     tb_step_scalars *h = &s->host_scalars;
     memset(h, 0, sizeof *h);
+    /* the CPU checks these values where it reads them; CUDA kernels cannot
+     * fail, and clamp instead: they must be valid here */
     h->lr = (float)lr;
     h->loss_scale = (float)loss_scale;
     uint64_t at = tb_graph_step(s->g);

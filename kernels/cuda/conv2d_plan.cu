@@ -381,7 +381,13 @@ static int plan_algorithms(tb_cuda_ctx *ctx, tb_cuda_conv_plan *pl, size_t budge
         int rc = choose_all(ctx, pl, fb.ws_size < budget ? fb.ws_size : budget, &fb);
         find_bufs_free(&fb);
         pl->searched = rc == TB_OK;
-        return rc;
+        if (rc == TB_OK)
+            return TB_OK;
+        /* e.g. no timed algorithm fit the workspace the search could get:
+         * cuDNN's heuristic choice, within the whole budget, may still do */
+        char shape[256];
+        tb_cuda_note("conv2d %s: the timed search found no algorithm (%s); trying cuDNN's heuristic choice",
+                     key_str(&pl->key, shape, sizeof shape), tb_errmsg());
     }
     pl->searched = false;
     return choose_all(ctx, pl, budget, NULL);

@@ -10,23 +10,25 @@
 #include "kernels/cuda/cuda_common.cuh"
 
 typedef struct sgd_args {
-    float lr, momentum, weight_decay, grad_scale, clip_max_norm;
+    float lr, momentum, weight_decay, grad_scale;
+    double clip_max_norm;
     bool nesterov;
 } sgd_args;
 
-/* 1 / grad_scale, or with clip_sumsq 1 / (grad_scale / factor) as the CPU
- * computes it: tb_sgd_clip_factor's formula, in f32, evaluated by every
- * thread from the sum of squares the step accumulated on the device (no
- * host read). */
+/* 1 / grad_scale, or with clip_sumsq 1 / (float)(grad_scale / factor),
+ * tb_sgd_clip_factor's formula in double: bit for bit what the CPU computes
+ * from the same sum of squares (IEEE sqrt and division). Every thread works
+ * it out from the sum the step accumulated on the device (no host read). */
 static __device__ float gradient_multiplier(const float *clip_sumsq, float grad_scale, const sgd_args &a)
 {
     if (!clip_sumsq)
         return 1.0f / grad_scale;
-    float norm = sqrtf(*clip_sumsq) / grad_scale;
+    double norm = sqrt((double)*clip_sumsq) / grad_scale;
     if (!isfinite(norm))
         return 1.0f / grad_scale;
-    float factor = fminf(1.0f, a.clip_max_norm / (norm + 1e-6f));
-    return 1.0f / (grad_scale / factor);
+    double f = a.clip_max_norm / (norm + 1e-6);
+    double factor = f < 1.0 ? f : 1.0;
+    return 1.0f / (float)(grad_scale / factor);
 }
 
 template <typename TG, typename TM>

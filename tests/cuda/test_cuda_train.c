@@ -463,7 +463,7 @@ static void test_trajectory_f32(void **state)
  * only allows for what no one promised). Steps
  * 0, 1 and 3 run op by op (the first of each mix kind), 2, 5 and 7 record
  * and replay, every later one replays: 8 replays in 11 steps. A change of
- * the fp16 loss scale records again but still replays, so the count holds.
+ * the fp16 loss scale is read from memory: nothing is recorded again.
  * With grad_clip > 0 the steps clip (on the device, no host read). */
 static void check_capture(tb_dtype dt, double tol, double grad_clip)
 {
