@@ -40,11 +40,11 @@ static const char usage[] =
     "With --json, prints one object: model, variant, batch, image, precision,\n"
     "device, threads, images_per_sec, images_per_sec_all (every repeat),\n"
     "step_ms, graph_bytes, peak_rss_bytes, device_used_bytes (CUDA: memory in\n"
-    "use on the GPU after the timed steps, the context's included), params,\n"
-    "macs, steps_run (warm-up\n"
-    "included) and steps_replayed (how many of them replayed a captured CUDA\n"
-    "graph; 0 on the CPU or with TRICKBENCH_NO_CAPTURE=1) and steps_skipped (fp16\n"
-    "steps skipped for a gradient overflow; on CUDA each records the step again).\n";
+    "use on the GPU after the timed steps, the context's included), blas_core\n"
+    "(CPU: the OpenBLAS kernels, e.g. Haswell or SkylakeX), params, macs,\n"
+    "steps_run (warm-up included) and steps_replayed (how many of them replayed\n"
+    "a captured CUDA graph; 0 on the CPU or with TRICKBENCH_NO_CAPTURE=1) and\n"
+    "steps_skipped (fp16 steps skipped for a gradient overflow).\n";
 
 /* The classification bench's limits and defaults beside the shared ones. */
 static const tb_bench_parse_spec parse_spec = {
@@ -61,7 +61,7 @@ typedef struct bench_state {
     int32_t *labels;
     int replayed;      /* steps run from a captured CUDA graph (harness/train/step.h) */
     int total_steps;
-    long long skipped; /* fp16 steps skipped for overflow (each also records the step again on CUDA) */
+    long long skipped; /* fp16 steps skipped for overflow */
 } bench_state;
 
 static int parse(void *state, int argc, char **argv)
