@@ -45,6 +45,8 @@ int tb_step_init(tb_step *s, tb_graph *g, const tb_step_options *opt)
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         total += align_up(tb_nbytes(parts[i]));
     TB_TRY(tb_alloc(s->be, &s->mem, total));
+    /* pinned: a copy from pageable memory would wait for the stream first */
+    TB_TRY(s->be->iface.alloc_host(s->be, (void **)&s->host_scalars, sizeof *s->host_scalars));
     size_t off = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         parts[i]->data = (char *)s->mem + off;
@@ -108,6 +110,8 @@ void tb_step_destroy(tb_step *s)
         tb_grad_clip_destroy(&s->clip, s->be);
     drop_captures(s);
     tb_free(s->be, s->mem);
+    if (s->host_scalars)
+        s->be->iface.free_host(s->be, s->host_scalars);
     memset(s, 0, sizeof *s);
 }
 
@@ -151,7 +155,8 @@ static int upload_step_inputs(tb_step *s, const float *images, const int32_t *la
     int kind = mix_kind(mix);
     TB_CHECK(kind == TB_MIX_NONE || s->opt.mixing, TB_ERR_INTERNAL,
              "step: a mix was drawn but mixing was not enabled");
-    tb_step_scalars *h = &s->host_scalars;
+    /* free to rewrite: the last step's read-back waited for its upload */
+    tb_step_scalars *h = s->host_scalars;
     memset(h, 0, sizeof *h);
     /* the CPU checks these values where it reads them; CUDA kernels cannot
      * fail, and clamp instead: they must be valid here */
@@ -231,10 +236,10 @@ static int loss_and_gradient(tb_step *s, const tb_tensor *soft, const tb_tensor 
  * device and the SGD kernels read it. */
 static int optimizer_step(tb_step *s)
 {
-    tb_sgd_params sp = {.lr = s->host_scalars.lr,
+    tb_sgd_params sp = {.lr = s->host_scalars->lr,
                         .momentum = (float)s->opt.momentum,
                         .weight_decay = (float)s->opt.weight_decay,
-                        .grad_scale = s->host_scalars.loss_scale,
+                        .grad_scale = s->host_scalars->loss_scale,
                         .nesterov = s->opt.nesterov,
                         .lr_tensor = &s->lr,
                         .grad_scale_tensor = &s->loss_scale};

@@ -84,7 +84,7 @@ typedef struct tb_step {
     tb_tensor lr, lam, box;   /* f32 {1}, f32 {1}, i32 {4}: views of scalars */
     tb_tensor graph_step;     /* i32 {1}: a view of scalars, the graph's step source */
     tb_tensor loss_scale;     /* f32 {1}: a view of scalars */
-    tb_step_scalars host_scalars;
+    tb_step_scalars *host_scalars; /* pinned host memory: the upload's source */
     bool can_capture;
     tb_capture *captures[TB_STEP_MIX_KINDS];
     bool ran_eagerly[TB_STEP_MIX_KINDS];
