@@ -206,11 +206,11 @@ def main():
         sep += "---:|---:|"
     print(head)
     print(sep)
-    blas = set()
+    gemm = set()
     for c in configs:
         ours = run_json([a.trickbench, "bench"] + common_args(c, a) + env_threads)
-        if ours and "blas_core" in ours:
-            blas.add(ours["blas_core"])
+        if ours and "cpu_gemm" in ours:
+            gemm.add(ours["cpu_gemm"])
         ref = run_json([sys.executable, os.path.join(HERE, "pytorch_bench.py")] + common_args(c, a) + env_threads)
         o = ours["images_per_sec"] if ours else float("nan")
         r = ref["images_per_sec"] if ref else float("nan")
@@ -223,9 +223,8 @@ def main():
             cc = comp["images_per_sec"] if comp else float("nan")
             row += f" {cc:.1f} | {o / cc:.2f} |"
         print(row, flush=True)
-    if blas:
-        # OPENBLAS_CORETYPE (when set) chooses these: AVX2 kernels on an AVX-512 CPU are slower
-        print(f"\ntrickbench's OpenBLAS kernels: {', '.join(sorted(blas))}")
+    if gemm:
+        print(f"\ntrickbench's CPU GEMM: {'; '.join(sorted(gemm))}")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ static const char usage[] =
     "With --json, prints one object: model, variant, batch, image, precision,\n"
     "device, threads, images_per_sec, images_per_sec_all (every repeat),\n"
     "step_ms, graph_bytes, peak_rss_bytes, device_used_bytes (CUDA: memory in\n"
-    "use on the GPU after the timed steps, the context's included), blas_core\n"
-    "(CPU: the OpenBLAS kernels, e.g. Haswell or SkylakeX), params, macs,\n"
+    "use on the GPU after the timed steps, the context's included), cpu_gemm\n"
+    "(CPU: the GEMM library and its kernels, e.g. oneDNN 2.6.3, avx2), params, macs,\n"
     "steps_run (warm-up included) and steps_replayed (how many of them replayed\n"
     "a captured CUDA graph; 0 on the CPU or with TRICKBENCH_NO_CAPTURE=1) and\n"
     "steps_skipped (fp16 steps skipped for a gradient overflow).\n";

@@ -12,7 +12,7 @@
 #include "harness/clock.h"
 #include "harness/commands.h"
 #include "harness/stats.h"
-#include "kernels/cpu/blas_core.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/error.h"
 
 /* The shared flags and the room for a command's own in one getopt table. */
@@ -177,7 +177,7 @@ void tb_bench_print_json_timing(const tb_bench_args *a, const tb_bench_result *r
     if (r->device_used >= 0)
         printf("\"device_used_bytes\": %lld, ", r->device_used);
     if (!strncmp(r->device, "cpu", 3))
-        printf("\"blas_core\": \"%s\", ", tb_cpu_blas_core());
+        printf("\"cpu_gemm\": \"%s\", ", tb_cpu_gemm_library());
     printf("\"params\": %lld", (long long)r->params);
 }
 

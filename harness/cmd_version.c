@@ -5,13 +5,13 @@
 #include "harness/cli.h"
 #include "harness/commands.h"
 #include "kernels/backend.h"
-#include "kernels/cpu/blas_core.h"
+#include "kernels/cpu/gemm.h"
 
 static const char usage[] =
     "usage: trickbench version\n\n"
     "Prints the trickbench version, the git commit it was built from, the\n"
-    "backends compiled in, whether a usable GPU is present, which OpenBLAS\n"
-    "kernels the CPU backend runs, and whether VOC annotation XML can be\n"
+    "backends compiled in, whether a usable GPU is present, the oneDNN version\n"
+    "and instruction set the CPU backend's kernels use, and whether VOC annotation XML can be\n"
     "read (built with libxml2).\n";
 
 int tb_cmd_version(int argc, char **argv)
@@ -27,10 +27,7 @@ int tb_cmd_version(int argc, char **argv)
     printf("trickbench %s (git %s)\n", TB_VERSION, TB_GIT_COMMIT);
     printf("backends: cpu%s\n", HAVE_CUDA ? ", cuda" : "");
     printf("gpu: %s\n", gpu ? "available" : why);
-    const char *better = tb_cpu_blas_better_core();
-    printf("cpu blas: OpenBLAS, %s kernels%s%s%s\n", tb_cpu_blas_core(),
-           better ? " (this CPU runs AVX-512: OPENBLAS_CORETYPE=" : "", better ? better : "",
-           better ? " or unset chooses faster ones)" : "");
+    printf("cpu gemm: %s kernels\n", tb_cpu_gemm_library());
     printf("annotation XML (detection datasets): %s\n", HAVE_LIBXML2 ? "libxml2" : "not built (no libxml2)");
     return TB_EXIT_OK;
 }

@@ -54,8 +54,9 @@
 #                    "--model resnet50 --variant D --stem imagenet --width 1 --batch 8 --image 480
 #                    --classes 150 --channels 3"
 #   TASK_STEPS       steps of the det / seg benchmarks, default "--steps 10 --warmup 3 --repeats 3"
-# Before the first run there: bring .devdeps (../shared/device/pack-deps.sh,
-# with nettle-dev libnettle8 added) along; this script sources its env.sh.
+# Before the first run there: bring .devdeps (tools/pack-devdeps.sh: the
+# shared pack-deps.sh plus nettle and oneDNN, less OpenBLAS) along; this
+# script sources its env.sh.
 # libxml2 does not fit there (its ICU is 36 MB of the 64 MiB that can be
 # brought, and Debian's libxml2 headers include ICU's), so the build there is
 # configured -Dlibxml2=disabled (GPU_CHECK_LIBXML2=auto to try): everything

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config meson ninja-build
-  libcjson-dev libsqlite3-dev libopenblas-dev zlib1g-dev libjpeg-dev libpng-dev
+  libcjson-dev libsqlite3-dev libdnnl-dev zlib1g-dev libjpeg-dev libpng-dev
   libxml2-dev
   nettle-dev libcmocka-dev
   dataset-fashion-mnist sqlite3

@@ -1,9 +1,7 @@
-/* The CPU backend: host memory and OpenMP threads. OpenBLAS runs
- * single-threaded: the ops split their GEMMs across the OpenMP team
- * themselves, because OpenBLAS's own pthread pool keeps spinning between calls
- * and fights the OpenMP team for the cores (measured: 2 threads slower than 1
- * on the 3x3 64-channel conv). A run is reproducible for a fixed thread count. */
-#include <cblas.h>
+/* The CPU backend: host memory and OpenMP threads. The ops split their
+ * work across the OpenMP team; oneDNN's convolutions and GEMMs run on the
+ * same team (gemm.c, conv2d_onednn.c). A run is reproducible for a fixed
+ * thread count. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 #include <unistd.h>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/error.h"
 
@@ -53,7 +52,11 @@ static int cpu_nothing_to_order(tb_backend *be)
     return TB_OK;
 }
 
-static void cpu_destroy(tb_backend *be) { free(be); }
+static void cpu_destroy(tb_backend *be)
+{
+    tb_cpu_onednn_destroy(be->ctx);
+    free(be);
+}
 
 static bool cpu_supports_op(tb_backend *be, tb_op_id op, tb_dtype dt)
 {
@@ -78,7 +81,12 @@ int tb_cpu_backend_create(tb_backend **out, int threads)
     be->threads = cpu_thread_count(threads);
     snprintf(be->name, sizeof be->name, "cpu (%d thread%s)", be->threads, be->threads == 1 ? "" : "s");
     omp_set_num_threads(be->threads);
-    openblas_set_num_threads(1);
+    tb_cpu_onednn *dnn = NULL;
+    if (tb_cpu_onednn_create(&dnn) != TB_OK) {
+        free(be);
+        return TB_ERR_INTERNAL; /* the message names oneDNN's failure */
+    }
+    be->ctx = dnn;
 
     tb_backend_iface *f = &be->iface;
     f->alloc = cpu_alloc;

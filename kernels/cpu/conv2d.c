@@ -1,4 +1,8 @@
-/* conv2d on the CPU: GEMMs through OpenBLAS, our own loops with OpenMP.
+/* conv2d on the CPU: GEMMs through oneDNN's sgemm (gemm.c), our own loops with OpenMP.
+ *
+ * f32 convs with one group run on oneDNN's convolution primitives instead
+ * when it has them for the shape (conv2d_onednn.c); what follows is the path
+ * of everything else: f16/bf16, grouped and depthwise convs.
  *
  * x {n,h,w,c} NHWC, w {k,r,s,cg} OHWI with cg = c/groups, y {n,oh,ow,k};
  * group g maps input channels [g*cg, (g+1)*cg) to output channels
@@ -26,11 +30,11 @@
  *
  * Threads: the output pixels of a chunk are split into fixed row blocks and
  * each OpenMP thread runs the im2col and single-threaded GEMMs of its
- * blocks. A first version that let OpenBLAS thread the GEMMs between
+ * blocks (a GEMM called inside the parallel region runs on its thread). A
+ * first version that let the BLAS (OpenBLAS then) thread the GEMMs between
  * OpenMP im2col loops ran slower on 2 threads than on 1 (33 against 58
- * GFLOP/s on ResNet-50's 3x3 64-channel layer): OpenBLAS's pthread pool
- * busy-waits after each call and fights the OpenMP team for the cores. So
- * OpenBLAS is set to one thread for the duration of a call and restored.
+ * GFLOP/s on ResNet-50's 3x3 64-channel layer): its pthread pool busy-waited
+ * after each call and fought the OpenMP team for the cores.
  *
  * Determinism: every output element is written by one task (GEMM rows,
  * col2im and depthwise gathers; no atomics), task boundaries depend only on
@@ -39,13 +43,14 @@
  * end, so results are bitwise reproducible for a fixed thread count. The
  * partials cost be->threads copies of dw (and dbias) in the workspace.
  */
-#include <cblas.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/cpu_util.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/error.h"
 
 /* Column buffer plus f32 staging per chunk of images: big enough that the
@@ -70,7 +75,7 @@ typedef struct conv_plan {
     bool accumulate; /* forward GEMMs add to y (beta = 1): the flipped backward data */
     tb_dtype dt;
     bool low;      /* f16/bf16: staged through f32 */
-    int threads;   /* OpenMP threads (be->threads); OpenBLAS runs single-threaded inside them */
+    int threads;   /* OpenMP threads (be->threads); each GEMM runs single-threaded inside them */
     int blocks;    /* row blocks of backward filter, one partial sum each: = threads */
     int64_t nb;    /* images per chunk */
     /* workspace regions, in floats; each starts 64-byte aligned */
@@ -81,6 +86,7 @@ typedef struct conv_plan {
     float *wf;     /* w in f32 (low precision); depthwise: w transposed to {r*s, k} */
     float *bf;     /* bias in f32 (low precision forward) */
     float *part;   /* per-block partial sums: dbias {blocks, k}, then dw {blocks, k*r*s*cg} */
+    tb_cpu_gemm_error *gemm_err; /* the call's first failed GEMM (any thread) */
 } conv_plan;
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -106,7 +112,7 @@ static bool plan_geometry(conv_plan *pl, const tb_tensor *y, const tb_tensor *x,
         return false;
     pl->cg = pl->c / pl->groups, pl->kg = pl->k / pl->groups;
     pl->rscg = pl->r * pl->s * pl->cg;
-    /* OpenBLAS takes int sizes */
+    /* the GEMM tasks are sized in int */
     return w->shape[3] == pl->cg && pl->oh * pl->ow <= INT_MAX && pl->rscg <= INT_MAX && pl->k <= INT_MAX &&
            pl->c <= INT_MAX;
 }
@@ -442,7 +448,7 @@ static void depthwise_filter_block(const conv_plan *pl, float *pw, float *pb, co
 /* ------------------------------------------------- GEMM blocks and chunks */
 
 /* Each block of output pixels runs its own im2col and single-threaded GEMMs
- * (see the header comment for why OpenBLAS does not thread them). */
+ * (see the header comment for why the GEMMs are not threaded themselves). */
 
 static void forward_block(const conv_plan *pl, float *y, const float *x, const float *wv, const float *bias,
                           int64_t nbc, int tasks, int blk)
@@ -462,12 +468,12 @@ static void forward_block(const conv_plan *pl, float *y, const float *x, const f
     }
     for (int g = 0; g < pl->groups; g++) {
         if (pl->kind == CONV_DIRECT) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kg, cg, 1.0f, x + lo * c + g * cg, c,
-                        wv + (int64_t)g * kg * cg, cg, beta, yb + g * kg, k);
+            tb_cpu_sgemm(1, false, true, m, kg, cg, 1.0f, x + lo * c + g * cg, c, wv + (int64_t)g * kg * cg, cg,
+                         beta, yb + g * kg, k, pl->gemm_err);
         } else {
             im2col_rows(pl, col, x, lo, hi, g);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kg, rscg, 1.0f, col, rscg,
-                        wv + (int64_t)g * kg * rscg, rscg, beta, yb + g * kg, k);
+            tb_cpu_sgemm(1, false, true, m, kg, rscg, 1.0f, col, rscg, wv + (int64_t)g * kg * rscg, rscg, beta,
+                         yb + g * kg, k, pl->gemm_err);
         }
     }
 }
@@ -483,11 +489,11 @@ static void backward_data_block(const conv_plan *pl, float *dx, const float *dy,
     const int m = (int)(hi - lo), c = (int)pl->c, k = (int)pl->k, cg = (int)pl->cg, kg = (int)pl->kg;
     const int rscg = (int)pl->rscg;
     if (pl->kind == CONV_DIRECT)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, cg, kg, 1.0f, dy + lo * k + g * kg, k,
-                    wv + (int64_t)g * kg * cg, cg, 1.0f, dx + lo * c + g * cg, c);
+        tb_cpu_sgemm(1, false, false, m, cg, kg, 1.0f, dy + lo * k + g * kg, k, wv + (int64_t)g * kg * cg, cg, 1.0f,
+                     dx + lo * c + g * cg, c, pl->gemm_err);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, rscg, kg, 1.0f, dy + lo * k + g * kg, k,
-                    wv + (int64_t)g * kg * rscg, rscg, 0.0f, pl->col + lo * rscg, rscg);
+        tb_cpu_sgemm(1, false, false, m, rscg, kg, 1.0f, dy + lo * k + g * kg, k, wv + (int64_t)g * kg * rscg,
+                     rscg, 0.0f, pl->col + lo * rscg, rscg, pl->gemm_err);
 }
 
 /* Block blk's partials: pw (OHWI) += dy rows^T * patches, pb += dy rows. */
@@ -504,12 +510,12 @@ static void backward_filter_block(const conv_plan *pl, float *pw, float *pb, con
     float *col = pl->col ? pl->col + lo * rscg : NULL; /* DIRECT has no col */
     for (int g = 0; g < pl->groups; g++) {
         if (pl->kind == CONV_DIRECT) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, cg, m, 1.0f, dyb + g * kg, k, x + lo * c + g * cg,
-                        c, 1.0f, pw + (int64_t)g * kg * cg, cg);
+            tb_cpu_sgemm(1, true, false, kg, cg, m, 1.0f, dyb + g * kg, k, x + lo * c + g * cg, c, 1.0f,
+                         pw + (int64_t)g * kg * cg, cg, pl->gemm_err);
         } else {
             im2col_rows(pl, col, x, lo, hi, g);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, rscg, m, 1.0f, dyb + g * kg, k, col, rscg, 1.0f,
-                        pw + (int64_t)g * kg * rscg, rscg);
+            tb_cpu_sgemm(1, true, false, kg, rscg, m, 1.0f, dyb + g * kg, k, col, rscg, 1.0f,
+                         pw + (int64_t)g * kg * rscg, rscg, pl->gemm_err);
         }
     }
     if (pb)
@@ -667,22 +673,16 @@ static void reduce_dw(const conv_plan *pl, tb_tensor *dw)
 
 /* ------------------------------------------------------------------ ops */
 
-/* OpenBLAS's pthread pool would fight the OpenMP team for the cores, so
- * every GEMM of a call runs single-threaded inside an OpenMP block. */
-static int blas_single_begin(void)
-{
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    return saved;
-}
-
-static void blas_single_end(int saved) { openblas_set_num_threads(saved); }
-
 int tb_cpu_conv2d_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                           const tb_tensor *bias, const tb_conv2d_params *p)
 {
+    size_t onednn_bytes;
+    if (tb_cpu_conv2d_onednn_plan(be, y, x, w, p, &onednn_bytes))
+        return tb_cpu_conv2d_onednn_forward(be, y, x, w, bias, p);
     conv_plan pl;
     TB_TRY(plan_prepare(&pl, be, y, x, w, p, "conv2d_forward"));
+    tb_cpu_gemm_error gemm_err = {0};
+    pl.gemm_err = &gemm_err;
     const float *wv = weights_f32(&pl, w);
     const float *bv = NULL;
     if (bias) {
@@ -692,7 +692,6 @@ int tb_cpu_conv2d_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, cons
             bv = pl.bf;
         }
     }
-    int saved = blas_single_begin();
     const int64_t x_img = pl.h * pl.w * pl.c, y_img = pl.oh * pl.ow * pl.k;
     for (int64_t n0 = 0; n0 < pl.n; n0 += pl.nb) {
         int64_t nbc = min64(pl.nb, pl.n - n0);
@@ -701,7 +700,8 @@ int tb_cpu_conv2d_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, cons
         forward_chunk(&pl, yc, xc, wv, bv, nbc);
         stage_out(&pl, y, yc, n0 * y_img, nbc * y_img);
     }
-    blas_single_end(saved);
+    if (gemm_err.status)
+        return tb_cpu_gemm_fail(&gemm_err, "cpu conv2d_forward");
     return TB_OK;
 }
 
@@ -710,8 +710,13 @@ int tb_cpu_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *
 {
     if (!dx)
         return TB_OK;
+    size_t onednn_bytes;
+    if (tb_cpu_conv2d_onednn_plan(be, dy, dx, w, p, &onednn_bytes))
+        return tb_cpu_conv2d_onednn_backward_data(be, dx, dy, w, p);
     conv_plan pl;
     TB_TRY(plan_prepare(&pl, be, dy, dx, w, p, "conv2d_backward_data"));
+    tb_cpu_gemm_error gemm_err = {0};
+    pl.gemm_err = &gemm_err;
     conv_plan fp;
     const float *wv;
     if (pl.flip) {
@@ -721,7 +726,6 @@ int tb_cpu_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *
     } else {
         wv = weights_f32(&pl, w);
     }
-    int saved = blas_single_begin();
     const int64_t x_img = pl.h * pl.w * pl.c, y_img = pl.oh * pl.ow * pl.k;
     for (int64_t n0 = 0; n0 < pl.n; n0 += pl.nb) {
         int64_t nbc = min64(pl.nb, pl.n - n0);
@@ -733,17 +737,22 @@ int tb_cpu_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *
             backward_data_chunk(&pl, dxc, dyc, wv, nbc);
         stage_out(&pl, dx, dxc, n0 * x_img, nbc * x_img);
     }
-    blas_single_end(saved);
+    if (gemm_err.status)
+        return tb_cpu_gemm_fail(&gemm_err, "cpu conv2d_backward_data");
     return TB_OK;
 }
 
 int tb_cpu_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
                                   const tb_tensor *x, const tb_conv2d_params *p)
 {
+    size_t onednn_bytes;
+    if (tb_cpu_conv2d_onednn_plan(be, dy, x, dw, p, &onednn_bytes))
+        return tb_cpu_conv2d_onednn_backward_filter(be, dw, dbias, dy, x, p);
     conv_plan pl;
     TB_TRY(plan_prepare(&pl, be, dy, x, dw, p, "conv2d_backward_filter"));
+    tb_cpu_gemm_error gemm_err = {0};
+    pl.gemm_err = &gemm_err;
     memset(pl.part, 0, sizeof(float) * pl.part_n);
-    int saved = blas_single_begin();
     const int64_t x_img = pl.h * pl.w * pl.c, y_img = pl.oh * pl.ow * pl.k;
     for (int64_t n0 = 0; n0 < pl.n; n0 += pl.nb) {
         int64_t nbc = min64(pl.nb, pl.n - n0);
@@ -751,7 +760,8 @@ int tb_cpu_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbia
         const float *xc = stage_in(&pl, pl.xs, x, n0 * x_img, nbc * x_img);
         backward_filter_chunk(&pl, dyc, xc, nbc, dbias != NULL);
     }
-    blas_single_end(saved);
+    if (gemm_err.status)
+        return tb_cpu_gemm_fail(&gemm_err, "cpu conv2d_backward_filter");
     reduce_dw(&pl, dw);
     if (dbias)
         reduce_bias(&pl, dbias);
@@ -761,9 +771,15 @@ int tb_cpu_conv2d_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbia
 size_t tb_cpu_conv2d_workspace_size(tb_backend *be, const tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                                     const tb_conv2d_params *p, bool plan)
 {
-    (void)plan; /* the CPU's plan is arithmetic, the same at build and at call */
+    /* oneDNN's primitives for the shape are created by the first query (at
+     * graph build: plan) and found again by the later ones; the GEMM path's
+     * plan is arithmetic, the same at build and at call */
+    (void)plan;
     conv_plan pl;
     if (!plan_init(&pl, be, y, x, w, p))
         return 0;
+    size_t onednn_bytes;
+    if (tb_cpu_conv2d_onednn_plan(be, y, x, w, p, &onednn_bytes))
+        return onednn_bytes;
     return plan_bytes(&pl);
 }

@@ -13,7 +13,8 @@
 extern "C" {
 #endif
 
-/* conv2d.c: im2col + OpenBLAS sgemm, and 1x1 convs as direct GEMMs */
+/* conv2d.c: oneDNN's convolution primitives (f32, one group: conv2d_onednn.c),
+ * else im2col + sgemm and 1x1 convs as direct GEMMs, depthwise kernels */
 int tb_cpu_conv2d_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                           const tb_tensor *bias, const tb_conv2d_params *p);
 int tb_cpu_conv2d_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *w,

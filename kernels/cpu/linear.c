@@ -1,16 +1,15 @@
 /* Fully connected layer: y[n,k] = x[n,c] * w[k,c]^T + bias[k].
  *
- * Fast path: OpenBLAS sgemm. f16/bf16 tensors are converted to f32 in the
+ * Fast path: oneDNN's sgemm (gemm.c) on the backend's threads. f16/bf16 tensors are converted to f32 in the
  * backend workspace first (ops never allocate); the workspace must hold
  *     4 * (n*c + k*c + n*k) bytes     for f16/bf16 (0 for f32)
  * for the forward and the backward alike, and a smaller one is
  * TB_ERR_INVALID. dx, dw and dbias may each be NULL. The naive twins below are the reference (double
  * accumulation, any dtype, no workspace) that the grad suite checks against.
  */
-#include <cblas.h>
-
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/error.h"
 
 static int linear_workspace(tb_backend *be, const char *op, const tb_tensor *x, const tb_tensor *w,
@@ -32,6 +31,16 @@ static int linear_workspace(tb_backend *be, const char *op, const tb_tensor *x, 
     return TB_OK;
 }
 
+/* One GEMM of the layer on the backend's threads; a failure says which. */
+static int linear_gemm(tb_backend *be, const char *op, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    tb_cpu_gemm_error err = {0};
+    if (tb_cpu_sgemm(be->threads, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc, &err))
+        return tb_cpu_gemm_fail(&err, op);
+    return TB_OK;
+}
+
 /* y[i,:] += bias for each of the n rows. */
 static void add_bias(tb_backend *be, float *y, const tb_tensor *bias, int64_t n, int64_t k)
 {
@@ -44,10 +53,9 @@ static void add_bias(tb_backend *be, float *y, const tb_tensor *bias, int64_t n,
 int tb_cpu_linear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                           const tb_tensor *bias)
 {
-    int n = (int)x->shape[0], c = (int)x->shape[1], k = (int)w->shape[0];
+    int64_t n = x->shape[0], c = x->shape[1], k = w->shape[0];
     if (x->dtype == TB_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, k, c, 1.0f, x->data, c, w->data, c, 0.0f,
-                    y->data, k);
+        TB_TRY(linear_gemm(be, "cpu linear_forward", false, true, n, k, c, x->data, c, w->data, c, 0.0f, y->data, k));
         if (bias)
             add_bias(be, y->data, bias, n, k);
         return TB_OK;
@@ -56,7 +64,7 @@ int tb_cpu_linear_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, cons
     TB_TRY(linear_workspace(be, "linear_forward", x, w, &xs, &ws, &ys));
     tb_convert_to_f32(xs, x->data, x->dtype, (int64_t)n * c);
     tb_convert_to_f32(ws, w->data, w->dtype, (int64_t)k * c);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, k, c, 1.0f, xs, c, ws, c, 0.0f, ys, k);
+    TB_TRY(linear_gemm(be, "cpu linear_forward", false, true, n, k, c, xs, c, ws, c, 0.0f, ys, k));
     if (bias)
         add_bias(be, ys, bias, n, k);
     tb_convert_from_f32(y->data, y->dtype, ys, (int64_t)n * k);
@@ -77,14 +85,14 @@ static void bias_grad(tb_tensor *dbias, const float *dy, int64_t n, int64_t k)
 int tb_cpu_linear_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
                            const tb_tensor *x, const tb_tensor *w)
 {
-    int n = (int)x->shape[0], c = (int)x->shape[1], k = (int)w->shape[0];
+    int64_t n = x->shape[0], c = x->shape[1], k = w->shape[0];
     if (x->dtype == TB_F32) {
         if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c, k, 1.0f, dy->data, k, w->data, c, 1.0f,
-                        dx->data, c);
+            TB_TRY(linear_gemm(be, "cpu linear_backward", false, false, n, c, k, dy->data, k, w->data, c, 1.0f,
+                               dx->data, c));
         if (dw)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, c, n, 1.0f, dy->data, k, x->data, c, 1.0f,
-                        dw->data, c);
+            TB_TRY(linear_gemm(be, "cpu linear_backward", true, false, k, c, n, dy->data, k, x->data, c, 1.0f,
+                               dw->data, c));
         if (dbias)
             bias_grad(dbias, dy->data, n, k);
         return TB_OK;
@@ -96,13 +104,13 @@ int tb_cpu_linear_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dw, tb_tens
     if (dx) {
         tb_convert_to_f32(b, w->data, w->dtype, (int64_t)k * c);
         tb_convert_to_f32(m, dx->data, dx->dtype, (int64_t)n * c);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c, k, 1.0f, a, k, b, c, 1.0f, m, c);
+        TB_TRY(linear_gemm(be, "cpu linear_backward", false, false, n, c, k, a, k, b, c, 1.0f, m, c));
         tb_convert_from_f32(dx->data, dx->dtype, m, (int64_t)n * c);
     }
     if (dw) {
         tb_convert_to_f32(m, x->data, x->dtype, (int64_t)n * c);
         tb_convert_to_f32(b, dw->data, dw->dtype, (int64_t)k * c);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, c, n, 1.0f, a, k, m, c, 1.0f, b, c);
+        TB_TRY(linear_gemm(be, "cpu linear_backward", true, false, k, c, n, a, k, m, c, 1.0f, b, c));
         tb_convert_from_f32(dw->data, dw->dtype, b, (int64_t)k * c);
     }
     if (dbias)

@@ -1,5 +1,6 @@
-/* The fast CPU conv2d (im2col/direct GEMM via OpenBLAS, depthwise kernel),
- * reached through the checked front-end, against the naive reference: f32
+/* The fast CPU conv2d (oneDNN's convolution primitives for f32 convs with
+ * one group, im2col/direct GEMMs for the rest, depthwise kernel), reached
+ * through the checked front-end, against the naive reference: f32
  * within 1e-4, f16/bf16 against f32 on the same values within 1e-2, the
  * accumulate (+=) contract, chunked images, and bitwise determinism. The
  * tables (tiny, medium, chunked) are tests/cases/conv_cases.c, shared with the
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "conv_test_util.h"
+#include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/error.h"
 
@@ -183,7 +185,7 @@ static void test_fast_matches_naive_three_threads(void **state)
     for (size_t i = 0; i < nm + conv_tiny_case_count; i++)
         fast_vs_naive(be, i < nm ? &conv_medium_cases[i] : &conv_tiny_cases[i - nm], TB_F32, 200 + i);
     tb_backend_destroy(be);
-    /* the backend sets the process-wide OpenMP/OpenBLAS thread counts: back to the shared one's */
+    /* the backend sets the process-wide OpenMP thread count: back to the shared one's */
     tb_backend *again = NULL;
     assert_int_equal(tb_cpu_backend_create(&again, 2), TB_OK);
     tb_backend_destroy(again);
@@ -288,6 +290,32 @@ static void test_fast_deterministic(void **state)
         }
 }
 
+/* Which path runs what: f32 convs with one group on oneDNN's primitives
+ * (every such case of the tables above, so they test that path), f16/bf16
+ * and grouped convs on the GEMM path (tested by the same tables). */
+static void test_onednn_takes_dense_f32(void **state)
+{
+    tb_backend *be = *state;
+    int dense = 0;
+    for (size_t i = 0; i < conv_tiny_case_count + conv_medium_case_count; i++) {
+        const conv_case *cc =
+            i < conv_tiny_case_count ? &conv_tiny_cases[i] : &conv_medium_cases[i - conv_tiny_case_count];
+        tb_dtype dts[3] = {TB_F32, TB_F16, TB_BF16};
+        for (int d = 0; d < 3; d++) {
+            conv_shapes s = conv_case_shapes(cc, dts[d]);
+            size_t bytes = 0;
+            bool took = tb_cpu_conv2d_onednn_plan(be, &s.y, &s.x, &s.w, &cc->p, &bytes);
+            bool want = dts[d] == TB_F32 && cc->p.groups == 1;
+            if (took != want)
+                fail_msg("%s %s: oneDNN path %s", cc->name, tb_dtype_name(dts[d]), took ? "taken" : "not taken");
+            if (took && (bytes == 0 || bytes > be->workspace_size))
+                fail_msg("%s: oneDNN workspace %zu bytes (%zu reserved)", cc->name, bytes, be->workspace_size);
+            dense += took;
+        }
+    }
+    assert_true(dense >= 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_low_precision_matches_f32),
         cmocka_unit_test(test_fast_backward_accumulates),
         cmocka_unit_test(test_fast_deterministic),
+        cmocka_unit_test(test_onednn_takes_dense_f32),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

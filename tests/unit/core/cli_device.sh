@@ -1,7 +1,7 @@
 #!/bin/sh
 # --device cuda where no GPU is usable: a clear error (exit 70) before any
 # run starts, so the database is not even created; auto falls back to the CPU;
-# bench --json counts its steps and names the OpenBLAS kernels. Skipped (77)
+# bench --json counts its steps and names the CPU's oneDNN kernels. Skipped (77)
 # when a GPU is usable.
 set -u
 tb="$1"; root="$2"
@@ -21,11 +21,11 @@ grep -q "device auto: picked cpu" "$dir/err2" || { echo "auto did not say what i
 json=$("$tb" bench --model resnet18 --width 0.125 --image 16 --channels 1 --classes 4 --batch 2 --steps 1 \
   --warmup 1 --repeats 2 --threads 1 --device cpu --json 2> "$dir/err3") || { cat "$dir/err3"; exit 1; }
 echo "$json" | grep -q '"steps_run": 3, "steps_replayed": 0, "steps_skipped": 0}' || { echo "bench --json: $json"; exit 1; }
-# the OpenBLAS kernels the CPU ran, in bench --json and in version (the same name)
-core=$(echo "$json" | sed -n 's/.*"blas_core": "\([A-Za-z0-9_]*\)".*/\1/p')
-[ -n "$core" ] || { echo "bench --json names no blas_core: $json"; exit 1; }
-"$tb" version | grep -q "^cpu blas: OpenBLAS, $core kernels" || { echo "version:"; "$tb" version; exit 1; }
-# told to run AVX2 kernels, version names them (and says so when the CPU runs AVX-512)
-OPENBLAS_CORETYPE=Haswell "$tb" version | grep -q "^cpu blas: OpenBLAS, Haswell kernels" ||
-  { echo "OPENBLAS_CORETYPE=Haswell:"; OPENBLAS_CORETYPE=Haswell "$tb" version; exit 1; }
+# the oneDNN version and instruction set, in bench --json and in version (the same text)
+gemm=$(echo "$json" | sed -n 's/.*"cpu_gemm": "\(oneDNN [0-9.]*, [a-z0-9_]*\)".*/\1/p')
+[ -n "$gemm" ] || { echo "bench --json names no cpu_gemm: $json"; exit 1; }
+"$tb" version | grep -q "^cpu gemm: $gemm kernels" || { echo "version:"; "$tb" version; exit 1; }
+# told to stay with SSE4.1 (every x86-64 CPU oneDNN runs on has it), version says so
+ONEDNN_MAX_CPU_ISA=SSE41 "$tb" version | grep -q "^cpu gemm: oneDNN [0-9.]*, sse41 kernels" ||
+  { echo "ONEDNN_MAX_CPU_ISA=SSE41:"; ONEDNN_MAX_CPU_ISA=SSE41 "$tb" version; exit 1; }
 echo ok
