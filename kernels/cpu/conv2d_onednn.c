@@ -102,16 +102,23 @@ int tb_cpu_onednn_create(tb_cpu_onednn **out)
     return TB_OK;
 }
 
+/* Releases report a failure and go on: there is nothing else to do with it. */
+static void warn_failed(dnnl_status_t st, const char *what)
+{
+    if (st != dnnl_success)
+        fprintf(stderr, "warning: oneDNN: %s failed: %s\n", what, dnnl_status2str(st));
+}
+
 static void release_primitive(dnnl_primitive_t p)
 {
-    if (p && dnnl_primitive_destroy(p) != dnnl_success)
-        fprintf(stderr, "warning: oneDNN: destroying a primitive failed\n");
+    if (p)
+        warn_failed(dnnl_primitive_destroy(p), "destroying a primitive");
 }
 
 static void release_memory(dnnl_memory_t m)
 {
-    if (m && dnnl_memory_destroy(m) != dnnl_success)
-        fprintf(stderr, "warning: oneDNN: destroying a memory object failed\n");
+    if (m)
+        warn_failed(dnnl_memory_destroy(m), "destroying a memory object");
 }
 
 static void release_dir(conv_dir *d)
@@ -133,10 +140,10 @@ void tb_cpu_onednn_destroy(tb_cpu_onednn *st)
             release_dir(&st->entries[i]->dir[d]);
         free(st->entries[i]);
     }
-    if (st->stream && dnnl_stream_destroy(st->stream) != dnnl_success)
-        fprintf(stderr, "warning: oneDNN: destroying the stream failed\n");
-    if (st->engine && dnnl_engine_destroy(st->engine) != dnnl_success)
-        fprintf(stderr, "warning: oneDNN: destroying the engine failed\n");
+    if (st->stream)
+        warn_failed(dnnl_stream_destroy(st->stream), "destroying the stream");
+    if (st->engine)
+        warn_failed(dnnl_engine_destroy(st->engine), "destroying the engine");
     free(st);
 }
 
@@ -214,7 +221,7 @@ static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, bool sum)
             s = dnnl_post_ops_append_sum(po, 1.0f);
             if (s == dnnl_success)
                 s = dnnl_primitive_attr_set_post_ops(*attr, po);
-            dnnl_post_ops_destroy(po);
+            warn_failed(dnnl_post_ops_destroy(po), "destroying post-ops");
         }
     }
     return s;
@@ -230,7 +237,7 @@ static dnnl_status_t make_conv(conv_dir *d, dnnl_primitive_desc_t *pd, const voi
     if (s != dnnl_success)
         return s;
     s = dnnl_primitive_desc_create(pd, op_desc, attr, engine, hint);
-    dnnl_primitive_attr_destroy(attr);
+    warn_failed(dnnl_primitive_attr_destroy(attr), "destroying an attribute");
     if (s != dnnl_success)
         return s;
     const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(*pd, w_query, 0);
@@ -265,7 +272,7 @@ static dnnl_status_t make_reorder(conv_dir *d, const dnnl_memory_desc_t *plain, 
     dnnl_primitive_desc_t pd;
     s = to_blocked ? dnnl_reorder_primitive_desc_create(&pd, plain, engine, blocked, engine, attr)
                    : dnnl_reorder_primitive_desc_create(&pd, blocked, engine, plain, engine, attr);
-    dnnl_primitive_attr_destroy(attr);
+    warn_failed(dnnl_primitive_attr_destroy(attr), "destroying an attribute");
     if (s != dnnl_success)
         return s;
     const dnnl_memory_desc_t *sp_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -275,7 +282,7 @@ static dnnl_status_t make_reorder(conv_dir *d, const dnnl_memory_desc_t *plain, 
         s = memory_for(&d->reorder_scratch, sp_md, engine);
     if (s == dnnl_success)
         s = memory_for(&d->w_plain, plain, engine);
-    dnnl_primitive_desc_destroy(pd);
+    warn_failed(dnnl_primitive_desc_destroy(pd), "destroying a primitive descriptor");
     return s;
 }
 
@@ -305,7 +312,7 @@ static dnnl_status_t build_entry(conv_entry *e, tb_cpu_onednn *st)
     if (s == dnnl_success) {
         s = make_conv(&e->dir[DIR_BWD_DATA], &pd, &bwd_data, st->engine, fwd_pd, dnnl_query_weights_md, &d.y, &d.x);
         if (pd)
-            dnnl_primitive_desc_destroy(pd);
+            warn_failed(dnnl_primitive_desc_destroy(pd), "destroying a primitive descriptor");
         pd = NULL;
     }
     if (s == dnnl_success)
@@ -314,12 +321,12 @@ static dnnl_status_t build_entry(conv_entry *e, tb_cpu_onednn *st)
         s = make_conv(&e->dir[DIR_BWD_WEIGHTS], &pd, &bwd_weights, st->engine, fwd_pd, dnnl_query_diff_weights_md,
                       &d.x, &d.y);
         if (pd)
-            dnnl_primitive_desc_destroy(pd);
+            warn_failed(dnnl_primitive_desc_destroy(pd), "destroying a primitive descriptor");
     }
     if (s == dnnl_success)
         s = make_reorder(&e->dir[DIR_BWD_WEIGHTS], &d.w_plain, st->engine, false);
     if (fwd_pd)
-        dnnl_primitive_desc_destroy(fwd_pd);
+        warn_failed(dnnl_primitive_desc_destroy(fwd_pd), "destroying a primitive descriptor");
     /* the backward data's output is staged, then added into dx */
     e->dir[DIR_BWD_DATA].stage_bytes = sizeof(float) * (size_t)(e->key.n * e->key.h * e->key.w * e->key.c);
     return s;
@@ -444,14 +451,38 @@ static dnnl_status_t run_conv(tb_cpu_onednn *st, const conv_dir *d, const dir_bu
     return dnnl_primitive_execute(d->conv, st->stream, d->scratch ? 4 : 3, args);
 }
 
-static const conv_entry *entry_for(tb_backend *be, const tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
-                                   const tb_conv2d_params *p, const char *op)
+/* The call's primitives (entry) and its buffers in the workspace. */
+static int prepare(tb_backend *be, const tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
+                   const tb_conv2d_params *p, int dir, const char *op, const conv_entry **entry, dir_buffers *b)
 {
     conv_key key;
     const conv_entry *e = make_key(&key, be, y, x, w, p) ? lookup_or_build(be, &key) : NULL;
     if (!e || !e->usable)
-        tb_fail(TB_ERR_INTERNAL, "cpu %s: oneDNN has no primitive for this conv (the GEMM path should run it)", op);
-    return e && e->usable ? e : NULL;
+        return tb_fail(TB_ERR_INTERNAL, "cpu %s: oneDNN has no primitive for this conv (the GEMM path should run it)",
+                       op);
+    *entry = e;
+    return carve(be, &e->dir[dir], b, op);
+}
+
+/* One direction on the backend's threads: the weights reorder before the
+ * conv (forward, backward data: into the blocked layout) or after it
+ * (backward weights: added into dw), then the wait. */
+static int run_direction(tb_backend *be, const conv_entry *e, int dir, const dir_buffers *b, const void *w_plain,
+                         int in_arg, const void *in, int out_arg, void *out, const char *what)
+{
+    tb_cpu_onednn *st = be->ctx;
+    const conv_dir *d = &e->dir[dir];
+    const bool weights_out = dir == DIR_BWD_WEIGHTS;
+    int saved = threads_begin(e->key.threads);
+    dnnl_status_t s = weights_out ? dnnl_success : run_reorder(st, d, b, w_plain, true);
+    if (s == dnnl_success)
+        s = run_conv(st, d, b, in_arg, in, weights_out ? DNNL_ARG_DIFF_WEIGHTS : DNNL_ARG_WEIGHTS, out_arg, out);
+    if (s == dnnl_success && weights_out)
+        s = run_reorder(st, d, b, w_plain, false);
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(st->stream);
+    omp_set_num_threads(saved);
+    return s == dnnl_success ? TB_OK : onednn_fail(s, what);
 }
 
 /* y[pixel, :] += bias over every output pixel. */
@@ -466,22 +497,11 @@ static void add_bias(float *y, const float *bias, int64_t pixels, int64_t k, int
 int tb_cpu_conv2d_onednn_forward(tb_backend *be, tb_tensor *y, const tb_tensor *x, const tb_tensor *w,
                                  const tb_tensor *bias, const tb_conv2d_params *p)
 {
-    const conv_entry *e = entry_for(be, y, x, w, p, "conv2d_forward");
-    if (!e)
-        return TB_ERR_INTERNAL;
-    const conv_dir *d = &e->dir[DIR_FWD];
-    dir_buffers b;
-    TB_TRY(carve(be, d, &b, "conv2d_forward"));
-    tb_cpu_onednn *st = be->ctx;
-    int saved = threads_begin(e->key.threads);
-    dnnl_status_t s = run_reorder(st, d, &b, w->data, true);
-    if (s == dnnl_success)
-        s = run_conv(st, d, &b, DNNL_ARG_SRC, x->data, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, y->data);
-    if (s == dnnl_success)
-        s = dnnl_stream_wait(st->stream);
-    omp_set_num_threads(saved);
-    if (s != dnnl_success)
-        return onednn_fail(s, "conv2d forward");
+    const conv_entry *e = NULL;
+    dir_buffers b = {0};
+    TB_TRY(prepare(be, y, x, w, p, DIR_FWD, "conv2d_forward", &e, &b));
+    TB_TRY(run_direction(be, e, DIR_FWD, &b, w->data, DNNL_ARG_SRC, x->data, DNNL_ARG_DST, y->data,
+                         "conv2d forward"));
     if (bias)
         add_bias(y->data, bias->data, e->key.n * e->key.oh * e->key.ow, e->key.k, e->key.threads);
     return TB_OK;
@@ -498,22 +518,11 @@ static void add_into(float *dx, const float *g, int64_t count, int threads)
 int tb_cpu_conv2d_onednn_backward_data(tb_backend *be, tb_tensor *dx, const tb_tensor *dy, const tb_tensor *w,
                                        const tb_conv2d_params *p)
 {
-    const conv_entry *e = entry_for(be, dy, dx, w, p, "conv2d_backward_data");
-    if (!e)
-        return TB_ERR_INTERNAL;
-    const conv_dir *d = &e->dir[DIR_BWD_DATA];
-    dir_buffers b;
-    TB_TRY(carve(be, d, &b, "conv2d_backward_data"));
-    tb_cpu_onednn *st = be->ctx;
-    int saved = threads_begin(e->key.threads);
-    dnnl_status_t s = run_reorder(st, d, &b, w->data, true);
-    if (s == dnnl_success)
-        s = run_conv(st, d, &b, DNNL_ARG_DIFF_DST, dy->data, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC, b.stage);
-    if (s == dnnl_success)
-        s = dnnl_stream_wait(st->stream);
-    omp_set_num_threads(saved);
-    if (s != dnnl_success)
-        return onednn_fail(s, "conv2d backward data");
+    const conv_entry *e = NULL;
+    dir_buffers b = {0};
+    TB_TRY(prepare(be, dy, dx, w, p, DIR_BWD_DATA, "conv2d_backward_data", &e, &b));
+    TB_TRY(run_direction(be, e, DIR_BWD_DATA, &b, w->data, DNNL_ARG_DIFF_DST, dy->data, DNNL_ARG_DIFF_SRC, b.stage,
+                         "conv2d backward data"));
     add_into(dx->data, b.stage, tb_numel(dx), e->key.threads);
     return TB_OK;
 }
@@ -537,23 +546,12 @@ static void bias_grad(tb_tensor *dbias, const float *dy, int64_t pixels, int64_t
 int tb_cpu_conv2d_onednn_backward_filter(tb_backend *be, tb_tensor *dw, tb_tensor *dbias, const tb_tensor *dy,
                                          const tb_tensor *x, const tb_conv2d_params *p)
 {
-    const conv_entry *e = entry_for(be, dy, x, dw, p, "conv2d_backward_filter");
-    if (!e)
-        return TB_ERR_INTERNAL;
-    const conv_dir *d = &e->dir[DIR_BWD_WEIGHTS];
-    dir_buffers b;
-    TB_TRY(carve(be, d, &b, "conv2d_backward_filter"));
-    tb_cpu_onednn *st = be->ctx;
-    int saved = threads_begin(e->key.threads);
-    dnnl_status_t s =
-        run_conv(st, d, &b, DNNL_ARG_SRC, x->data, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST, (void *)dy->data);
-    if (s == dnnl_success)
-        s = run_reorder(st, d, &b, dw->data, false); /* dw += the blocked gradient */
-    if (s == dnnl_success)
-        s = dnnl_stream_wait(st->stream);
-    omp_set_num_threads(saved);
-    if (s != dnnl_success)
-        return onednn_fail(s, "conv2d backward weights");
+    const conv_entry *e = NULL;
+    dir_buffers b = {0};
+    TB_TRY(prepare(be, dy, x, dw, p, DIR_BWD_WEIGHTS, "conv2d_backward_filter", &e, &b));
+    /* dw += the blocked gradient, by the reorder's sum post-op */
+    TB_TRY(run_direction(be, e, DIR_BWD_WEIGHTS, &b, dw->data, DNNL_ARG_SRC, x->data, DNNL_ARG_DIFF_DST,
+                         (void *)dy->data, "conv2d backward weights"));
     if (dbias)
         bias_grad(dbias, dy->data, e->key.n * e->key.oh * e->key.ow, e->key.k, e->key.threads);
     return TB_OK;
