@@ -47,6 +47,31 @@ static const float *gate_row(float *out, const float *a, const tb_tensor *y, flo
     return out;
 }
 
+/* Rows [lo, hi) of bn_sums' chunk into q1, q2 (see below). */
+TB_CPU_VECTOR_CLONES
+static void bn_sums_rows(double *q1, double *q2, const tb_tensor *a, const tb_tensor *gate_y, const tb_tensor *b,
+                         const float *mean, int64_t lo, int64_t hi, int64_t c, int64_t j0, int64_t cb)
+{
+    float ta[BN_CB], tbuf[BN_CB], ty[BN_CB], tg[BN_CB];
+    for (int64_t j = 0; j < cb; j++)
+        q1[j] = q2[j] = 0.0;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *ra = gate_row(tg, tb_cpu_load_row(ta, a, r * c + j0, cb), gate_y, ty, r * c + j0, cb);
+        if (!b) {
+            for (int64_t j = 0; j < cb; j++) {
+                q1[j] += ra[j];
+                q2[j] += (double)ra[j] * ra[j];
+            }
+        } else {
+            const float *rb = tb_cpu_load_row(tbuf, b, r * c + j0, cb);
+            for (int64_t j = 0; j < cb; j++) {
+                q1[j] += ra[j];
+                q2[j] += (double)ra[j] * (rb[j] - mean[j]);
+            }
+        }
+    }
+}
+
 /* s1[j] = sum_r a[r,j0+j]; s2[j] = sum_r a^2 (b == NULL) or sum_r a*(b - mean[j]),
  * with a gated by gate_y > 0 when gate_y is given (gate_row).
  * Partial sums per fixed row chunk, combined in chunk order. */
@@ -57,27 +82,9 @@ static void bn_sums(const tb_backend *be, const tb_tensor *a, const tb_tensor *g
     int64_t chunks = tb_cpu_chunk_count(rows);
 #pragma omp parallel for schedule(static) num_threads(be->threads)
     for (int64_t k = 0; k < chunks; k++) {
-        float ta[BN_CB], tbuf[BN_CB], ty[BN_CB], tg[BN_CB];
-        double *q1 = p1[k], *q2 = p2[k];
         int64_t lo, hi;
         tb_cpu_chunk(rows, chunks, k, &lo, &hi);
-        for (int64_t j = 0; j < cb; j++)
-            q1[j] = q2[j] = 0.0;
-        for (int64_t r = lo; r < hi; r++) {
-            const float *ra = gate_row(tg, tb_cpu_load_row(ta, a, r * c + j0, cb), gate_y, ty, r * c + j0, cb);
-            if (!b) {
-                for (int64_t j = 0; j < cb; j++) {
-                    q1[j] += ra[j];
-                    q2[j] += (double)ra[j] * ra[j];
-                }
-            } else {
-                const float *rb = tb_cpu_load_row(tbuf, b, r * c + j0, cb);
-                for (int64_t j = 0; j < cb; j++) {
-                    q1[j] += ra[j];
-                    q2[j] += (double)ra[j] * (rb[j] - mean[j]);
-                }
-            }
-        }
+        bn_sums_rows(p1[k], p2[k], a, gate_y, b, mean, lo, hi, c, j0, cb);
     }
     for (int64_t j = 0; j < cb; j++)
         s1[j] = s2[j] = 0.0;
@@ -88,15 +95,14 @@ static void bn_sums(const tb_backend *be, const tb_tensor *a, const tb_tensor *g
         }
 }
 
-/* y[r, j0+j] = (x - mean[j]) * scale[j] + shift[j] for every row, then
- * + z and clamped at 0 as the epilogue asks (NaN passes the clamp, as ReLU's). */
-static void bn_apply(const tb_backend *be, const tb_tensor *y, const tb_tensor *x, const float *mean,
-                     const float *scale, const float *shift, tb_cpu_bn_epilogue ep, int64_t rows, int64_t c,
-                     int64_t j0, int64_t cb)
+/* Rows [lo, hi) of bn_apply. */
+TB_CPU_VECTOR_CLONES
+static void bn_apply_rows(const tb_tensor *y, const tb_tensor *x, const float *mean, const float *scale,
+                          const float *shift, tb_cpu_bn_epilogue ep, int64_t lo, int64_t hi, int64_t c, int64_t j0,
+                          int64_t cb)
 {
-#pragma omp parallel for schedule(static) num_threads(be->threads)
-    for (int64_t r = 0; r < rows; r++) {
-        float tx[BN_CB], tz[BN_CB], out[BN_CB];
+    float tx[BN_CB], tz[BN_CB], out[BN_CB];
+    for (int64_t r = lo; r < hi; r++) {
         const float *rx = tb_cpu_load_row(tx, x, r * c + j0, cb);
         for (int64_t j = 0; j < cb; j++)
             out[j] = (rx[j] - mean[j]) * scale[j] + shift[j];
@@ -109,6 +115,21 @@ static void bn_apply(const tb_backend *be, const tb_tensor *y, const tb_tensor *
             for (int64_t j = 0; j < cb; j++)
                 out[j] = out[j] < 0.0f ? 0.0f : out[j];
         tb_cpu_store_row(y, r * c + j0, out, cb);
+    }
+}
+
+/* y[r, j0+j] = (x - mean[j]) * scale[j] + shift[j] for every row, then
+ * + z and clamped at 0 as the epilogue asks (NaN passes the clamp, as ReLU's). */
+static void bn_apply(const tb_backend *be, const tb_tensor *y, const tb_tensor *x, const float *mean,
+                     const float *scale, const float *shift, tb_cpu_bn_epilogue ep, int64_t rows, int64_t c,
+                     int64_t j0, int64_t cb)
+{
+    int64_t chunks = tb_cpu_chunk_count(rows);
+#pragma omp parallel for schedule(static) num_threads(be->threads)
+    for (int64_t k = 0; k < chunks; k++) {
+        int64_t lo, hi;
+        tb_cpu_chunk(rows, chunks, k, &lo, &hi);
+        bn_apply_rows(y, x, mean, scale, shift, ep, lo, hi, c, j0, cb);
     }
 }
 
@@ -204,6 +225,29 @@ static void bn_gated_to_dz(const tb_backend *be, tb_tensor *dz, const tb_tensor 
     }
 }
 
+/* dx = k1*dy - k2 - k3*(x - mean) per channel, from bn_sums' sums. */
+typedef struct bn_dx_coeffs {
+    const float *k1, *k2, *k3, *mean;
+} bn_dx_coeffs;
+
+/* Rows [lo, hi): dx += the BN input gradient, dz gets the gated dy. */
+TB_CPU_VECTOR_CLONES
+static void bn_dx_rows(const tb_tensor *dx, const tb_tensor *dz, const tb_tensor *dy, const tb_tensor *gate_y,
+                       const tb_tensor *x, const bn_dx_coeffs *k, bool dz_write, int64_t lo, int64_t hi, int64_t c,
+                       int64_t j0, int64_t cb)
+{
+    float tx[BN_CB], tdy[BN_CB], ty[BN_CB], tg[BN_CB], add[BN_CB];
+    for (int64_t r = lo; r < hi; r++) {
+        const float *rx = tb_cpu_load_row(tx, x, r * c + j0, cb);
+        const float *rdy = gate_row(tg, tb_cpu_load_row(tdy, dy, r * c + j0, cb), gate_y, ty, r * c + j0, cb);
+        for (int64_t j = 0; j < cb; j++)
+            add[j] = k->k1[j] * rdy[j] - k->k2[j] - k->k3[j] * (rx[j] - k->mean[j]);
+        tb_cpu_accum_row(dx, r * c + j0, add, cb);
+        if (dz)
+            bn_to_dz(dz, r * c + j0, rdy, cb, dz_write);
+    }
+}
+
 int tb_cpu_bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *dgamma, tb_tensor *dbeta,
                        const tb_tensor *dy, const tb_tensor *gate_y, const tb_tensor *x, const tb_tensor *gamma,
                        const tb_tensor *save_mean, const tb_tensor *save_invstd, bool dz_write)
@@ -235,16 +279,13 @@ int tb_cpu_bn_backward(tb_backend *be, tb_tensor *dx, tb_tensor *dz, tb_tensor *
             continue;
         }
         /* dz rides along the pass that reads the gated dy for dx */
+        const bn_dx_coeffs k = {k1, k2, k3, mean};
+        int64_t chunks = tb_cpu_chunk_count(rows);
 #pragma omp parallel for schedule(static) num_threads(be->threads)
-        for (int64_t r = 0; r < rows; r++) {
-            float tx[BN_CB], tdy[BN_CB], ty[BN_CB], tg[BN_CB], add[BN_CB];
-            const float *rx = tb_cpu_load_row(tx, x, r * c + j0, cb);
-            const float *rdy = gate_row(tg, tb_cpu_load_row(tdy, dy, r * c + j0, cb), gate_y, ty, r * c + j0, cb);
-            for (int64_t j = 0; j < cb; j++)
-                add[j] = k1[j] * rdy[j] - k2[j] - k3[j] * (rx[j] - mean[j]);
-            tb_cpu_accum_row(dx, r * c + j0, add, cb);
-            if (dz)
-                bn_to_dz(dz, r * c + j0, rdy, cb, dz_write);
+        for (int64_t q = 0; q < chunks; q++) {
+            int64_t lo, hi;
+            tb_cpu_chunk(rows, chunks, q, &lo, &hi);
+            bn_dx_rows(dx, dz, dy, gate_y, x, &k, dz_write, lo, hi, c, j0, cb);
         }
     }
     return TB_OK;

@@ -23,6 +23,17 @@
 /* Fixed number of row chunks of a deterministic reduction. */
 #define TB_CPU_CHUNKS 16
 
+/* On a function holding a hot loop (not an OpenMP region: GCC outlines
+ * those before it clones): compiled also for AVX-512 and AVX2, the CPU
+ * picking one at load time. The loops vectorise across channels and are
+ * not reassociated (no -ffast-math, and -std=c11 turns off FMA
+ * contraction), so every clone computes the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TB_CPU_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TB_CPU_VECTOR_CLONES
+#endif
+
 static inline void *tb_cpu_at(const tb_tensor *t, int64_t i)
 {
     return (char *)t->data + i * (int64_t)tb_dtype_size(t->dtype);
