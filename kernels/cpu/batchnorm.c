@@ -96,7 +96,7 @@ static void bn_sums(const tb_backend *be, const tb_tensor *a, const tb_tensor *g
 }
 
 /* Rows [lo, hi) of bn_apply. */
-TB_CPU_VECTOR_CLONES
+TB_CPU_AVX2_CLONES
 static void bn_apply_rows(const tb_tensor *y, const tb_tensor *x, const float *mean, const float *scale,
                           const float *shift, tb_cpu_bn_epilogue ep, int64_t lo, int64_t hi, int64_t c, int64_t j0,
                           int64_t cb)
@@ -231,7 +231,7 @@ typedef struct bn_dx_coeffs {
 } bn_dx_coeffs;
 
 /* Rows [lo, hi): dx += the BN input gradient, dz gets the gated dy. */
-TB_CPU_VECTOR_CLONES
+TB_CPU_AVX2_CLONES
 static void bn_dx_rows(const tb_tensor *dx, const tb_tensor *dz, const tb_tensor *dy, const tb_tensor *gate_y,
                        const tb_tensor *x, const bn_dx_coeffs *k, bool dz_write, int64_t lo, int64_t hi, int64_t c,
                        int64_t j0, int64_t cb)
